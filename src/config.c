@@ -1,0 +1,306 @@
+/*
+ * config: one table lists every key with its type and default, so the INI
+ * reader, the environment overlay and the reference ferry.ini cannot drift
+ * apart. Unknown sections and keys are errors, never silently ignored.
+ */
+#include "config.h"
+#include "util.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES };
+
+struct key {
+	const char *section, *name;
+	enum type type;
+	size_t offset;
+	long long min, max;
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct key keys[] = {
+	{ "database", "url", T_STR, OFF(database_url), 0, 0 },
+	{ "database", "wait_seconds", T_INT, OFF(wait_seconds), 0, 86400 },
+	{ "database", "state_dir", T_STR, OFF(state_dir), 0, 0 },
+	{ "migrations", "dir", T_STR, OFF(migrations_dir), 0, 0 },
+	{ "migrations", "lock_timeout_seconds", T_INT, OFF(lock_timeout_seconds), 0, 86400 },
+	{ "migrations", "auto_upgrade", T_BOOL, OFF(auto_upgrade), 0, 0 },
+	{ "migrations", "target_version", T_INT, OFF(target_version), 0, 99999999999999LL },
+	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0 },
+	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100 },
+	{ "run", "user", T_STR, OFF(run_user), 0, 0 },
+	{ "run", "grace_seconds", T_INT, OFF(grace_seconds), 0, 3600 },
+	{ "run", "signal_group", T_BOOL, OFF(signal_group), 0, 0 },
+	{ "run", "exec", T_BOOL, OFF(exec), 0, 0 },
+	{ "run", "exit_zero", T_STATUSES, OFF(exit_zero), 0, 0 },
+	{ "log", "level", T_LEVEL, OFF(log_level), 0, 0 },
+	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0 },
+};
+
+/* Sections of DESIGN.md whose keys arrive with later features. */
+static const char *const sections[] = {
+	"database", "migrations", "snapshot", "run", "health",
+	"backup", "doctor", "app", "log",
+};
+
+void config_defaults(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->wait_seconds = 30;
+	c->migrations_dir = xstrdup("/app/migrations");
+	c->lock_timeout_seconds = 300;
+	c->auto_upgrade = true;
+	c->snapshot_keep = 1;
+	c->grace_seconds = 10;
+	c->log_level = LOG_INFO;
+	c->log_format = LOG_TEXT;
+}
+
+void config_release(struct config *c)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].type == T_STR)
+			free(*(char **)((char *)c + keys[i].offset));
+	memset(c, 0, sizeof(*c));
+}
+
+bool config_parse_status_list(bool out[256], const char *value)
+{
+	bool tmp[256] = { false };
+	const char *p = value;
+
+	while (*p) {
+		char num[16];
+		size_t len;
+		long long v;
+
+		p += strspn(p, " \t");
+		len = strcspn(p, ", \t");
+		if (len == 0 || len >= sizeof(num))
+			return false;
+		memcpy(num, p, len);
+		num[len] = '\0';
+		if (!parse_ll(num, 0, 255, &v))
+			return false;
+		tmp[v] = true;
+		p += len;
+		p += strspn(p, " \t");
+		if (*p == ',')
+			p++;
+		else if (*p)
+			return false;
+	}
+	memcpy(out, tmp, sizeof(tmp));
+	return true;
+}
+
+/* Sets one key from its text; on a bad value fills why and returns -1. */
+static int set_value(struct config *c, const struct key *k, const char *value,
+		     char *why, size_t whysize)
+{
+	void *field = (char *)c + k->offset;
+	long long v;
+
+	switch (k->type) {
+	case T_STR:
+		free(*(char **)field);
+		*(char **)field = value[0] ? xstrdup(value) : NULL;
+		return 0;
+	case T_INT:
+		if (!parse_ll(value, k->min, k->max, &v)) {
+			snprintf(why, whysize, "expected a whole number from %lld to %lld",
+				 k->min, k->max);
+			return -1;
+		}
+		*(long long *)field = v;
+		return 0;
+	case T_BOOL:
+		if (!strcasecmp(value, "true") || !strcasecmp(value, "yes") ||
+		    !strcmp(value, "1") || !strcasecmp(value, "on"))
+			*(bool *)field = true;
+		else if (!strcasecmp(value, "false") || !strcasecmp(value, "no") ||
+			 !strcmp(value, "0") || !strcasecmp(value, "off"))
+			*(bool *)field = false;
+		else {
+			snprintf(why, whysize, "expected true or false");
+			return -1;
+		}
+		return 0;
+	case T_LEVEL:
+		if (!strcasecmp(value, "error"))
+			v = LOG_ERROR;
+		else if (!strcasecmp(value, "warn") || !strcasecmp(value, "warning"))
+			v = LOG_WARN;
+		else if (!strcasecmp(value, "info"))
+			v = LOG_INFO;
+		else if (!strcasecmp(value, "debug"))
+			v = LOG_DEBUG;
+		else {
+			snprintf(why, whysize, "expected error, warn, info or debug");
+			return -1;
+		}
+		*(long long *)field = v;
+		return 0;
+	case T_FORMAT:
+		if (!strcasecmp(value, "text"))
+			v = LOG_TEXT;
+		else if (!strcasecmp(value, "json"))
+			v = LOG_JSON;
+		else {
+			snprintf(why, whysize, "expected text or json");
+			return -1;
+		}
+		*(long long *)field = v;
+		return 0;
+	case T_STATUSES:
+		if (!config_parse_status_list(field, value)) {
+			snprintf(why, whysize,
+				 "expected a comma-separated list of exit statuses 0-255");
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+static const struct key *find_key(const char *section, const char *name)
+{
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcasecmp(keys[i].section, section) &&
+		    !strcasecmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+static bool known_section(const char *section)
+{
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (!strcasecmp(sections[i], section))
+			return true;
+	return false;
+}
+
+struct ini_ctx {
+	struct config *c;
+	char msg[512]; /* the first error; inih gives its line number */
+};
+
+static int on_ini_key(void *user, const char *section, const char *name,
+		       const char *value)
+{
+	struct ini_ctx *ctx = user;
+	const struct key *k;
+	char why[200];
+
+	if (ctx->msg[0])
+		return 0;
+	if (!known_section(section)) {
+		snprintf(ctx->msg, sizeof(ctx->msg), "unknown section [%s]",
+			 section);
+		return 0;
+	}
+	k = find_key(section, name);
+	if (!k) {
+		snprintf(ctx->msg, sizeof(ctx->msg), "unknown key '%s' in [%s]",
+			 name, section);
+		return 0;
+	}
+	if (set_value(ctx->c, k, value, why, sizeof(why)) < 0) {
+		/* never echo the value of a key that may hold a password */
+		if (k->offset == OFF(database_url))
+			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: %s",
+				 k->section, k->name, why);
+		else
+			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: bad value '%s': %s",
+				 k->section, k->name, value, why);
+		return 0;
+	}
+	return 1;
+}
+
+int config_load(struct config *c, const char *path, bool required)
+{
+	struct ini_ctx ctx = { .c = c };
+	FILE *f;
+	int rc;
+
+	f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT && !required)
+			return 0;
+		return error("cannot read config file '%s': %s", path, strerror(errno));
+	}
+	rc = ini_parse_file(f, on_ini_key, &ctx);
+	fclose(f);
+	if (rc == -2)
+		return error("%s: out of memory while parsing", path);
+	if (rc > 0) {
+		if (ctx.msg[0])
+			return error("%s:%d: %s", path, rc, ctx.msg);
+		return error("%s:%d: syntax error (expected [section] or key = value, "
+			     "at most %d characters a line)", path, rc, INI_MAX_LINE - 2);
+	}
+	return 0;
+}
+
+/* FERRY_RUN_GRACE_SECONDS -> "run", "grace_seconds" */
+static void env_name(const struct key *k, char *buf, size_t size)
+{
+	size_t n = (size_t)snprintf(buf, size, "FERRY_%s_%s", k->section, k->name);
+
+	for (size_t i = 0; i < n && i < size; i++)
+		if (buf[i] >= 'a' && buf[i] <= 'z')
+			buf[i] = (char)(buf[i] - 'a' + 'A');
+}
+
+int config_load_env(struct config *c)
+{
+	extern char **environ;
+	char name[128], why[200];
+	const char *v;
+
+	/* The conventional variable first, so FERRY_DATABASE_URL can override it. */
+	v = getenv("DATABASE_URL");
+	if (v && *v)
+		set_value(c, find_key("database", "url"), v, why, sizeof(why));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		env_name(&keys[i], name, sizeof(name));
+		v = getenv(name);
+		if (!v)
+			continue;
+		if (set_value(c, &keys[i], v, why, sizeof(why)) < 0) {
+			if (keys[i].offset == OFF(database_url))
+				return error("%s: %s", name, why);
+			return error("%s: bad value '%s': %s", name, v, why);
+		}
+	}
+	/* A typo in a variable for a known section must not be a silent default. */
+	for (char **e = environ; *e; e++) {
+		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
+			char prefix[64];
+			size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "FERRY_%s_",
+						       sections[i]);
+			size_t len = strcspn(*e, "=");
+
+			if (len <= plen || strncasecmp(*e, prefix, plen))
+				continue;
+			bool known = false;
+			for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]); j++) {
+				env_name(&keys[j], name, sizeof(name));
+				if (strlen(name) == len && !strncmp(*e, name, len))
+					known = true;
+			}
+			if (!known)
+				return error("%.*s: unknown setting (no key '%.*s' in [%s])",
+					     (int)len, *e, (int)(len - plen), *e + plen,
+					     sections[i]);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,51 @@
+/*
+ * config: every setting ferry has, read from the INI file (inih), then
+ * FERRY_<SECTION>_<KEY> environment variables, then the command line.
+ */
+#ifndef FERRY_CONFIG_H
+#define FERRY_CONFIG_H
+
+#include <stdbool.h>
+
+#include "log.h"
+
+#define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
+
+struct config {
+	/* [database] */
+	char *database_url;
+	long long wait_seconds;
+	char *state_dir;
+	/* [migrations] */
+	char *migrations_dir;
+	long long lock_timeout_seconds;
+	bool auto_upgrade;
+	long long target_version; /* 0: the highest shipped */
+	/* [snapshot] */
+	char *snapshot_dir;
+	long long snapshot_keep;
+	/* [run] */
+	char *run_user;
+	long long grace_seconds;
+	bool signal_group;
+	bool exec;
+	bool exit_zero[256];
+	/* [log] */
+	long long log_level;  /* enum log_level */
+	long long log_format; /* enum log_format */
+};
+
+void config_defaults(struct config *c);
+/*
+ * Loads path into c (a missing file is fine when !required), then the
+ * environment. On error logs one line naming file:line or the variable and
+ * returns -1.
+ */
+int config_load(struct config *c, const char *path, bool required);
+int config_load_env(struct config *c);
+void config_release(struct config *c);
+
+/* Parses "143,130" into c->exit_zero; false on a bad list. */
+bool config_parse_status_list(bool out[256], const char *value);
+
+#endif

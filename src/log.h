@@ -1,0 +1,32 @@
+/*
+ * log: one line per event on stderr, "ferry: ..." for people or one JSON
+ * object per line for log collectors, plus the password redaction that every
+ * printed database URL goes through.
+ */
+#ifndef FERRY_LOG_H
+#define FERRY_LOG_H
+
+#include <stddef.h>
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum log_format { LOG_TEXT, LOG_JSON };
+
+void log_setup(enum log_level level, enum log_format format);
+void log_msg(enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Logs at error level and returns -1, for `return error(...)`. */
+int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Copies a database URL or libpq conninfo into buf with any password
+ * replaced by "***". Always NUL-terminates; returns buf.
+ */
+char *redact_url(const char *url, char *buf, size_t size);
+
+#endif

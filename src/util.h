@@ -1,0 +1,36 @@
+/*
+ * util: small helpers every module needs: checked allocation and number
+ * parsing, monotonic time, and the crash-safe file primitives.
+ */
+#ifndef FERRY_UTIL_H
+#define FERRY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+void *xmalloc(size_t size);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whole decimal number in [min, max]; false on anything else. */
+bool parse_ll(const char *s, long long min, long long max, long long *out);
+
+double now_seconds(void); /* CLOCK_MONOTONIC */
+
+int write_all(int fd, const void *buf, size_t len);
+int fsync_dir_of(const char *path); /* fsync the directory holding path */
+int fsync_path(const char *path);
+/* Writes data to path via path.tmp, fsync, rename, fsync of the directory. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+int mkdir_p(const char *path, mode_t mode);
+bool path_exists(const char *path);
+char *dir_of(const char *path); /* malloc'd dirname */
+const char *base_of(const char *path);
+/* "12.3 MiB" style size for log lines. */
+const char *human_size(unsigned long long bytes, char *buf, size_t size);
+
+#endif
