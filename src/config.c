@@ -188,8 +188,62 @@ static bool known_section(const char *section)
 
 struct ini_ctx {
 	struct config *c;
-	char msg[512]; /* the first error; inih gives its line number */
+	FILE *f;
+	int line;      /* lines read so far: the one inih is parsing */
+	int msg_line;  /* where msg was found */
+	char msg[512]; /* the first error found by the reader or the handler */
 };
+
+/* Claims the error message slot for the current line; false when taken. */
+static bool first_error(struct ini_ctx *ctx)
+{
+	if (ctx->msg[0])
+		return false;
+	ctx->msg_line = ctx->line;
+	return true;
+}
+
+/*
+ * inih's line reader. Counting the lines here gives errors that inih does
+ * not see their line number: a section with no key in it (inih only calls
+ * the handler for keys) and a line too long for inih's buffer (inih would
+ * parse its tail as the next line).
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct ini_ctx *ctx = stream;
+	const char *p, *end;
+	size_t len;
+	int ch;
+
+	if (!fgets(buf, size, ctx->f))
+		return NULL;
+	ctx->line++;
+	len = strlen(buf);
+	if (len > 0 && buf[len - 1] != '\n') {
+		ch = getc(ctx->f);
+		if (ch != '\n' && ch != EOF) {
+			while (ch != '\n' && ch != EOF)
+				ch = getc(ctx->f);
+			if (first_error(ctx))
+				snprintf(ctx->msg, sizeof(ctx->msg),
+					 "line longer than %d characters", size - 2);
+			buf[0] = '\0';
+			return buf;
+		}
+	}
+	p = buf + strspn(buf, " \t\r");
+	end = *p == '[' ? strchr(p, ']') : NULL;
+	if (end) {
+		char section[128];
+
+		snprintf(section, sizeof(section), "%.*s", (int)(end - p - 1), p + 1);
+		if (!known_section(section) && first_error(ctx))
+			snprintf(ctx->msg, sizeof(ctx->msg), "unknown section [%s]",
+				 section);
+	}
+	return buf;
+}
 
 static int on_ini_key(void *user, const char *section, const char *name,
 		       const char *value)
@@ -200,25 +254,38 @@ static int on_ini_key(void *user, const char *section, const char *name,
 
 	if (ctx->msg[0])
 		return 0;
+	if (!section[0]) {
+		first_error(ctx);
+		snprintf(ctx->msg, sizeof(ctx->msg),
+			 "key '%s' outside of a [section]", name);
+		return 0;
+	}
 	if (!known_section(section)) {
+		first_error(ctx);
 		snprintf(ctx->msg, sizeof(ctx->msg), "unknown section [%s]",
 			 section);
 		return 0;
 	}
 	k = find_key(section, name);
 	if (!k) {
+		first_error(ctx);
 		snprintf(ctx->msg, sizeof(ctx->msg), "unknown key '%s' in [%s]",
 			 name, section);
 		return 0;
 	}
 	if (set_value(ctx->c, k, value, why, sizeof(why)) < 0) {
-		/* never echo the value of a key that may hold a password */
+		char shown[256];
+
+		first_error(ctx);
+		/* never echo the value of a key that may hold a password, and
+		 * redact the others: a URL pasted into the wrong key happens */
 		if (k->offset == OFF(database_url))
 			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: %s",
 				 k->section, k->name, why);
 		else
 			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: bad value '%s': %s",
-				 k->section, k->name, value, why);
+				 k->section, k->name,
+				 redact_url(value, shown, sizeof(shown)), why);
 		return 0;
 	}
 	return 1;
@@ -227,25 +294,28 @@ static int on_ini_key(void *user, const char *section, const char *name,
 int config_load(struct config *c, const char *path, bool required)
 {
 	struct ini_ctx ctx = { .c = c };
-	FILE *f;
 	int rc;
 
-	f = fopen(path, "re");
-	if (!f) {
+	ctx.f = fopen(path, "re");
+	if (!ctx.f) {
 		if (errno == ENOENT && !required)
 			return 0;
 		return error("cannot read config file '%s': %s", path, strerror(errno));
 	}
-	rc = ini_parse_file(f, on_ini_key, &ctx);
-	fclose(f);
+	rc = ini_parse_stream(read_line, &ctx, on_ini_key, &ctx);
+	if (ferror(ctx.f)) {
+		fclose(ctx.f);
+		return error("cannot read config file '%s': %s", path, strerror(errno));
+	}
+	fclose(ctx.f);
 	if (rc == -2)
 		return error("%s: out of memory while parsing", path);
-	if (rc > 0) {
-		if (ctx.msg[0])
-			return error("%s:%d: %s", path, rc, ctx.msg);
-		return error("%s:%d: syntax error (expected [section] or key = value, "
-			     "at most %d characters a line)", path, rc, INI_MAX_LINE - 2);
-	}
+	/* inih's rc is the first line it rejected, ours the first we did */
+	if (ctx.msg[0] && (rc <= 0 || ctx.msg_line <= rc))
+		return error("%s:%d: %s", path, ctx.msg_line, ctx.msg);
+	if (rc > 0)
+		return error("%s:%d: syntax error (expected [section] or key = value)",
+			     path, rc);
 	return 0;
 }
 
@@ -263,6 +333,7 @@ int config_load_env(struct config *c)
 {
 	extern char **environ;
 	char name[128], why[200];
+	char shown[256];
 	const char *v;
 
 	/* The conventional variable first, so FERRY_DATABASE_URL can override it. */
@@ -277,7 +348,8 @@ int config_load_env(struct config *c)
 		if (set_value(c, &keys[i], v, why, sizeof(why)) < 0) {
 			if (keys[i].offset == OFF(database_url))
 				return error("%s: %s", name, why);
-			return error("%s: bad value '%s': %s", name, v, why);
+			return error("%s: bad value '%s': %s", name,
+				     redact_url(v, shown, sizeof(shown)), why);
 		}
 	}
 	/* A typo in a variable for a known section must not be a silent default. */

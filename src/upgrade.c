@@ -1,21 +1,636 @@
-/* upgrade: placeholder until the SQLite backend lands (issue 3). */
+/*
+ * upgrade: the boot sequence of DESIGN.md, top to bottom in
+ * upgrade_prepare(): open, fast path, lock, recover, plan, snapshot,
+ * migrate, verify, done. Every failure after the first write ends in a
+ * restore from the snapshot; the journal makes that true across crashes.
+ */
 #include "upgrade.h"
+#include "config.h"
 #include "exits.h"
+#include "journal.h"
 #include "log.h"
+#include "migrations.h"
+#include "plan.h"
+#include "snapshot.h"
+#include "store.h"
+#include "util.h"
 
-static int later(void)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct boot {
+	const struct config *c;
+	struct store store;
+	struct state state;
+	struct migration_set set;
+	struct ledger ledger;
+	struct plan plan;
+	bool db_exists;
+	bool have_state, have_set;
+};
+
+static void boot_close(struct boot *b)
 {
-	log_error("database support is not built yet");
-	return EXIT_CONFIG;
+	plan_release(&b->plan);
+	ledger_release(&b->ledger);
+	if (b->have_set)
+		migrations_release(&b->set);
+	if (b->have_state)
+		state_release(&b->state);
+	store_release(&b->store);
+}
+
+/* Parses the URL, reads the migrations; returns an exit status. */
+static int boot_open(struct boot *b, const struct config *c, bool need_migrations)
+{
+	char *dir;
+	int rc, e;
+
+	memset(b, 0, sizeof(*b));
+	b->c = c;
+	if (store_init(&b->store, c->database_url) < 0)
+		return EXIT_CONFIG;
+	if (need_migrations) {
+		b->have_set = true;
+		rc = migrations_load(&b->set, c->migrations_dir);
+		if (rc)
+			return rc;
+		if (c->target_version && !migrations_find(&b->set, c->target_version))
+			return error("[migrations] target_version %lld: no such migration in '%s'",
+				     c->target_version, c->migrations_dir), EXIT_CONFIG;
+	}
+	dir = dir_of(b->store.ops->location(&b->store));
+	if (c->state_dir)
+		state_init(&b->state, c->state_dir);
+	else {
+		char *sd = xasprintf("%s/.ferry", dir);
+		state_init(&b->state, sd);
+		free(sd);
+	}
+	free(dir);
+	b->have_state = true;
+	e = b->store.ops->exists(&b->store);
+	if (e < 0)
+		return EXIT_CONFIG;
+	b->db_exists = e == 1;
+	return 0;
+}
+
+/* Opens the database if it exists, reads the ledger, makes the plan. */
+static int read_plan(struct boot *b)
+{
+	plan_release(&b->plan);
+	ledger_release(&b->ledger);
+	if (b->db_exists) {
+		if (!b->store.db && b->store.ops->open(&b->store) < 0)
+			return EXIT_DATA;
+		if (b->store.ops->read_ledger(&b->store, &b->ledger) < 0)
+			return EXIT_DATA;
+	}
+	plan_make(&b->plan, &b->set, &b->ledger, b->db_exists, b->c->target_version);
+	return 0;
+}
+
+/* Puts the snapshot back, journalled so a crash midway is finished later. */
+static int restore(struct boot *b, const struct journal *from)
+{
+	struct journal j = *from;
+
+	if (b->store.db)
+		b->store.ops->close(&b->store);
+	if (!path_exists(j.snapshot)) {
+		log_error("cannot restore: snapshot '%s' is missing; the database '%s' "
+			  "may be half-migrated: restore it from a backup by hand",
+			  j.snapshot, b->store.path);
+		return EXIT_RESTORE_FAILED;
+	}
+	j.phase = PHASE_RESTORING;
+	if (from->phase != PHASE_RESTORING && journal_write(&b->state, &j) < 0)
+		return EXIT_RESTORE_FAILED;
+	if (b->store.ops->restore(&b->store, j.snapshot) < 0) {
+		log_error("restoring '%s' from '%s' failed: the snapshot is kept; copy it "
+			  "over the database by hand (with the server stopped), or start "
+			  "ferry again to retry", b->store.path, j.snapshot);
+		return EXIT_RESTORE_FAILED;
+	}
+	crash_point("restore:done");
+	if (journal_clear(&b->state) < 0)
+		return EXIT_RESTORE_FAILED;
+	return 0;
+}
+
+/* Resolves an upgrade that an earlier boot did not finish. */
+static int recover(struct boot *b)
+{
+	struct journal j;
+	char *tmp;
+	int rc;
+
+	if (journal_read(&b->state, &j) < 0)
+		return EXIT_DATA;
+	switch (j.phase) {
+	case PHASE_NONE:
+		return 0;
+	case PHASE_SNAPSHOTTING:
+		tmp = xasprintf("%s.tmp", j.snapshot);
+		unlink(tmp);
+		free(tmp);
+		log_info("an upgrade from %lld to %lld was interrupted while writing its "
+			 "snapshot; the database was not touched: discarded the partial "
+			 "snapshot", j.from, j.to);
+		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : 0;
+	case PHASE_SNAPSHOTTED:
+	case PHASE_DONE:
+		log_info("an upgrade from %lld to %lld was interrupted before it changed "
+			 "anything (phase %s): nothing to undo", j.from, j.to,
+			 phase_name(j.phase));
+		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : 0;
+	case PHASE_MIGRATING:
+	case PHASE_VERIFYING:
+	case PHASE_RESTORING:
+		log_info("an upgrade from %lld to %lld was interrupted (phase %s): "
+			 "restoring the database from %s", j.from, j.to,
+			 phase_name(j.phase), j.snapshot);
+		rc = restore(b, &j);
+		if (rc == 0)
+			log_info("database restored from %s: back at version %lld",
+				 j.snapshot, j.from);
+		return rc;
+	}
+	return 0;
+}
+
+static void print_plan(const struct boot *b)
+{
+	const struct plan *p = &b->plan;
+
+	printf("database: %s (%s)\n", b->store.url_redacted,
+	       b->db_exists ? "exists" : "does not exist yet");
+	printf("database version: %lld\n", p->db_version);
+	printf("image version: %lld (%zu migrations in %s, %s format)\n",
+	       p->image_version, b->set.n, b->set.dir, b->set.format);
+	switch (p->kind) {
+	case PLAN_CURRENT:
+		printf("plan: nothing to do\n");
+		break;
+	case PLAN_REFUSE:
+		printf("plan: refuse: %s\n", p->why);
+		break;
+	case PLAN_CREATE:
+	case PLAN_UPGRADE:
+		printf("plan: %s, applying %zu migration%s:\n",
+		       p->kind == PLAN_CREATE ? "create the database" : "snapshot, then upgrade",
+		       p->n_pending, p->n_pending == 1 ? "" : "s");
+		for (size_t i = 0; i < p->n_pending; i++)
+			printf("  %s%s\n", p->pending[i]->name,
+			       p->pending[i]->no_transaction ? " (no transaction)" : "");
+		break;
+	}
+}
+
+/* Applies the plan's migrations in order; *failed names the one that failed. */
+static int apply_pending(struct store *s, const struct plan *p,
+			 const struct migration **failed)
+{
+	for (size_t i = 0; i < p->n_pending; i++) {
+		const struct migration *m = p->pending[i];
+		char point[64];
+		long long ms = 0;
+
+		if (s->ops->apply(s, m, &ms) < 0) {
+			*failed = m;
+			return -1;
+		}
+		log_info("applied %s (%lld ms)", m->name, ms);
+		snprintf(point, sizeof(point), "migration:%lld:after-commit", m->version);
+		crash_point(point);
+	}
+	return 0;
+}
+
+/* "migration 0003_bad failed: near line 4: ..." or the verification's words */
+static void describe_failure(char *buf, size_t size, const struct store *s,
+			     const struct migration *failed)
+{
+	if (failed)
+		snprintf(buf, size, "migration %s failed: %s", failed->name, s->err);
+	else
+		snprintf(buf, size, "verification after the upgrade failed: %s", s->err);
+}
+
+struct create_args {
+	const struct plan *plan;
+	const struct migration *failed;
+};
+
+static int create_fn(struct store *s, void *arg)
+{
+	struct create_args *a = arg;
+
+	if (apply_pending(s, a->plan, &a->failed) < 0 || s->ops->verify(s) < 0)
+		return -1;
+	return 0;
+}
+
+static int create(struct boot *b)
+{
+	struct create_args a = { .plan = &b->plan };
+	char why[1200];
+
+	log_info("no database yet: creating %s at version %lld (%zu migrations)",
+		 b->store.path, b->plan.image_version, b->plan.n_pending);
+	if (b->store.ops->create(&b->store, create_fn, &a) < 0) {
+		if (b->store.err[0]) {
+			describe_failure(why, sizeof(why), &b->store, a.failed);
+			log_error("%s — no database was created", why);
+		}
+		return EXIT_UPGRADE_FAILED;
+	}
+	log_info("database created at version %lld", b->plan.image_version);
+	return 0;
+}
+
+static int upgrade(struct boot *b, bool for_run)
+{
+	const struct plan *p = &b->plan;
+	struct journal j = { .from = p->db_version, .to = p->image_version };
+	struct store *s = &b->store;
+	const struct migration *failed = NULL;
+	double t0 = now_seconds();
+	char *snap, why[1200];
+	int rc;
+
+	if (for_run && !b->c->auto_upgrade) {
+		log_error("%zu migration%s pending (database at %lld, image at %lld): run "
+			  "`ferry migrate`, then start again ([migrations] auto_upgrade = "
+			  "false)", p->n_pending, p->n_pending == 1 ? "" : "s",
+			  p->db_version, p->image_version);
+		return EXIT_TEMPFAIL;
+	}
+	log_info("schema version mismatch: database has %lld, image expects %lld "
+		 "(%zu pending) — upgrading", p->db_version, p->image_version,
+		 p->n_pending);
+	if (s->ops->check(s) < 0) {
+		log_error("refusing to upgrade a damaged database: nothing was changed; "
+			  "restore it from a backup");
+		return EXIT_DATA;
+	}
+
+	snap = snapshot_path(b->c, s, 0);
+	snprintf(j.snapshot, sizeof(j.snapshot), "%s", snap);
+	free(snap);
+	j.phase = PHASE_SNAPSHOTTING;
+	if (journal_write(&b->state, &j) < 0)
+		return EXIT_CANTCREAT;
+	rc = snapshot_take(b->c, s);
+	if (rc) {
+		journal_clear(&b->state);
+		return rc;
+	}
+	j.phase = PHASE_SNAPSHOTTED;
+	if (journal_write(&b->state, &j) < 0)
+		return EXIT_CANTCREAT;
+
+	j.phase = PHASE_MIGRATING;
+	if (journal_write(&b->state, &j) < 0) {
+		journal_clear(&b->state);
+		return EXIT_CANTCREAT;
+	}
+	if (apply_pending(s, p, &failed) < 0)
+		goto failed;
+	j.phase = PHASE_VERIFYING;
+	if (journal_write(&b->state, &j) < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot write the journal");
+		goto failed;
+	}
+	if (s->ops->verify(s) < 0)
+		goto failed;
+	s->ops->close(s);
+	if (journal_clear(&b->state) < 0)
+		return EXIT_CANTCREAT;
+	log_info("database upgraded from %lld to %lld in %.2f s (snapshot kept: %s)",
+		 p->db_version, p->image_version, now_seconds() - t0, j.snapshot);
+	return 0;
+
+failed:
+	describe_failure(why, sizeof(why), s, failed);
+	rc = restore(b, &j);
+	if (rc)
+		log_error("%s — and the restore failed too", why);
+	else
+		log_error("%s — database restored from %s, still at version %lld",
+			  why, j.snapshot, p->db_version);
+	return rc ? rc : EXIT_UPGRADE_FAILED;
 }
 
 int upgrade_prepare(const struct config *c, bool dry_run, bool for_run)
 {
-	(void)c; (void)dry_run; (void)for_run;
-	return later();
+	struct boot b;
+	struct journal j;
+	int rc;
+
+	rc = boot_open(&b, c, true);
+	if (rc)
+		goto out;
+
+	/* Fast path, no lock and no write: nothing to do on most boots. */
+	if (journal_read(&b.state, &j) < 0) {
+		rc = EXIT_DATA;
+		goto out;
+	}
+	if (j.phase == PHASE_NONE || dry_run) {
+		rc = read_plan(&b);
+		if (rc)
+			goto out;
+		if (dry_run) {
+			if (j.phase != PHASE_NONE)
+				printf("journal: an interrupted upgrade (phase %s) will be "
+				       "resolved first\n", phase_name(j.phase));
+			print_plan(&b);
+			rc = b.plan.kind == PLAN_REFUSE ? EXIT_DATA : 0;
+			goto out;
+		}
+		if (b.plan.kind == PLAN_CURRENT) {
+			log_info("schema up to date: database and image at version %lld",
+				 b.plan.db_version);
+			goto out;
+		}
+		b.store.ops->close(&b.store);
+	}
+
+	rc = state_lock(&b.state, c->lock_timeout_seconds);
+	if (rc) {
+		rc = rc > 0 ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
+		goto out;
+	}
+	rc = recover(&b);
+	if (rc)
+		goto out;
+	/* re-read: another replica may have done the work while we waited */
+	b.db_exists = b.store.ops->exists(&b.store) == 1;
+	rc = read_plan(&b);
+	if (rc)
+		goto out;
+	switch (b.plan.kind) {
+	case PLAN_CURRENT:
+		log_info("schema up to date: database and image at version %lld",
+			 b.plan.db_version);
+		break;
+	case PLAN_REFUSE:
+		log_error("%s (nothing was changed)", b.plan.why);
+		rc = EXIT_DATA;
+		break;
+	case PLAN_CREATE:
+		rc = create(&b);
+		break;
+	case PLAN_UPGRADE:
+		rc = upgrade(&b, for_run);
+		break;
+	}
+out:
+	boot_close(&b);
+	return rc;
 }
-int upgrade_status(const struct config *c, bool json) { (void)c; (void)json; return later(); }
-int upgrade_snapshot(const struct config *c) { (void)c; return later(); }
-int upgrade_rollback(const struct config *c) { (void)c; return later(); }
-int upgrade_cleanup(const struct config *c) { (void)c; return later(); }
-void upgrade_print_versions(const struct config *c) { (void)c; }
+
+/* Lock, and refuse when an upgrade is unfinished: for the commands below. */
+static int take_quiet_lock(struct boot *b)
+{
+	struct journal j;
+	int rc = state_lock(&b->state, 0);
+
+	if (rc)
+		return rc > 0 ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
+	if (journal_read(&b->state, &j) < 0)
+		return EXIT_DATA;
+	if (j.phase != PHASE_NONE) {
+		log_error("an upgrade from %lld to %lld was interrupted (phase %s): run "
+			  "`ferry migrate` to resolve it first", j.from, j.to,
+			  phase_name(j.phase));
+		return EXIT_TEMPFAIL;
+	}
+	return 0;
+}
+
+int upgrade_snapshot(const struct config *c)
+{
+	struct boot b;
+	int rc = boot_open(&b, c, false);
+
+	if (rc)
+		goto out;
+	if (!b.db_exists) {
+		log_error("no database at '%s' to snapshot", b.store.path);
+		rc = EXIT_DATA;
+		goto out;
+	}
+	rc = take_quiet_lock(&b);
+	if (rc)
+		goto out;
+	if (b.store.ops->open(&b.store) < 0) {
+		rc = EXIT_DATA;
+		goto out;
+	}
+	rc = snapshot_take(c, &b.store);
+out:
+	boot_close(&b);
+	return rc;
+}
+
+int upgrade_rollback(const struct config *c)
+{
+	struct journal j = { .phase = PHASE_RESTORING };
+	struct boot b;
+	char *snap = NULL;
+	int rc = boot_open(&b, c, false);
+
+	if (rc)
+		goto out;
+	rc = state_lock(&b.state, 0);
+	if (rc) {
+		if (rc > 0)
+			log_error("refusing to roll back while another ferry is migrating");
+		rc = rc > 0 ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
+		goto out;
+	}
+	rc = recover(&b); /* an interrupted upgrade is undone the same way */
+	if (rc)
+		goto out;
+	snap = snapshot_path(c, &b.store, 0);
+	if (!path_exists(snap)) {
+		log_error("no snapshot to roll back to: '%s' does not exist", snap);
+		rc = EXIT_DATA;
+		goto out;
+	}
+	snprintf(j.snapshot, sizeof(j.snapshot), "%s", snap);
+	j.phase = PHASE_MIGRATING;
+	rc = restore(&b, &j);
+	if (rc == 0)
+		log_info("database %s restored from %s (the snapshot is kept; "
+			 "`ferry cleanup` removes it)", b.store.path, snap);
+out:
+	free(snap);
+	boot_close(&b);
+	return rc;
+}
+
+int upgrade_cleanup(const struct config *c)
+{
+	static const char *const leftovers[] = { ".ferry-new", ".ferry-restore" };
+	struct boot b;
+	int rc = boot_open(&b, c, false), n;
+
+	if (rc)
+		goto out;
+	rc = take_quiet_lock(&b);
+	if (rc)
+		goto out;
+	n = snapshot_remove_all(c, &b.store);
+	for (size_t i = 0; i < 2; i++) {
+		char *p = xasprintf("%s%s", b.store.path, leftovers[i]);
+		if (unlink(p) == 0)
+			log_info("removed leftover %s", p);
+		free(p);
+	}
+	log_info("cleanup: %d snapshot%s removed", n, n == 1 ? "" : "s");
+out:
+	boot_close(&b);
+	return rc;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+int upgrade_status(const struct config *c, bool json)
+{
+	struct boot b;
+	struct journal j;
+	struct stat st;
+	char *snap = NULL, size[32];
+	bool have_snap;
+	int rc = boot_open(&b, c, true);
+
+	if (rc)
+		goto out;
+	if (journal_read(&b.state, &j) < 0 || (rc = read_plan(&b)) != 0) {
+		rc = rc ? rc : EXIT_DATA;
+		goto out;
+	}
+	snap = snapshot_path(c, &b.store, 0);
+	have_snap = stat(snap, &st) == 0;
+	if (json) {
+		printf("{\"database\":");
+		json_str(b.store.url_redacted);
+		printf(",\"exists\":%s,\"database_version\":%lld,\"image_version\":%lld,"
+		       "\"plan\":\"%s\",\"pending\":[", b.db_exists ? "true" : "false",
+		       b.plan.db_version, b.plan.image_version,
+		       (const char *[]){ "current", "create", "upgrade", "refuse" }[b.plan.kind]);
+		for (size_t i = 0; i < b.plan.n_pending; i++) {
+			printf(i ? "," : "");
+			json_str(b.plan.pending[i]->name);
+		}
+		printf("],\"unknown\":[");
+		for (size_t i = 0, k = 0; i < b.ledger.n; i++)
+			if (!migrations_find(&b.set, b.ledger.rows[i].version)) {
+				printf(k++ ? "," : "");
+				json_str(b.ledger.rows[i].name);
+			}
+		printf("],\"dirty\":[");
+		for (size_t i = 0, k = 0; i < b.ledger.n; i++)
+			if (b.ledger.rows[i].dirty) {
+				printf(k++ ? "," : "");
+				json_str(b.ledger.rows[i].name);
+			}
+		printf("],\"refusal\":");
+		if (b.plan.kind == PLAN_REFUSE)
+			json_str(b.plan.why);
+		else
+			printf("null");
+		printf(",\"snapshot\":");
+		if (have_snap) {
+			printf("{\"path\":");
+			json_str(snap);
+			printf(",\"bytes\":%lld,\"age_seconds\":%lld}", (long long)st.st_size,
+			       (long long)(time(NULL) - st.st_mtime));
+		} else {
+			printf("null");
+		}
+		printf(",\"journal\":");
+		if (j.phase == PHASE_NONE)
+			printf("\"none\"");
+		else
+			printf("{\"phase\":\"%s\",\"from\":%lld,\"to\":%lld}",
+			       phase_name(j.phase), j.from, j.to);
+		printf("}\n");
+		goto out;
+	}
+	printf("database: %s%s\n", b.store.url_redacted,
+	       b.db_exists ? "" : " (does not exist yet)");
+	printf("database version: %lld\n", b.plan.db_version);
+	printf("image version: %lld (%s, %s format)\n", b.plan.image_version, b.set.dir,
+	       b.set.format);
+	printf("pending: %zu", b.plan.n_pending);
+	for (size_t i = 0; i < b.plan.n_pending; i++)
+		printf("%s%s", i ? ", " : " (", b.plan.pending[i]->name);
+	printf("%s\n", b.plan.n_pending ? ")" : "");
+	printf("unknown: %zu\n", b.plan.n_unknown);
+	printf("dirty: %zu\n", b.plan.n_dirty);
+	if (b.plan.kind == PLAN_REFUSE)
+		printf("refusal: %s\n", b.plan.why);
+	if (have_snap)
+		printf("snapshot: %s (%s, %lld s old)\n", snap,
+		       human_size((unsigned long long)st.st_size, size, sizeof(size)),
+		       (long long)(time(NULL) - st.st_mtime));
+	else
+		printf("snapshot: none\n");
+	if (j.phase == PHASE_NONE)
+		printf("journal: none\n");
+	else
+		printf("journal: %s (upgrade from %lld to %lld interrupted)\n",
+		       phase_name(j.phase), j.from, j.to);
+out:
+	free(snap);
+	boot_close(&b);
+	return rc;
+}
+
+void upgrade_print_versions(const struct config *c)
+{
+	struct boot b;
+	struct stat st;
+
+	if (!c->database_url || stat(c->migrations_dir, &st) < 0) {
+		if (stat(c->migrations_dir, &st) == 0) {
+			struct migration_set set;
+
+			if (migrations_load(&set, c->migrations_dir) == 0)
+				printf("image schema version: %lld\n", migrations_latest(&set));
+			migrations_release(&set);
+		}
+		return;
+	}
+	if (boot_open(&b, c, true) == 0) {
+		printf("image schema version: %lld\n", b.c->target_version ?
+		       b.c->target_version : migrations_latest(&b.set));
+		if (b.db_exists && read_plan(&b) == 0)
+			printf("database schema version: %lld\n", b.plan.db_version);
+		else if (!b.db_exists)
+			printf("database schema version: none (not created yet)\n");
+	}
+	boot_close(&b);
+}

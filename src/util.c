@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -218,4 +221,73 @@ const char *human_size(unsigned long long bytes, char *buf, size_t size)
 	else
 		snprintf(buf, size, "%.1f %s", v, units[u]);
 	return buf;
+}
+
+void crash_point(const char *name)
+{
+	const char *at = getenv("FERRY_TEST_CRASH_AT");
+
+	if (at && !strcmp(at, name)) {
+		log_debug("FERRY_TEST_CRASH_AT=%s: killing myself", name);
+		kill(getpid(), SIGKILL);
+	}
+}
+
+int copy_fd(int in, int out, unsigned long long size, const char *label,
+	    const char *crash, const char **how)
+{
+	unsigned long long done = 0;
+	double start = now_seconds(), last = start;
+	bool cfr = true;
+	char *buf = NULL;
+	int rc = -1;
+
+	if (ioctl(out, FICLONE, in) == 0) {
+		*how = "reflink";
+		return 0;
+	}
+	*how = "copy_file_range";
+	if (lseek(in, 0, SEEK_SET) < 0 || lseek(out, 0, SEEK_SET) < 0)
+		return -1;
+	while (done < size) {
+		size_t chunk = size - done > (8u << 20) ? (8u << 20) : (size_t)(size - done);
+		ssize_t n = -1;
+
+		if (cfr) {
+			n = copy_file_range(in, NULL, out, NULL, chunk, 0);
+			if (n < 0 && done == 0 && (errno == EXDEV || errno == ENOSYS ||
+						   errno == EINVAL || errno == EOPNOTSUPP)) {
+				cfr = false;
+				*how = "read/write";
+			}
+		}
+		if (!cfr) {
+			if (!buf)
+				buf = xmalloc(1 << 20);
+			n = read(in, buf, chunk > (1u << 20) ? (1u << 20) : chunk);
+			if (n > 0 && write_all(out, buf, (size_t)n) < 0)
+				n = -1;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			goto out;
+		}
+		if (n == 0)
+			break; /* the source shrank: copy what is there */
+		done += (unsigned long long)n;
+		crash_point(crash);
+		if (now_seconds() - last >= 3) {
+			char a[32], b[32];
+
+			last = now_seconds();
+			log_info("%s: %s of %s copied (%.0f s)", label,
+				 human_size(done, a, sizeof(a)), human_size(size, b, sizeof(b)),
+				 last - start);
+		}
+	}
+	rc = 0;
+out:
+	free(buf);
+	return rc;
 }

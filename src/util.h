@@ -34,3 +34,15 @@ const char *base_of(const char *path);
 const char *human_size(unsigned long long bytes, char *buf, size_t size);
 
 #endif
+
+/*
+ * Copies size bytes from in to out, fastest way first: reflink (FICLONE),
+ * copy_file_range, then read/write. *how names the way used. Logs a
+ * progress line every few seconds under label; crash names the test
+ * crash point hit after each chunk. -1 with errno set.
+ */
+int copy_fd(int in, int out, unsigned long long size, const char *label,
+	    const char *crash, const char **how);
+/* Test-only fault injection: kill -9 ourselves when FERRY_TEST_CRASH_AT
+ * names this point. */
+void crash_point(const char *name);

@@ -1,0 +1,50 @@
+/*
+ * journal: the upgrade's durable record of its phase, and the migrator
+ * lock, both in the state dir (default <db dir>/.ferry). A phase is on disk
+ * before the work it names starts, so the next boot knows what to undo.
+ */
+#ifndef FERRY_JOURNAL_H
+#define FERRY_JOURNAL_H
+
+#include <limits.h>
+#include <stdbool.h>
+
+enum phase {
+	PHASE_NONE,
+	PHASE_SNAPSHOTTING, /* writing the snapshot: database untouched */
+	PHASE_SNAPSHOTTED,  /* snapshot durable: database untouched */
+	PHASE_MIGRATING,    /* database may be changed: restore to undo */
+	PHASE_VERIFYING,
+	PHASE_RESTORING,    /* putting the snapshot back */
+	PHASE_DONE,
+};
+
+struct journal {
+	enum phase phase;
+	long long from, to;
+	char snapshot[PATH_MAX];
+};
+
+struct state {
+	char *dir;
+	char *journal_path;
+	char *lock_path;
+	int lock_fd;
+};
+
+void state_init(struct state *st, const char *dir);
+void state_release(struct state *st);
+/* 0 (phase NONE when there is no journal) or -1 logged */
+int journal_read(const struct state *st, struct journal *j);
+int journal_write(const struct state *st, const struct journal *j);
+int journal_clear(const struct state *st);
+const char *phase_name(enum phase p);
+
+/*
+ * Takes the migrator lock, waiting up to timeout seconds (0: do not wait).
+ * Returns 0, 1 when it timed out (logged), -1 on error (logged).
+ */
+int state_lock(struct state *st, long long timeout);
+void state_unlock(struct state *st);
+
+#endif

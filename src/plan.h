@@ -1,0 +1,33 @@
+/*
+ * plan: compares what the database has applied with what the image ships
+ * and says what to do: nothing, create, upgrade, or refuse (and why).
+ */
+#ifndef FERRY_PLAN_H
+#define FERRY_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct migration;
+struct migration_set;
+struct ledger;
+
+enum plan_kind { PLAN_CURRENT, PLAN_CREATE, PLAN_UPGRADE, PLAN_REFUSE };
+
+struct plan {
+	enum plan_kind kind;
+	long long db_version;    /* highest applied, 0 for none */
+	long long image_version; /* the target */
+	const struct migration **pending; /* in order */
+	size_t n_pending;
+	size_t n_unknown;        /* applied versions the image does not ship */
+	size_t n_dirty;
+	char why[768];           /* PLAN_REFUSE: what is wrong and what to do */
+};
+
+/* target 0: the highest version shipped. db_exists false: first boot. */
+void plan_make(struct plan *p, const struct migration_set *set,
+	       const struct ledger *l, bool db_exists, long long target);
+void plan_release(struct plan *p);
+
+#endif

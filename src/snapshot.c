@@ -1,0 +1,118 @@
+/*
+ * snapshot: the file-level policy around the store's own snapshot call.
+ * The newest is always <db>.pre-upgrade; older ones are renamed .1, .2 ...
+ */
+#include "snapshot.h"
+#include "config.h"
+#include "exits.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+char *snapshot_path(const struct config *c, const struct store *s, int index)
+{
+	const char *loc = s->ops->location((struct store *)s);
+	char suffix[32] = "";
+
+	if (index > 0)
+		snprintf(suffix, sizeof(suffix), ".%d", index);
+	if (c->snapshot_dir)
+		return xasprintf("%s/%s.pre-upgrade%s", c->snapshot_dir, base_of(loc), suffix);
+	return xasprintf("%s.pre-upgrade%s", loc, suffix);
+}
+
+static int make_room(const struct config *c, const struct store *s)
+{
+	int keep = (int)c->snapshot_keep;
+
+	/* the oldest kept one falls off, the others move one place down */
+	for (int i = keep - 1; i >= 0; i--) {
+		char *from = snapshot_path(c, s, i);
+		char *to = snapshot_path(c, s, i + 1);
+		int r = 0;
+
+		if (i == keep - 1) {
+			if (i > 0 && unlink(from) < 0 && errno != ENOENT)
+				r = error("cannot remove old snapshot '%s': %s", from,
+					  strerror(errno));
+		} else if (rename(from, to) < 0 && errno != ENOENT) {
+			r = error("cannot rename '%s' to '%s': %s", from, to, strerror(errno));
+		}
+		free(from);
+		free(to);
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int snapshot_take(const struct config *c, struct store *s)
+{
+	char *path = snapshot_path(c, s, 0), *dir = dir_of(path);
+	unsigned long long need = 0, avail;
+	char a[32], b[32];
+	const char *how = "?";
+	struct statvfs vfs;
+	double t0;
+	int rc = EXIT_CANTCREAT;
+
+	if (c->snapshot_dir && mkdir_p(c->snapshot_dir, 0700) < 0)
+		goto out;
+	if (s->ops->size(s, &need) < 0)
+		goto out;
+	if (statvfs(dir, &vfs) < 0) {
+		error("cannot check free space in '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+	/* keep a margin: the filesystem and the database need room too */
+	if (avail < need + need / 20 + (1u << 16)) {
+		error("cannot write snapshot '%s': not enough free space (%s needed, "
+		      "%s free in '%s'); nothing was changed", path,
+		      human_size(need, a, sizeof(a)), human_size(avail, b, sizeof(b)), dir);
+		goto out;
+	}
+	if (make_room(c, s) < 0)
+		goto out;
+	t0 = now_seconds();
+	if (s->ops->snapshot(s, path, &how) < 0) {
+		log_error("no snapshot, so no upgrade: nothing was changed");
+		goto out;
+	}
+	log_info("snapshot written: %s (%s, %.2f s, %s)", path, human_size(need, a, sizeof(a)),
+		 now_seconds() - t0, how);
+	rc = 0;
+out:
+	free(path);
+	free(dir);
+	return rc;
+}
+
+int snapshot_remove_all(const struct config *c, const struct store *s)
+{
+	int removed = 0;
+
+	/* .N beyond keep may exist from an earlier, larger keep: look further */
+	for (int i = 0; i < 100; i++) {
+		char *p = snapshot_path(c, s, i);
+		char *tmp = xasprintf("%s.tmp", p);
+
+		if (unlink(p) == 0) {
+			log_info("removed snapshot %s", p);
+			removed++;
+		} else if (errno != ENOENT) {
+			error("cannot remove '%s': %s", p, strerror(errno));
+		}
+		unlink(tmp);
+		free(tmp);
+		free(p);
+	}
+	return removed;
+}
