@@ -39,6 +39,9 @@ check: $(OUT)/ferry $(OUT)/unit-tests
 	FERRY=$(CURDIR)/$(OUT)/ferry UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
 		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
 
+deps:
+	.ci/deps
+
 asan:
 	$(MAKE) check SANITIZE=1
 
@@ -48,4 +51,4 @@ demo: $(OUT)/ferry
 clean:
 	rm -rf build
 
-.PHONY: all check asan demo clean
+.PHONY: all check asan demo clean deps

@@ -43,6 +43,7 @@ enum {
 	TAKES_COMMAND = 1 << 0, /* everything after the options is argv */
 	TAKES_DRY_RUN = 1 << 1,
 	TAKES_JSON = 1 << 2,
+	NO_CONFIG = 1 << 3, /* works even when the config is broken */
 };
 
 static int cmd_run(struct config *c, struct opts *o);
@@ -73,7 +74,7 @@ static const struct command commands[] = {
 	  "Delete snapshots and leftovers of finished upgrades." },
 	{ "version", cmd_version, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
-	{ "help", cmd_help, TAKES_COMMAND, "help [COMMAND]",
+	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, "help [COMMAND]",
 	  "Show help for ferry or one command." },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -265,7 +266,7 @@ int main(int argc, char **argv)
 	o.rest = argv + i;
 
 	config_defaults(&cfg);
-	if (setup_config(&cfg, &o) < 0) {
+	if (!(cmd->flags & NO_CONFIG) && setup_config(&cfg, &o) < 0) {
 		rc = EXIT_CONFIG;
 		goto out;
 	}
