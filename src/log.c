@@ -47,6 +47,8 @@ static size_t json_escape(char *dst, size_t size, const char *src)
 }
 
 static void vlog(enum log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static void vlog(enum log_level level, const char *fmt, va_list ap)
 {
 	char msg[4096], line[8300];
 	int saved = errno;
