@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,15 @@ static int holder_pid(int fd)
 	return (int)pid;
 }
 
+/* ferry run blocks signals for its supervisor: a docker stop is pending */
+static bool stop_requested(void)
+{
+	sigset_t pending;
+
+	return sigpending(&pending) == 0 &&
+	       (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
+}
+
 int state_lock(struct state *st, long long timeout)
 {
 	double deadline = now_seconds() + (double)timeout, next_log;
@@ -162,6 +172,11 @@ int state_lock(struct state *st, long long timeout)
 					  "%lld s ([migrations] lock_timeout_seconds): another "
 					  "ferry (pid %d) is still migrating; try again later",
 					  st->lock_path, timeout, holder_pid(fd));
+				close(fd);
+				return 1;
+			}
+			if (stop_requested()) {
+				log_info("stop requested while waiting for the migration lock");
 				close(fd);
 				return 1;
 			}
