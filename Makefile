@@ -46,7 +46,7 @@ asan:
 	$(MAKE) check SANITIZE=1
 
 demo: $(OUT)/ferry
-	sh demo/run-demo.sh $(CURDIR)/$(OUT)/ferry
+	sh compose-examples/demo/run-demo.sh $(CURDIR)/$(OUT)/ferry
 
 clean:
 	rm -rf build

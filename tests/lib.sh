@@ -89,3 +89,72 @@ done_testing() {
 	[ "$_n" -gt 0 ] || { echo "# no test ran"; exit 1; }
 	[ "$_failed" -eq 0 ]
 }
+
+# ---- helpers added for the supervisor tests ----
+
+# skip DESC REASON: a test that cannot run here, reported as a TAP skip.
+skip() { _n=$((_n + 1)); echo "ok $_n - $1 # skip $2"; }
+
+# run_cmd CMD...: like run_ferry, for any command line (wrappers, unshare).
+run_cmd() {
+	"$@" >"$TMP/.out" 2>"$TMP/.err"
+	rc=$?
+	out=$(cat "$TMP/.out"); err=$(cat "$TMP/.err")
+	_check_crash
+}
+
+# start_bg CMD...: starts CMD in the background with SIGINT and SIGQUIT at
+# their defaults (a non-interactive shell ignores them for background jobs,
+# a container runtime does not). Its pid is $bgpid; finish_bg collects it.
+start_bg() {
+	perl -e '$SIG{INT} = $SIG{QUIT} = "DEFAULT"; exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' \
+		"$@" >"$TMP/.out" 2>"$TMP/.err" &
+	bgpid=$!
+	at_exit "kill_tree $bgpid"
+}
+
+# finish_bg: waits (at most 10 s) for the start_bg command, then sets
+# $rc, $out and $err like run_ferry. A command that does not exit is killed
+# and reported as a failure.
+finish_bg() {
+	if ! wait_for exited "$bgpid"; then
+		fail "background command exited" "pid $bgpid still running; killed"
+		kill_tree "$bgpid"
+	fi
+	wait "$bgpid"
+	rc=$?
+	out=$(cat "$TMP/.out"); err=$(cat "$TMP/.err")
+	_check_crash
+}
+
+# exited PID: PID is gone or a zombie.
+exited() {
+	[ ! -e "/proc/$1/stat" ] || [ "$(proc_state "$1")" = Z ]
+}
+
+# proc_state PID: the one-letter state of PID (R, S, T, Z...), empty if gone.
+proc_state() {
+	sed -n 's/^[0-9]* (.*) \([A-Za-z]\) .*/\1/p' "/proc/$1/stat" 2>/dev/null
+}
+
+# child_of PID: the pid of PID's (first) child; fails when it has none.
+child_of() {
+	_c=$(pgrep -P "$1" | head -1)
+	[ -n "$_c" ] && echo "$_c"
+}
+
+# kill_tree PID: SIGKILL to PID and all its descendants (cleanup only).
+kill_tree() {
+	for _k in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$_k"; done
+	kill -KILL "$1" 2>/dev/null
+	return 0
+}
+
+# has_line FILE LINE: FILE exists and has LINE as one of its lines.
+has_line() { [ -f "$1" ] && grep -qxF -- "$2" "$1"; }
+
+# sigrec FILE: the helper that records the signals it receives.
+SIGREC=$TESTS_DIR/helpers/sigrec
+
+# has_child PID: PID has at least one child (quiet, for wait_for).
+has_child() { pgrep -P "$1" >/dev/null; }
