@@ -356,6 +356,10 @@ static int cmd_version(struct config *c, struct opts *o)
 {
 	(void)o;
 	printf("ferry %s\n", FERRY_VERSION);
+#ifdef FERRY_BUILD_INFO
+	/* the static build's libraries and their Debian source versions */
+	printf("%s\n", FERRY_BUILD_INFO);
+#endif
 	upgrade_print_versions(c);
 	return 0;
 }

@@ -31,6 +31,7 @@ static const struct key keys[] = {
 	{ "migrations", "dir", T_STR, OFF(migrations_dir), 0, 0 },
 	{ "migrations", "lock_timeout_seconds", T_INT, OFF(lock_timeout_seconds), 0, 86400 },
 	{ "migrations", "auto_upgrade", T_BOOL, OFF(auto_upgrade), 0, 0 },
+	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600 },
 	{ "migrations", "target_version", T_INT, OFF(target_version), 0, 99999999999999LL },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100 },
@@ -56,6 +57,7 @@ void config_defaults(struct config *c)
 	c->migrations_dir = xstrdup("/app/migrations");
 	c->lock_timeout_seconds = 300;
 	c->auto_upgrade = true;
+	c->statement_lock_timeout = 5;
 	c->snapshot_keep = 1;
 	c->grace_seconds = 10;
 	c->log_level = LOG_INFO;

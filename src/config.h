@@ -21,6 +21,7 @@ struct config {
 	long long lock_timeout_seconds;
 	bool auto_upgrade;
 	long long target_version; /* 0: the highest shipped */
+	long long statement_lock_timeout; /* seconds, PostgreSQL */
 	/* [snapshot] */
 	char *snapshot_dir;
 	long long snapshot_keep;

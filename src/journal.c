@@ -6,6 +6,7 @@
  */
 #include "journal.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 #include <errno.h>
@@ -29,8 +30,9 @@ const char *phase_name(enum phase p)
 	return phase_names[p];
 }
 
-void state_init(struct state *st, const char *dir)
+void state_init(struct state *st, const char *dir, struct store *store)
 {
+	st->store = store;
 	st->dir = xstrdup(dir);
 	st->journal_path = xasprintf("%s/journal", dir);
 	st->lock_path = xasprintf("%s/lock", dir);
@@ -45,24 +47,17 @@ void state_release(struct state *st)
 	free(st->lock_path);
 }
 
-int journal_read(const struct state *st, struct journal *j)
+static void parse(const char *text, struct journal *j)
 {
 	char line[PATH_MAX + 64];
-	FILE *f;
-	int rc = 0;
 
-	memset(j, 0, sizeof(*j));
-	f = fopen(st->journal_path, "re");
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		return error("cannot read journal '%s': %s", st->journal_path,
-			     strerror(errno));
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strchr(line, '='), *v;
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		char *eq, *v;
 
-		line[strcspn(line, "\n")] = '\0';
+		snprintf(line, sizeof(line), "%.*s", (int)len, text);
+		text += len + (text[len] == '\n');
+		eq = strchr(line, '=');
 		if (!eq)
 			continue;
 		*eq = '\0';
@@ -79,13 +74,49 @@ int journal_read(const struct state *st, struct journal *j)
 			snprintf(j->snapshot, sizeof(j->snapshot), "%s", v);
 		}
 	}
-	if (ferror(f))
-		rc = error("cannot read journal '%s'", st->journal_path);
+}
+
+static int read_file(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "re");
+	size_t n;
+
+	buf[0] = '\0';
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		return error("cannot read journal '%s': %s", path, strerror(errno));
+	}
+	n = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	if (ferror(f)) {
+		fclose(f);
+		return error("cannot read journal '%s'", path);
+	}
 	fclose(f);
-	if (rc == 0 && j->phase == PHASE_NONE)
-		rc = error("journal '%s' names no phase: it was edited by hand?",
-			   st->journal_path);
-	return rc;
+	return 0;
+}
+
+int journal_read(const struct state *st, struct journal *j)
+{
+	char text[PATH_MAX + 512];
+	int rc;
+
+	memset(j, 0, sizeof(*j));
+	if (st->store && st->store->ops->journal_load)
+		rc = st->store->ops->journal_load(st->store, text, sizeof(text));
+	else
+		rc = read_file(st->journal_path, text, sizeof(text));
+	if (rc < 0)
+		return -1;
+	if (!text[0])
+		return 0;
+	parse(text, j);
+	if (j->phase == PHASE_NONE)
+		return error("the journal names no phase: was it edited by hand? (%s)",
+			     st->store && st->store->ops->journal_load ? "in the database" :
+			     st->journal_path);
+	return 0;
 }
 
 int journal_write(const struct state *st, const struct journal *j)
@@ -96,9 +127,13 @@ int journal_write(const struct state *st, const struct journal *j)
 	n = snprintf(buf, sizeof(buf), "phase=%s\nfrom=%lld\nto=%lld\nsnapshot=%s\npid=%d\ntime=%lld\n",
 		     phase_names[j->phase], j->from, j->to, j->snapshot, (int)getpid(),
 		     (long long)time(NULL));
-	if (mkdir_p(st->dir, 0700) < 0 ||
-	    write_file_atomic(st->journal_path, buf, (size_t)n, 0600) < 0)
+	if (st->store && st->store->ops->journal_save) {
+		if (st->store->ops->journal_save(st->store, buf) < 0)
+			return -1;
+	} else if (mkdir_p(st->dir, 0700) < 0 ||
+		   write_file_atomic(st->journal_path, buf, (size_t)n, 0600) < 0) {
 		return -1;
+	}
 	snprintf(point, sizeof(point), "journal:%s", phase_names[j->phase]);
 	crash_point(point);
 	return 0;
@@ -106,9 +141,14 @@ int journal_write(const struct state *st, const struct journal *j)
 
 int journal_clear(const struct state *st)
 {
-	if (unlink(st->journal_path) < 0 && errno != ENOENT)
+	if (st->store && st->store->ops->journal_save)
+		return st->store->ops->journal_save(st->store, NULL);
+	if (unlink(st->journal_path) < 0) {
+		if (errno == ENOENT)
+			return 0;
 		return error("cannot remove journal '%s': %s", st->journal_path,
 			     strerror(errno));
+	}
 	return fsync_path(st->dir);
 }
 
@@ -126,8 +166,10 @@ static int holder_pid(int fd)
 	return (int)pid;
 }
 
+static int file_lock(struct state *st, long long timeout);
+
 /* ferry run blocks signals for its supervisor: a docker stop is pending */
-static bool stop_requested(void)
+bool stop_requested(void)
 {
 	sigset_t pending;
 
@@ -136,6 +178,13 @@ static bool stop_requested(void)
 }
 
 int state_lock(struct state *st, long long timeout)
+{
+	if (st->store && st->store->ops->lock)
+		return st->store->ops->lock(st->store, timeout);
+	return file_lock(st, timeout);
+}
+
+static int file_lock(struct state *st, long long timeout)
 {
 	double deadline = now_seconds() + (double)timeout, next_log;
 	char pid[32];
@@ -198,6 +247,10 @@ int state_lock(struct state *st, long long timeout)
 
 void state_unlock(struct state *st)
 {
+	if (st->store && st->store->ops->unlock) {
+		st->store->ops->unlock(st->store);
+		return;
+	}
 	if (st->lock_fd >= 0) {
 		close(st->lock_fd);
 		st->lock_fd = -1;

@@ -1,7 +1,9 @@
 /*
  * journal: the upgrade's durable record of its phase, and the migrator
- * lock, both in the state dir (default <db dir>/.ferry). A phase is on disk
- * before the work it names starts, so the next boot knows what to undo.
+ * lock, both in the state dir (default <db dir>/.ferry) unless the store
+ * keeps them itself (PostgreSQL: a table and an advisory lock). A phase is
+ * durable before the work it names starts, so the next boot knows what to
+ * undo.
  */
 #ifndef FERRY_JOURNAL_H
 #define FERRY_JOURNAL_H
@@ -25,14 +27,17 @@ struct journal {
 	char snapshot[PATH_MAX];
 };
 
+struct store;
+
 struct state {
+	struct store *store; /* may keep journal and lock itself */
 	char *dir;
 	char *journal_path;
 	char *lock_path;
 	int lock_fd;
 };
 
-void state_init(struct state *st, const char *dir);
+void state_init(struct state *st, const char *dir, struct store *store);
 void state_release(struct state *st);
 /* 0 (phase NONE when there is no journal) or -1 logged */
 int journal_read(const struct state *st, struct journal *j);
@@ -46,5 +51,7 @@ const char *phase_name(enum phase p);
  */
 int state_lock(struct state *st, long long timeout);
 void state_unlock(struct state *st);
+/* A SIGTERM or SIGINT waits (ferry run blocks them for the supervisor). */
+bool stop_requested(void);
 
 #endif

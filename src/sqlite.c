@@ -536,7 +536,9 @@ static int sq_restore(struct store *s, const char *snap)
 
 	in = open(snap, O_RDONLY | O_CLOEXEC);
 	if (in < 0 || fstat(in, &st) < 0) {
-		error("cannot read snapshot '%s': %s", snap, strerror(errno));
+		error("cannot read snapshot '%s': %s; the database '%s' may be "
+		      "half-migrated: restore it from a backup", snap, strerror(errno),
+		      s->path);
 		goto out;
 	}
 	unlink(tmp);

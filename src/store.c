@@ -3,11 +3,21 @@
  * backend shares (the ledger's in-memory form).
  */
 #include "store.h"
+#include "migrations.h"
 #include "log.h"
 #include "util.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+/* "host=db dbname=app": libpq's key=value form starts with a keyword */
+static bool is_conninfo(const char *url)
+{
+	const char *p = url + strspn(url, " \t");
+	size_t key = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+
+	return key > 0 && p[key + strspn(p + key, " ")] == '=';
+}
 
 int store_init(struct store *s, const char *url)
 {
@@ -21,10 +31,11 @@ int store_init(struct store *s, const char *url)
 	else if (!strncmp(url, "sqlite:", 7))
 		path = url + 7;
 	else if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
-		 (strchr(url, '=') && !strchr(url, '/')))
-		return error("database '%s': PostgreSQL is not supported by this "
-			     "build yet", s->url_redacted);
-	else if (strstr(url, "://"))
+		 is_conninfo(url)) {
+		s->url = xstrdup(url);
+		s->ops = &postgres_ops;
+		return 0;
+	} else if (strstr(url, "://"))
 		return error("database '%s': unknown kind of database URL (expected "
 			     "sqlite:///path, sqlite:path or a file path)", s->url_redacted);
 	else
@@ -32,6 +43,7 @@ int store_init(struct store *s, const char *url)
 	if (!*path || strchr(path, '?'))
 		return error("database '%s': expected a file path after sqlite:",
 			     s->url_redacted);
+	s->url = xstrdup(url);
 	s->path = xstrdup(path);
 	s->ops = &sqlite_ops;
 	s->busy_ms = 10000;
@@ -42,6 +54,8 @@ void store_release(struct store *s)
 {
 	if (s->ops && s->db)
 		s->ops->close(s);
+	free(s->priv); /* backends keep no pointers in it */
+	free(s->url);
 	free(s->url_redacted);
 	free(s->path);
 	memset(s, 0, sizeof(*s));
@@ -61,4 +75,11 @@ const struct ledger_row *ledger_find(const struct ledger *l, long long version)
 		if (l->rows[i].version == version)
 			return &l->rows[i];
 	return NULL;
+}
+
+bool store_outside_transaction(const struct store *s, const struct migration *m)
+{
+	if (m->no_transaction)
+		return true;
+	return s->ops->outside_transaction && s->ops->outside_transaction(m);
 }

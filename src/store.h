@@ -29,9 +29,15 @@ struct ledger {
 
 struct store;
 
+/*
+ * Each backend fills what it has. Optional entries (NULL) fall back to the
+ * generic way: lock and journal in files of the state dir, every migration
+ * in its own transaction, no privilege check.
+ */
 struct store_ops {
 	const char *engine;
-	/* 1: the database exists, 0: not yet (first boot), -1: error (logged) */
+	/* 1: the database exists, 0: not yet (first boot), -1: error (logged,
+	 * s->status says why: 69 unreachable, 78 bad location) */
 	int (*exists)(struct store *s);
 	/* Opens an existing database; -1 logged (65 for a corrupt file). */
 	int (*open)(struct store *s);
@@ -39,28 +45,50 @@ struct store_ops {
 	int (*read_ledger)(struct store *s, struct ledger *l);
 	/* integrity check: 0 fine, -1 logged */
 	int (*check)(struct store *s);
-	/* Runs one migration with its ledger row; fills *ms. -1 logged. */
+	/* Runs one migration with its ledger row; fills *ms. -1, s->err set. */
 	int (*apply)(struct store *s, const struct migration *m, long long *ms);
-	/* integrity + foreign keys of the result */
+	/* Optional: runs transactional migrations in one transaction, so a
+	 * failure undoes them all and no snapshot is needed. */
+	int (*apply_all)(struct store *s, const struct migration *const *m, size_t n,
+			 const struct migration **failed);
+	/* Optional: must this migration run outside a transaction? */
+	bool (*outside_transaction)(const struct migration *m);
+	/* integrity + foreign keys of the result; -1, s->err set */
 	int (*verify)(struct store *s);
+	/* Optional: can the role do what migrations need? -1 logged, status 77 */
+	int (*check_privileges)(struct store *s);
 	/* Writes a consistent copy to path (final name, crash-safe). */
 	int (*snapshot)(struct store *s, const char *path, const char **how);
-	/* Replaces the (closed) database with the snapshot at path. */
+	/* Replaces the database with the snapshot at path; logs on failure. */
 	int (*restore)(struct store *s, const char *path);
-	/* Builds a new database by fn(), then moves it into place at once. */
+	/* Optional: builds a new database by fn(), then moves it into place. */
 	int (*create)(struct store *s, int (*fn)(struct store *, void *), void *arg);
-	/* Bytes a snapshot will need, and whether that fits; -1 logged */
+	/* Bytes a snapshot will need; -1 logged */
 	int (*size)(struct store *s, unsigned long long *bytes);
 	/* A path whose directory holds snapshots and state by default. */
 	const char *(*location)(struct store *s);
+	/* Optional migrator lock: 0 taken, 1 timed out (logged), -1 error */
+	int (*lock)(struct store *s, long long timeout);
+	void (*unlock)(struct store *s);
+	/* Optional journal storage: the text of the journal, "" for none */
+	int (*journal_load)(struct store *s, char *buf, size_t size);
+	int (*journal_save)(struct store *s, const char *text); /* NULL: clear */
+	/* Optional: removes snapshots the backend keeps outside files */
+	void (*cleanup)(struct store *s);
 };
 
 struct store {
 	const struct store_ops *ops;
+	char *url;          /* as given: only ever passed to the driver */
 	char *url_redacted; /* for messages */
-	char *path;         /* SQLite file */
+	char *path;         /* SQLite file; PostgreSQL: <snapshot dir>/<db name> */
 	void *db;           /* the backend's handle */
+	void *priv;         /* more backend state */
 	long long busy_ms;
+	long long wait_seconds;        /* for a database that is not up yet */
+	long long statement_lock_timeout;
+	const char *snapshot_dir;
+	int status;         /* exit status a failure asks for; 0: the default */
 	char err[1024];     /* why apply or verify failed */
 };
 
@@ -69,7 +97,10 @@ int store_init(struct store *s, const char *url);
 void store_release(struct store *s);
 void ledger_release(struct ledger *l);
 const struct ledger_row *ledger_find(const struct ledger *l, long long version);
+/* m runs outside a transaction: declared, or detected by the backend */
+bool store_outside_transaction(const struct store *s, const struct migration *m);
 
 extern const struct store_ops sqlite_ops;
+extern const struct store_ops postgres_ops;
 
 #endif

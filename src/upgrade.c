@@ -64,19 +64,22 @@ static int boot_open(struct boot *b, const struct config *c, bool need_migration
 			return error("[migrations] target_version %lld: no such migration in '%s'",
 				     c->target_version, c->migrations_dir), EXIT_CONFIG;
 	}
+	b->store.wait_seconds = c->wait_seconds;
+	b->store.statement_lock_timeout = c->statement_lock_timeout;
+	b->store.snapshot_dir = c->snapshot_dir ? c->snapshot_dir : c->state_dir;
+	e = b->store.ops->exists(&b->store);
+	if (e < 0)
+		return b->store.status ? b->store.status : EXIT_CONFIG;
 	dir = dir_of(b->store.ops->location(&b->store));
 	if (c->state_dir)
-		state_init(&b->state, c->state_dir);
+		state_init(&b->state, c->state_dir, &b->store);
 	else {
 		char *sd = xasprintf("%s/.ferry", dir);
-		state_init(&b->state, sd);
+		state_init(&b->state, sd, &b->store);
 		free(sd);
 	}
 	free(dir);
 	b->have_state = true;
-	e = b->store.ops->exists(&b->store);
-	if (e < 0)
-		return EXIT_CONFIG;
 	b->db_exists = e == 1;
 	return 0;
 }
@@ -103,19 +106,13 @@ static int restore(struct boot *b, const struct journal *from)
 
 	if (b->store.db)
 		b->store.ops->close(&b->store);
-	if (!path_exists(j.snapshot)) {
-		log_error("cannot restore: snapshot '%s' is missing; the database '%s' "
-			  "may be half-migrated: restore it from a backup by hand",
-			  j.snapshot, b->store.path);
-		return EXIT_RESTORE_FAILED;
-	}
 	j.phase = PHASE_RESTORING;
 	if (from->phase != PHASE_RESTORING && journal_write(&b->state, &j) < 0)
 		return EXIT_RESTORE_FAILED;
 	if (b->store.ops->restore(&b->store, j.snapshot) < 0) {
-		log_error("restoring '%s' from '%s' failed: the snapshot is kept; copy it "
-			  "over the database by hand (with the server stopped), or start "
-			  "ferry again to retry", b->store.path, j.snapshot);
+		log_error("restoring %s from '%s' failed: the snapshot is kept; start "
+			  "ferry again to retry, or restore it by hand with the server "
+			  "stopped", b->store.url_redacted, j.snapshot);
 		return EXIT_RESTORE_FAILED;
 	}
 	crash_point("restore:done");
@@ -255,6 +252,39 @@ static int create(struct boot *b)
 	return 0;
 }
 
+/* A snapshot is needed when a failure cannot be undone by a rollback. */
+static bool needs_snapshot(const struct store *s, const struct plan *p)
+{
+	for (size_t i = 0; i < p->n_pending; i++)
+		if (store_outside_transaction(s, p->pending[i]))
+			return true;
+	return false;
+}
+
+/* Transactional DDL: all pending migrations commit together or not at all. */
+static int upgrade_in_one_transaction(struct boot *b)
+{
+	const struct plan *p = &b->plan;
+	struct store *s = &b->store;
+	const struct migration *failed = NULL;
+	double t0 = now_seconds();
+	char why[1200];
+
+	log_info("schema version mismatch: database has %lld, image expects %lld "
+		 "(%zu pending) — upgrading in one transaction (no snapshot needed: "
+		 "a failure rolls everything back)", p->db_version, p->image_version,
+		 p->n_pending);
+	if (s->ops->apply_all(s, p->pending, p->n_pending, &failed) < 0) {
+		describe_failure(why, sizeof(why), s, failed);
+		log_error("%s — rolled back, database still at version %lld", why,
+			  p->db_version);
+		return s->status ? s->status : EXIT_UPGRADE_FAILED;
+	}
+	log_info("database upgraded from %lld to %lld in %.2f s", p->db_version,
+		 p->image_version, now_seconds() - t0);
+	return 0;
+}
+
 static int upgrade(struct boot *b, bool for_run)
 {
 	const struct plan *p = &b->plan;
@@ -272,6 +302,10 @@ static int upgrade(struct boot *b, bool for_run)
 			  p->db_version, p->image_version);
 		return EXIT_TEMPFAIL;
 	}
+	if (s->ops->check_privileges && s->ops->check_privileges(s) < 0)
+		return s->status ? s->status : EXIT_NOPERM;
+	if (s->ops->apply_all && !needs_snapshot(s, p))
+		return upgrade_in_one_transaction(b);
 	log_info("schema version mismatch: database has %lld, image expects %lld "
 		 "(%zu pending) — upgrading", p->db_version, p->image_version,
 		 p->n_pending);
@@ -490,6 +524,8 @@ int upgrade_cleanup(const struct config *c)
 	if (rc)
 		goto out;
 	n = snapshot_remove_all(c, &b.store);
+	if (b.store.ops->cleanup)
+		b.store.ops->cleanup(&b.store);
 	for (size_t i = 0; i < 2; i++) {
 		char *p = xasprintf("%s%s", b.store.path, leftovers[i]);
 		if (unlink(p) == 0)
