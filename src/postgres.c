@@ -1098,10 +1098,10 @@ static const char *const ddl_after[] = {
 	/* every sequence where it was */
 	"SELECT CASE WHEN t.relname IS NULL OR d.deptype = 'a' THEN "
 	"format('SELECT setval(%L, %s, %s)', format('%I.%I', s.schemaname, "
-	"s.sequencename), coalesce(s.last_value, s.start_value), s.last_value IS NOT "
-	"NULL) ELSE format('SELECT setval(pg_get_serial_sequence(%L, %L), %s, %s)', "
+	"s.sequencename), coalesce(s.last_value, s.start_value), (s.last_value IS NOT "
+	"NULL)::text) ELSE format('SELECT setval(pg_get_serial_sequence(%L, %L), %s, %s)', "
 	"format('%I.%I', tn.nspname, t.relname), a.attname, coalesce(s.last_value, "
-	"s.start_value), s.last_value IS NOT NULL) END FROM pg_sequences s JOIN "
+	"s.start_value), (s.last_value IS NOT NULL)::text) END FROM pg_sequences s JOIN "
 	"pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = "
 	"current_schema()::regnamespace LEFT JOIN pg_depend d ON d.classid = "
 	"'pg_class'::regclass AND d.objid = sc.oid AND d.refclassid = "
