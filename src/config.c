@@ -28,6 +28,7 @@ static const struct key keys[] = {
 	{ "database", "url", T_STR, OFF(database_url), 0, 0 },
 	{ "database", "wait_seconds", T_INT, OFF(wait_seconds), 0, 86400 },
 	{ "database", "state_dir", T_STR, OFF(state_dir), 0, 0 },
+	{ "database", "maintenance_db", T_STR, OFF(maintenance_db), 0, 0 },
 	{ "migrations", "dir", T_STR, OFF(migrations_dir), 0, 0 },
 	{ "migrations", "lock_timeout_seconds", T_INT, OFF(lock_timeout_seconds), 0, 86400 },
 	{ "migrations", "auto_upgrade", T_BOOL, OFF(auto_upgrade), 0, 0 },
@@ -54,6 +55,7 @@ void config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->wait_seconds = 30;
+	c->maintenance_db = xstrdup("postgres");
 	c->migrations_dir = xstrdup("/app/migrations");
 	c->lock_timeout_seconds = 300;
 	c->auto_upgrade = true;

@@ -16,6 +16,7 @@ struct config {
 	char *database_url;
 	long long wait_seconds;
 	char *state_dir;
+	char *maintenance_db;
 	/* [migrations] */
 	char *migrations_dir;
 	long long lock_timeout_seconds;

@@ -15,16 +15,13 @@
 #include "store.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include <zstd.h>
 
 #define LEDGER_DDL                                                          \
 	"CREATE TABLE IF NOT EXISTS ferry_migrations ("                     \
@@ -33,255 +30,16 @@
 	"duration_ms bigint NOT NULL DEFAULT 0, "                           \
 	"dirty boolean NOT NULL DEFAULT false, "                            \
 	"statements_done integer NOT NULL DEFAULT 0)"
-#define JOURNAL_TABLE "ferry_journal"
-
-struct pg {
-	bool locked;
-	long long lock_key;
-	char dbname[256];
-};
-
-static PGconn *conn(struct store *s)
+PGconn *pg_conn(struct store *s)
 {
 	return s->db;
 }
 
-static struct pg *priv(struct store *s)
+struct pg *pg_priv(struct store *s)
 {
 	if (!s->priv)
 		s->priv = xcalloc(1, sizeof(struct pg));
 	return s->priv;
-}
-
-/* ------------------------------------------------------------------ */
-/* Splitting scripts into statements (hand-written: libpq has no lexer). */
-
-static bool ident_start(char c)
-{
-	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
-}
-
-static bool ident_char(char c)
-{
-	return ident_start(c) || isdigit((unsigned char)c) || c == '$';
-}
-
-/* At a '$': the length of a dollar-quote tag ("$$", "$fn$"), or 0. */
-static size_t dollar_tag(const char *p)
-{
-	const char *q = p + 1;
-
-	if (*q == '$')
-		return 2;
-	if (!ident_start(*q))
-		return 0; /* $1 is a parameter */
-	while (ident_start(*q) || isdigit((unsigned char)*q))
-		q++;
-	return *q == '$' ? (size_t)(q + 1 - p) : 0;
-}
-
-size_t pg_split(const char *sql, struct sql_statement **out)
-{
-	const char *p = sql, *content = NULL;
-	int line = 1, content_line = 1, atomic = 0, cases = 0;
-	char prev[16] = "";
-	size_t n = 0, cap = 8;
-
-	*out = xmalloc(cap * sizeof(**out));
-#define EMIT(end)                                                              \
-	do {                                                                   \
-		if (content) {                                                 \
-			if (n == cap)                                          \
-				*out = xrealloc(*out, (cap *= 2) * sizeof(**out)); \
-			(*out)[n].start = content;                             \
-			(*out)[n].len = (size_t)((end) - content);             \
-			(*out)[n].line = content_line;                         \
-			n++;                                                   \
-			content = NULL;                                        \
-		}                                                              \
-	} while (0)
-	while (*p) {
-		char c = *p;
-
-		if (c == '\n') {
-			line++;
-			p++;
-			continue;
-		}
-		if (isspace((unsigned char)c)) {
-			p++;
-			continue;
-		}
-		if (c == '-' && p[1] == '-') {
-			while (*p && *p != '\n')
-				p++;
-			continue;
-		}
-		if (c == '/' && p[1] == '*') {
-			int depth = 0;
-
-			do {
-				if (*p == '/' && p[1] == '*') {
-					depth++;
-					p += 2;
-				} else if (*p == '*' && p[1] == '/') {
-					depth--;
-					p += 2;
-				} else {
-					line += *p == '\n';
-					p++;
-				}
-			} while (*p && depth > 0);
-			continue;
-		}
-		if (!content) {
-			content = p;
-			content_line = line;
-		}
-		if (c == ';' && !atomic) {
-			EMIT(p);
-			prev[0] = '\0';
-			p++;
-			continue;
-		}
-		if (c == '\'') {
-			bool esc = p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
-				   (p - 1 == sql || !ident_char(p[-2]));
-
-			for (p++; *p; p++) {
-				line += *p == '\n';
-				if (esc && *p == '\\' && p[1]) {
-					p++;
-					line += *p == '\n';
-				} else if (*p == '\'') {
-					if (p[1] != '\'')
-						break;
-					p++;
-				}
-			}
-			if (*p)
-				p++;
-			prev[0] = '\0';
-			continue;
-		}
-		if (c == '"') {
-			for (p++; *p; p++) {
-				line += *p == '\n';
-				if (*p == '"') {
-					if (p[1] != '"')
-						break;
-					p++;
-				}
-			}
-			if (*p)
-				p++;
-			prev[0] = '\0';
-			continue;
-		}
-		if (c == '$' && (p == sql || !ident_char(p[-1]))) {
-			size_t tl = dollar_tag(p);
-
-			if (tl) {
-				const char *tag = p;
-
-				for (p += tl; *p && strncmp(p, tag, tl); p++)
-					line += *p == '\n';
-				if (*p)
-					p += tl;
-				prev[0] = '\0';
-				continue;
-			}
-		}
-		if (ident_start(c)) {
-			const char *w = p;
-			size_t wl;
-
-			while (ident_char(*p))
-				p++;
-			wl = (size_t)(p - w);
-			/* SQL-standard function bodies hold semicolons */
-			if (wl == 6 && !strncasecmp(w, "ATOMIC", 6) && !strcasecmp(prev, "BEGIN"))
-				atomic++;
-			else if (atomic && wl == 4 && !strncasecmp(w, "CASE", 4))
-				cases++;
-			else if (atomic && wl == 3 && !strncasecmp(w, "END", 3)) {
-				if (cases)
-					cases--;
-				else
-					atomic--;
-			}
-			snprintf(prev, sizeof(prev), "%.*s", (int)(wl < 15 ? wl : 15), w);
-			continue;
-		}
-		prev[0] = '\0';
-		p++;
-	}
-	EMIT(p);
-#undef EMIT
-	return n;
-}
-
-bool pg_needs_autocommit(const char *stmt, size_t len)
-{
-	char w[6][16] = { "" };
-	const char *p = stmt, *end = stmt + len;
-	int n = 0;
-
-	while (p < end && n < 6) {
-		if (isspace((unsigned char)*p)) {
-			p++;
-		} else if (*p == '-' && p + 1 < end && p[1] == '-') {
-			while (p < end && *p != '\n')
-				p++;
-		} else if (*p == '/' && p + 1 < end && p[1] == '*') {
-			const char *close = strstr(p + 2, "*/");
-			p = close && close < end ? close + 2 : end;
-		} else if (*p == '(') { /* REINDEX (VERBOSE) ... */
-			while (p < end && *p != ')')
-				p++;
-			p++;
-		} else if (ident_start(*p)) {
-			size_t k = 0;
-
-			while (p < end && ident_char(*p)) {
-				if (k < sizeof(w[0]) - 1)
-					w[n][k++] = (char)toupper((unsigned char)*p);
-				p++;
-			}
-			w[n++][k] = '\0';
-		} else {
-			break;
-		}
-	}
-#define IS(i, s) (!strcmp(w[i], s))
-	if (IS(0, "VACUUM") || (IS(0, "ALTER") && IS(1, "SYSTEM")))
-		return true;
-	if ((IS(0, "CREATE") || IS(0, "DROP")) &&
-	    (IS(1, "DATABASE") || IS(1, "TABLESPACE")))
-		return true;
-	if (IS(0, "CREATE") && ((IS(1, "INDEX") && IS(2, "CONCURRENTLY")) ||
-				(IS(1, "UNIQUE") && IS(2, "INDEX") && IS(3, "CONCURRENTLY"))))
-		return true;
-	if (IS(0, "DROP") && IS(1, "INDEX") && IS(2, "CONCURRENTLY"))
-		return true;
-	if (IS(0, "REINDEX"))
-		for (int i = 1; i < n; i++)
-			if (IS(i, "CONCURRENTLY"))
-				return true;
-#undef IS
-	return false;
-}
-
-static bool pg_outside_transaction(const struct migration *m)
-{
-	struct sql_statement *st;
-	size_t n = pg_split(m->sql, &st);
-	bool yes = false;
-
-	for (size_t i = 0; i < n && !yes; i++)
-		yes = pg_needs_autocommit(st[i].start, st[i].len);
-	free(st);
-	return yes;
 }
 
 /* ------------------------------------------------------------------ */
@@ -368,10 +126,9 @@ static int pg_connect(struct store *s)
 	}
 }
 
-/* Runs a command; on failure fills s->err (and sqlstate) and returns -1. */
-static int run(struct store *s, const char *sql, char sqlstate[6])
+int pg_run(struct store *s, PGconn *c, const char *sql, char sqlstate[6])
 {
-	PGresult *r = PQexec(conn(s), sql);
+	PGresult *r = PQexec(c, sql);
 	ExecStatusType st = PQresultStatus(r);
 	char msg[900];
 
@@ -381,7 +138,7 @@ static int run(struct store *s, const char *sql, char sqlstate[6])
 	}
 	snprintf(s->err, sizeof(s->err), "%s",
 		 one_line(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) :
-			  PQerrorMessage(conn(s)), msg, sizeof(msg)));
+			  PQerrorMessage(c), msg, sizeof(msg)));
 	if (sqlstate) {
 		const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		snprintf(sqlstate, 6, "%s", code ? code : "");
@@ -390,24 +147,26 @@ static int run(struct store *s, const char *sql, char sqlstate[6])
 	return -1;
 }
 
-/* A query with text parameters; the result, or NULL with s->err set. */
-static PGresult *query(struct store *s, const char *sql, int n, const char *const *params)
+PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
+		   const char *const *params)
 {
-	PGresult *r = PQexecParams(conn(s), sql, n, NULL, params, NULL, NULL, 0);
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
 	char msg[900];
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
 		return r;
 	snprintf(s->err, sizeof(s->err), "%s",
-		 one_line(PQresultErrorMessage(r), msg, sizeof(msg)));
+		 one_line(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) :
+			  PQerrorMessage(c), msg, sizeof(msg)));
+	log_debug("query failed (%s): %s", PQresStatus(PQresultStatus(r)), s->err);
 	PQclear(r);
 	return NULL;
 }
 
-static void rollback(struct store *s)
+void pg_rollback(PGconn *c)
 {
-	if (PQtransactionStatus(conn(s)) != PQTRANS_IDLE) {
-		PGresult *r = PQexec(conn(s), "ROLLBACK");
+	if (c && PQtransactionStatus(c) != PQTRANS_IDLE) {
+		PGresult *r = PQexec(c, "ROLLBACK");
 		PQclear(r);
 	}
 }
@@ -432,14 +191,14 @@ static int pg_exists(struct store *s)
 
 	if (!s->db && pg_connect(s) < 0)
 		return -1;
-	snprintf(priv(s)->dbname, sizeof(priv(s)->dbname), "%s", PQdb(conn(s)));
-	priv(s)->lock_key = lock_key(priv(s)->dbname);
+	snprintf(pg_priv(s)->dbname, sizeof(pg_priv(s)->dbname), "%s", PQdb(pg_conn(s)));
+	pg_priv(s)->lock_key = lock_key(pg_priv(s)->dbname);
 	free(s->path);
-	s->path = xasprintf("%s/%s", dir, priv(s)->dbname);
+	s->path = xasprintf("%s/%s", dir, pg_priv(s)->dbname);
 	return 1;
 }
 
-static int pg_open(struct store *s)
+int pg_open(struct store *s)
 {
 	if (s->db)
 		return 0;
@@ -448,13 +207,67 @@ static int pg_open(struct store *s)
 	return 0;
 }
 
+/*
+ * The maintenance database ("postgres"): the lock is taken there when it
+ * can be, so that neither ferry nor the replicas waiting for it are
+ * connected to the database itself, which a template copy and a rename
+ * need. NULL when that database cannot be reached (pg_hba, no CONNECT).
+ */
+static int maint_connect(struct store *s)
+{
+	static const char *const keys[] = { "connect_timeout", "dbname",
+					     "fallback_application_name", "dbname", NULL };
+	const char *values[] = { "10", s->url, "ferry", s->maintenance_db, NULL };
+	PGconn *c;
+	char msg[512];
+
+	if (!s->maintenance_db || pg_priv(s)->maint)
+		return 0;
+	c = PQconnectdbParams(keys, values, 1);
+	if (c && PQstatus(c) == CONNECTION_OK) {
+		PQsetNoticeProcessor(c, on_notice, NULL);
+		pg_priv(s)->maint = c;
+		return 0;
+	}
+	/* Never fall back silently: replicas must all lock in the same place. */
+	s->status = EXIT_UNAVAILABLE;
+	error("cannot connect to the maintenance database '%s' (%s), where the "
+	      "migration lock is taken: allow it, or set [database] maintenance_db "
+	      "to another database, or to nothing to lock in the database itself "
+	      "(snapshots are then always logical)", s->maintenance_db,
+	      c ? one_line(PQerrorMessage(c), msg, sizeof(msg)) : "out of memory");
+	PQfinish(c);
+	return -1;
+}
+
+void pg_disconnect(struct store *s)
+{
+	if (s->db && !(pg_priv(s)->locked && !pg_priv(s)->maint)) {
+		PQfinish(pg_conn(s));
+		s->db = NULL;
+	}
+}
+
 static void pg_close(struct store *s)
 {
-	/* the session holds the migrator lock: it ends with the store */
-	if (!s->db || (s->priv && priv(s)->locked))
+	/* a session holding the migrator lock ends with the lock */
+	if (s->priv && pg_priv(s)->locked) {
+		pg_disconnect(s);
 		return;
-	PQfinish(conn(s));
+	}
+	if (s->db)
+		PQfinish(pg_conn(s));
 	s->db = NULL;
+	if (s->priv && pg_priv(s)->maint) {
+		PQfinish(pg_priv(s)->maint);
+		pg_priv(s)->maint = NULL;
+	}
+}
+
+/* The connection that holds (or takes) the migrator lock. */
+static PGconn *lock_conn(struct store *s)
+{
+	return pg_priv(s)->maint ? pg_priv(s)->maint : pg_conn(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -464,8 +277,10 @@ static int pg_read_ledger(struct store *s, struct ledger *l)
 {
 	PGresult *r;
 
+	if (pg_open(s) < 0)
+		return -1;
 	memset(l, 0, sizeof(*l));
-	r = query(s, "SELECT c.relname, n.nspname = current_schema() "
+	r = pg_query(s, pg_conn(s), "SELECT c.relname, n.nspname = current_schema() "
 		     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
 		     "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
 		     "AND n.nspname NOT LIKE 'pg\\_%'", 0, NULL);
@@ -483,7 +298,7 @@ static int pg_read_ledger(struct store *s, struct ledger *l)
 	PQclear(r);
 	if (!l->exists)
 		return 0;
-	r = query(s, "SELECT version, name, sha256, "
+	r = pg_query(s, pg_conn(s), "SELECT version, name, sha256, "
 		     "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
 		     "duration_ms, dirty FROM ferry_migrations ORDER BY version", 0, NULL);
 	if (!r)
@@ -513,7 +328,7 @@ fail:
 /* Who holds the lock: "pid 123, application_name 'ferry'" */
 static void lock_holder(struct store *s, char *buf, size_t size)
 {
-	unsigned long long key = (unsigned long long)priv(s)->lock_key;
+	unsigned long long key = (unsigned long long)pg_priv(s)->lock_key;
 	char hi[24], lo[24];
 	const char *params[] = { hi, lo };
 	PGresult *r;
@@ -521,7 +336,7 @@ static void lock_holder(struct store *s, char *buf, size_t size)
 	snprintf(hi, sizeof(hi), "%llu", key >> 32);
 	snprintf(lo, sizeof(lo), "%llu", key & 0xffffffffULL);
 	snprintf(buf, size, "unknown pid");
-	r = query(s, "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "
+	r = pg_query(s, lock_conn(s), "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "
 		     "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
 		     "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
 		     "AND l.classid = $1::oid AND l.objid = $2::oid "
@@ -541,12 +356,12 @@ static int pg_lock(struct store *s, long long timeout)
 	bool waited = false;
 	PGresult *r;
 
-	if (pg_open(s) < 0)
+	if (maint_connect(s) < 0 || (!pg_priv(s)->maint && pg_open(s) < 0))
 		return -1;
-	snprintf(key, sizeof(key), "%lld", priv(s)->lock_key);
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	for (;;) {
 		/* autocommit, one statement: the poll holds no snapshot */
-		r = query(s, "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
+		r = pg_query(s, lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
 		if (!r)
 			return error("cannot take the migration lock: %s", s->err);
 		if (PQgetvalue(r, 0, 0)[0] == 't') {
@@ -559,23 +374,23 @@ static int pg_lock(struct store *s, long long timeout)
 			log_error("gave up waiting for the migration lock of database '%s' "
 				  "after %lld s ([migrations] lock_timeout_seconds): another "
 				  "ferry (%s) is still migrating; try again later",
-				  priv(s)->dbname, timeout, holder);
+				  pg_priv(s)->dbname, timeout, holder);
 			return 1;
 		}
 		if (now_seconds() >= next_log) {
 			lock_holder(s, holder, sizeof(holder));
 			log_info("waiting for another ferry (%s) that holds the migration "
 				 "lock of database '%s' (up to %lld s)", holder,
-				 priv(s)->dbname, timeout);
+				 pg_priv(s)->dbname, timeout);
 			next_log = now_seconds() + 10;
 		}
 		waited = true;
 		usleep(100000);
 	}
-	priv(s)->locked = true;
+	pg_priv(s)->locked = true;
 	/* A transaction-pooling proxy hands each statement to some server
 	 * session: the lock would not be ours for long. */
-	r = query(s, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+	r = pg_query(s, lock_conn(s), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
 		     "AND granted AND pid = pg_backend_pid()", 0, NULL);
 	if (!r || !strcmp(PQgetvalue(r, 0, 0), "0")) {
 		PQclear(r);
@@ -597,21 +412,23 @@ static void pg_unlock(struct store *s)
 	const char *params[] = { key };
 	PGresult *r;
 
-	if (!s->db || !priv(s)->locked)
+	if (!s->priv || !pg_priv(s)->locked || !lock_conn(s))
 		return;
-	snprintf(key, sizeof(key), "%lld", priv(s)->lock_key);
-	rollback(s);
-	r = query(s, "SELECT pg_advisory_unlock($1::bigint)", 1, params);
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
+	pg_rollback(pg_conn(s));
+	r = pg_query(s, lock_conn(s), "SELECT pg_advisory_unlock($1::bigint)", 1, params);
 	PQclear(r);
-	priv(s)->locked = false;
+	pg_priv(s)->locked = false;
 }
 
 static int pg_journal_load(struct store *s, char *buf, size_t size)
 {
 	PGresult *r;
 
+	if (pg_open(s) < 0)
+		return -1;
 	buf[0] = '\0';
-	r = query(s, "SELECT to_regclass('" JOURNAL_TABLE "') IS NOT NULL", 0, NULL);
+	r = pg_query(s, pg_conn(s), "SELECT to_regclass('" JOURNAL_TABLE "') IS NOT NULL", 0, NULL);
 	if (!r)
 		return error("cannot read the journal: %s", s->err);
 	if (PQgetvalue(r, 0, 0)[0] != 't') {
@@ -619,7 +436,7 @@ static int pg_journal_load(struct store *s, char *buf, size_t size)
 		return 0;
 	}
 	PQclear(r);
-	r = query(s, "SELECT body FROM " JOURNAL_TABLE " WHERE id = 1", 0, NULL);
+	r = pg_query(s, pg_conn(s), "SELECT body FROM " JOURNAL_TABLE " WHERE id = 1", 0, NULL);
 	if (!r)
 		return error("cannot read the journal: %s", s->err);
 	if (PQntuples(r) > 0)
@@ -633,15 +450,17 @@ static int pg_journal_save(struct store *s, const char *text)
 	const char *params[] = { text };
 	PGresult *r;
 
+	if (pg_open(s) < 0)
+		return -1;
 	if (!text) {
-		r = query(s, "DELETE FROM " JOURNAL_TABLE, 0, NULL);
+		r = pg_query(s, pg_conn(s), "DELETE FROM " JOURNAL_TABLE, 0, NULL);
 		if (!r && strstr(s->err, "does not exist"))
 			return 0;
 	} else {
-		if (run(s, "CREATE TABLE IF NOT EXISTS " JOURNAL_TABLE " (id integer "
+		if (pg_run(s, pg_conn(s), "CREATE TABLE IF NOT EXISTS " JOURNAL_TABLE " (id integer "
 			   "PRIMARY KEY CHECK (id = 1), body text NOT NULL)", NULL) < 0)
 			return error("cannot write the journal: %s", s->err);
-		r = query(s, "INSERT INTO " JOURNAL_TABLE " (id, body) VALUES (1, $1) "
+		r = pg_query(s, pg_conn(s), "INSERT INTO " JOURNAL_TABLE " (id, body) VALUES (1, $1) "
 			     "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body", 1, params);
 	}
 	if (!r)
@@ -652,7 +471,7 @@ static int pg_journal_save(struct store *s, const char *text)
 
 static int pg_check_privileges(struct store *s)
 {
-	PGresult *r = query(s, "SELECT current_schema(), current_user, "
+	PGresult *r = pg_open(s) < 0 ? NULL : pg_query(s, pg_conn(s), "SELECT current_schema(), current_user, "
 			       "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
 			       "to_regclass('ferry_migrations') IS NULL OR "
 			       "has_table_privilege('ferry_migrations', 'INSERT, UPDATE, DELETE')",
@@ -711,23 +530,23 @@ static void statement_error(struct store *s, const struct sql_statement *st,
 		}
 	}
 	snprintf(s->err, sizeof(s->err), "near line %d: %s", line,
-		 prim ? prim : one_line(PQerrorMessage(conn(s)), msg, sizeof(msg)));
+		 prim ? prim : one_line(PQerrorMessage(pg_conn(s)), msg, sizeof(msg)));
 }
 
 /* Runs one statement; 0, or -1 with s->err and sqlstate set. */
 static int run_statement(struct store *s, const struct sql_statement *st, char sqlstate[6])
 {
 	char *sql = xasprintf("%.*s", (int)st->len, st->start);
-	PGresult *r = PQexec(conn(s), sql);
+	PGresult *r = PQexec(pg_conn(s), sql);
 	ExecStatusType status = PQresultStatus(r);
 	int rc = 0;
 
 	free(sql);
 	sqlstate[0] = '\0';
 	if (status == PGRES_COPY_IN) { /* COPY FROM STDIN has no data here */
-		PQputCopyEnd(conn(s), "ferry runs no COPY FROM STDIN");
+		PQputCopyEnd(pg_conn(s), "ferry runs no COPY FROM STDIN");
 		PQclear(r);
-		r = PQgetResult(conn(s));
+		r = PQgetResult(pg_conn(s));
 		status = PQresultStatus(r);
 	}
 	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK &&
@@ -739,7 +558,7 @@ static int run_statement(struct store *s, const struct sql_statement *st, char s
 		rc = -1;
 	}
 	PQclear(r);
-	while ((r = PQgetResult(conn(s))))
+	while ((r = PQgetResult(pg_conn(s))))
 		PQclear(r);
 	return rc;
 }
@@ -765,7 +584,7 @@ static int ledger_insert(struct store *s, const struct migration *m, long long m
 
 	snprintf(version, sizeof(version), "%lld", m->version);
 	snprintf(dur, sizeof(dur), "%lld", ms);
-	r = query(s, "INSERT INTO ferry_migrations (version, name, sha256, duration_ms, "
+	r = pg_query(s, pg_conn(s), "INSERT INTO ferry_migrations (version, name, sha256, duration_ms, "
 		     "dirty) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (version) DO UPDATE "
 		     "SET name = EXCLUDED.name, sha256 = EXCLUDED.sha256, "
 		     "duration_ms = EXCLUDED.duration_ms, dirty = EXCLUDED.dirty, "
@@ -798,8 +617,8 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 
 		snprintf(set, sizeof(set), "SET LOCAL lock_timeout = '%llds'",
 			 s->statement_lock_timeout);
-		if (run(s, "BEGIN", sqlstate) < 0 || run(s, set, sqlstate) < 0 ||
-		    run(s, LEDGER_DDL, sqlstate) < 0)
+		if (pg_run(s, pg_conn(s), "BEGIN", sqlstate) < 0 || pg_run(s, pg_conn(s), set, sqlstate) < 0 ||
+		    pg_run(s, pg_conn(s), LEDGER_DDL, sqlstate) < 0)
 			goto fail;
 		for (; i < n; i++) {
 			double t1 = now_seconds();
@@ -812,13 +631,13 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 				 m[i]->version);
 			crash_point(point);
 		}
-		if (run(s, "COMMIT", sqlstate) < 0)
+		if (pg_run(s, pg_conn(s), "COMMIT", sqlstate) < 0)
 			goto fail;
 		if (ms)
 			*ms = (long long)((now_seconds() - t0) * 1000);
 		return 0;
 fail:
-		rollback(s);
+		pg_rollback(pg_conn(s));
 		*failed = i < n ? m[i] : m[n - 1];
 		if (!lock_timed_out(sqlstate) || attempt == 3)
 			return -1;
@@ -834,6 +653,8 @@ static int pg_apply_all(struct store *s, const struct migration *const *m, size_
 {
 	char point[64];
 
+	if (pg_open(s) < 0)
+		return -1;
 	if (apply_in_transaction(s, m, n, failed, NULL) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
@@ -847,7 +668,7 @@ static int pg_apply_all(struct store *s, const struct migration *const *m, size_
 /* Names of the invalid indexes of the schema, one per line. */
 static char *invalid_indexes(struct store *s)
 {
-	PGresult *r = query(s, "SELECT string_agg(format('%I.%I', n.nspname, c.relname), "
+	PGresult *r = pg_query(s, pg_conn(s), "SELECT string_agg(format('%I.%I', n.nspname, c.relname), "
 			       "E'\\n') FROM pg_index i JOIN pg_class c ON c.oid = "
 			       "i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
 			       "WHERE NOT i.indisvalid", 0, NULL);
@@ -869,7 +690,7 @@ static void drop_new_invalid(struct store *s, const char *before)
 		if (strstr(before, line))
 			continue;
 		sql = xasprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", line);
-		if (run(s, sql, NULL) == 0)
+		if (pg_run(s, pg_conn(s), sql, NULL) == 0)
 			log_info("dropped index %s, left INVALID by the failed build", line);
 		else
 			log_warn("index %s is INVALID after the failed build and could not "
@@ -895,7 +716,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 	int rc = -1;
 
 	snprintf(version, sizeof(version), "%lld", m->version);
-	if (run(s, LEDGER_DDL, sqlstate) < 0 || ledger_insert(s, m, 0, true) < 0)
+	if (pg_run(s, pg_conn(s), LEDGER_DDL, sqlstate) < 0 || ledger_insert(s, m, 0, true) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		char *before = invalid_indexes(s);
@@ -908,7 +729,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 		}
 		free(before);
 		snprintf(done, sizeof(done), "%zu", i + 1);
-		r = query(s, "UPDATE ferry_migrations SET statements_done = $1 "
+		r = pg_query(s, pg_conn(s), "UPDATE ferry_migrations SET statements_done = $1 "
 			     "WHERE version = $2", 2, params);
 		if (!r)
 			goto out;
@@ -919,7 +740,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 	*ms = (long long)((now_seconds() - t0) * 1000);
 	snprintf(done, sizeof(done), "%lld", *ms);
 	{
-		PGresult *r = query(s, "UPDATE ferry_migrations SET dirty = false, "
+		PGresult *r = pg_query(s, pg_conn(s), "UPDATE ferry_migrations SET dirty = false, "
 				       "duration_ms = $1 WHERE version = $2", 2, params);
 		if (!r)
 			goto out;
@@ -935,6 +756,8 @@ static int pg_apply(struct store *s, const struct migration *m, long long *ms)
 {
 	const struct migration *failed = NULL;
 
+	if (pg_open(s) < 0)
+		return -1;
 	if (store_outside_transaction(s, m))
 		return apply_outside(s, m, ms);
 	return apply_in_transaction(s, &m, 1, &failed, ms);
@@ -952,7 +775,7 @@ static int pg_verify(struct store *s)
 
 static int pg_size(struct store *s, unsigned long long *bytes)
 {
-	PGresult *r = query(s, "SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
+	PGresult *r = pg_open(s) < 0 ? NULL : pg_query(s, pg_conn(s), "SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
 			       "WHERE c.relnamespace = current_schema()::regnamespace "
 			       "AND c.relkind = 'r'", 0, NULL);
 	long long v = 0;
@@ -971,578 +794,16 @@ static const char *pg_location(struct store *s)
 	return s->path;
 }
 
-/* ------------------------------------------------------------------ */
-/*
- * The logical snapshot: the schema ferry migrates (current_schema()) as
- * DDL made by the server's own pg_get_*def functions, and its data as
- * COPY text, in one zstd stream. Restoring drops the schema's objects and
- * replays the file in ONE transaction, so a crash midway changes nothing.
- * Object kinds it cannot rebuild are refused up front, before any write.
- *
- * File: "FERRY-PG-SNAPSHOT 1\n", records "S <len>\n<sql>\n" and
- * "C <len>\n<copy statement>\n<rows>\\.\n", then "E\n".
- */
-
-#define IN_SCHEMA(ns) ns " = current_schema()"
-#define NOT_EXT(oid)                                                        \
-	"NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = " oid            \
-	" AND e.deptype = 'e')"
-
-static const char unsupported_sql[] =
-	"SELECT kind || ' ' || name FROM ("
-	" SELECT CASE c.relkind WHEN 'm' THEN 'materialized view' WHEN 'p' THEN "
-	"  'partitioned table' WHEN 'f' THEN 'foreign table' ELSE 'composite type' END "
-	"  AS kind, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = "
-	"  c.relnamespace WHERE " IN_SCHEMA("n.nspname") " AND c.relkind IN "
-	"  ('m', 'p', 'f', 'c') AND " NOT_EXT("c.oid")
-	" UNION ALL SELECT 'domain or range type', t.typname FROM pg_type t JOIN "
-	"  pg_namespace n ON n.oid = t.typnamespace WHERE " IN_SCHEMA("n.nspname")
-	"  " "AND t.typtype IN ('d', 'r', 'm') AND " NOT_EXT("t.oid")
-	" UNION ALL SELECT 'aggregate', p.proname FROM pg_proc p JOIN pg_namespace n "
-	"  ON n.oid = p.pronamespace WHERE " IN_SCHEMA("n.nspname") " AND p.prokind IN "
-	"  ('a', 'w') AND " NOT_EXT("p.oid")
-	" UNION ALL SELECT 'inherited table', c.relname FROM pg_inherits i JOIN pg_class "
-	"  c ON c.oid = i.inhrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
-	IN_SCHEMA("n.nspname")
-	" UNION ALL SELECT 'row security policy', p.polname FROM pg_policy p JOIN "
-	"  pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = "
-	"  c.relnamespace WHERE " IN_SCHEMA("n.nspname")
-	" UNION ALL SELECT 'rule', r.rulename FROM pg_rewrite r JOIN pg_class c ON "
-	"  c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
-	IN_SCHEMA("n.nspname") " AND r.rulename <> '_RETURN'"
-	") x";
-
-#define TABLES_WHERE                                                        \
-	IN_SCHEMA("n.nspname") " AND c.relkind = 'r' AND c.relname <> '"        \
-	JOURNAL_TABLE "' AND " NOT_EXT("c.oid")
-
-/* Queries whose rows are the statements that rebuild the schema, in order.
- * A NULL marks where the data goes. */
-static const char *const ddl_before[] = {
-	/* enum types */
-	"SELECT format('CREATE TYPE %I.%I AS ENUM (%s)', n.nspname, t.typname, "
-	"(SELECT coalesce(string_agg(quote_literal(e.enumlabel), ', ' ORDER BY "
-	"e.enumsortorder), '') FROM pg_enum e WHERE e.enumtypid = t.oid)) FROM pg_type t "
-	"JOIN pg_namespace n ON n.oid = t.typnamespace WHERE " IN_SCHEMA("n.nspname")
-	" AND t.typtype = 'e' AND " NOT_EXT("t.oid") " ORDER BY t.oid",
-	/* free-standing and serial sequences (identity ones come with tables) */
-	"SELECT format('CREATE SEQUENCE %I.%I AS %s INCREMENT BY %s MINVALUE %s "
-	"MAXVALUE %s START WITH %s CACHE %s%s', s.schemaname, s.sequencename, "
-	"s.data_type, s.increment_by, s.min_value, s.max_value, s.start_value, "
-	"s.cache_size, CASE WHEN s.cycle THEN ' CYCLE' ELSE '' END) FROM pg_sequences s "
-	"JOIN pg_class c ON c.relname = s.sequencename AND c.relnamespace = "
-	"current_schema()::regnamespace WHERE s.schemaname = current_schema() AND NOT "
-	"EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND "
-	"d.objid = c.oid AND d.deptype IN ('i', 'e')) ORDER BY c.oid",
-	/* tables: columns, identity, generated columns, NOT NULL; no defaults
-	 * yet, they may call functions created below */
-	"SELECT format('CREATE %sTABLE %I.%I (%s)', CASE c.relpersistence WHEN 'u' "
-	"THEN 'UNLOGGED ' ELSE '' END, n.nspname, c.relname, coalesce((SELECT "
-	"string_agg(format('%I %s%s%s%s', a.attname, format_type(a.atttypid, "
-	"a.atttypmod), CASE WHEN a.attcollation <> 0 AND a.attcollation <> "
-	"ty.typcollation THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE "
-	"'' END, CASE WHEN a.attidentity = 'a' THEN ' GENERATED ALWAYS AS IDENTITY' "
-	"WHEN a.attidentity = 'd' THEN ' GENERATED BY DEFAULT AS IDENTITY' WHEN "
-	"a.attgenerated = 's' THEN ' GENERATED ALWAYS AS (' || pg_get_expr(ad.adbin, "
-	"ad.adrelid) || ') STORED' ELSE '' END, CASE WHEN a.attnotnull THEN ' NOT "
-	"NULL' ELSE '' END), ', ' ORDER BY a.attnum) FROM pg_attribute a JOIN pg_type "
-	"ty ON ty.oid = a.atttypid LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid "
-	"AND ad.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT "
-	"a.attisdropped), '')) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-	"c.relnamespace WHERE " TABLES_WHERE " ORDER BY c.oid",
-	/* functions and procedures */
-	"SELECT pg_get_functiondef(p.oid) FROM pg_proc p JOIN pg_namespace n ON n.oid "
-	"= p.pronamespace WHERE " IN_SCHEMA("n.nspname") " AND p.prokind IN ('f', "
-	"'p') AND " NOT_EXT("p.oid") " ORDER BY p.oid",
-	/* column defaults */
-	"SELECT format('ALTER TABLE %I.%I ALTER COLUMN %I SET DEFAULT %s', n.nspname, "
-	"c.relname, a.attname, pg_get_expr(ad.adbin, ad.adrelid)) FROM pg_attrdef ad "
-	"JOIN pg_class c ON c.oid = ad.adrelid JOIN pg_namespace n ON n.oid = "
-	"c.relnamespace JOIN pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = "
-	"ad.adnum WHERE " TABLES_WHERE " AND a.attgenerated = '' ORDER BY c.oid, "
-	"a.attnum",
-	/* views, in creation order */
-	"SELECT format('CREATE VIEW %I.%I AS %s', n.nspname, c.relname, "
-	"pg_get_viewdef(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-	"c.relnamespace WHERE " IN_SCHEMA("n.nspname") " AND c.relkind = 'v' AND "
-	NOT_EXT("c.oid") " ORDER BY c.oid",
-	NULL,
-};
-
-static const char *const ddl_after[] = {
-	/* constraints after the data; foreign keys last */
-	"SELECT format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', n.nspname, c.relname, "
-	"k.conname, pg_get_constraintdef(k.oid)) FROM pg_constraint k JOIN pg_class c "
-	"ON c.oid = k.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
-	TABLES_WHERE " AND k.contype IN ('p', 'u', 'x', 'c', 'f') AND k.conislocal "
-	"ORDER BY k.contype = 'f', k.oid",
-	/* indexes that no constraint made; an INVALID one is not rebuilt */
-	"SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid "
-	"= i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
-	TABLES_WHERE " AND i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_constraint k "
-	"WHERE k.conindid = i.indexrelid AND k.contype IN ('p', 'u', 'x')) ORDER BY "
-	"i.indexrelid",
-	/* triggers, once the data is in */
-	"SELECT pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = "
-	"t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
-	IN_SCHEMA("n.nspname") " AND NOT t.tgisinternal AND " NOT_EXT("c.oid")
-	" ORDER BY t.oid",
-	/* serial sequences belong to their column again */
-	"SELECT format('ALTER SEQUENCE %I.%I OWNED BY %I.%I.%I', sn.nspname, s.relname, "
-	"tn.nspname, t.relname, a.attname) FROM pg_depend d JOIN pg_class s ON s.oid = "
-	"d.objid AND s.relkind = 'S' JOIN pg_namespace sn ON sn.oid = s.relnamespace "
-	"JOIN pg_class t ON t.oid = d.refobjid JOIN pg_namespace tn ON tn.oid = "
-	"t.relnamespace JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = "
-	"d.refobjsubid WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
-	"'pg_class'::regclass AND d.deptype = 'a' AND sn.nspname = current_schema()",
-	/* every sequence where it was */
-	"SELECT CASE WHEN t.relname IS NULL OR d.deptype = 'a' THEN "
-	"format('SELECT setval(%L, %s, %s)', format('%I.%I', s.schemaname, "
-	"s.sequencename), coalesce(s.last_value, s.start_value), (s.last_value IS NOT "
-	"NULL)::text) ELSE format('SELECT setval(pg_get_serial_sequence(%L, %L), %s, %s)', "
-	"format('%I.%I', tn.nspname, t.relname), a.attname, coalesce(s.last_value, "
-	"s.start_value), (s.last_value IS NOT NULL)::text) END FROM pg_sequences s JOIN "
-	"pg_class sc ON sc.relname = s.sequencename AND sc.relnamespace = "
-	"current_schema()::regnamespace LEFT JOIN pg_depend d ON d.classid = "
-	"'pg_class'::regclass AND d.objid = sc.oid AND d.refclassid = "
-	"'pg_class'::regclass AND d.deptype IN ('a', 'i') LEFT JOIN pg_class t ON t.oid "
-	"= d.refobjid LEFT JOIN pg_namespace tn ON tn.oid = t.relnamespace LEFT JOIN "
-	"pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid WHERE "
-	"s.schemaname = current_schema() AND " NOT_EXT("sc.oid"),
-	NULL,
-};
-
-static const char copy_sql[] =
-	"SELECT format('COPY %I.%I (%s) FROM STDIN', n.nspname, c.relname, "
-	"string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)), format('COPY "
-	"%I.%I (%s) TO STDOUT', n.nspname, c.relname, string_agg(quote_ident(a.attname), "
-	"', ' ORDER BY a.attnum)) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-	"c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND "
-	"NOT a.attisdropped AND a.attgenerated = '' WHERE " TABLES_WHERE
-	" GROUP BY n.nspname, c.relname, c.oid ORDER BY c.oid";
-
-/* What a restore removes first: everything the snapshot may rebuild. */
-static const char drop_sql[] =
-	"SELECT stmt FROM ("
-	" SELECT 1 AS o, c.oid, format('DROP %s IF EXISTS %I.%I CASCADE', CASE "
-	"  c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' "
-	"  THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, n.nspname, "
-	"  c.relname) AS stmt FROM pg_class c JOIN pg_namespace n ON n.oid = "
-	"  c.relnamespace WHERE " IN_SCHEMA("n.nspname") " AND c.relkind IN ('v', 'm', "
-	"  'r', 'p', 'f', 'S') AND c.relname <> '" JOURNAL_TABLE "' AND "
-	NOT_EXT("c.oid")
-	" UNION ALL SELECT 2, p.oid, format('DROP ROUTINE IF EXISTS %s CASCADE', "
-	"  p.oid::regprocedure) FROM pg_proc p JOIN pg_namespace n ON n.oid = "
-	"  p.pronamespace WHERE " IN_SCHEMA("n.nspname") " AND p.prokind IN ('f', 'p') "
-	"  AND " NOT_EXT("p.oid")
-	" UNION ALL SELECT 3, t.oid, format('DROP TYPE IF EXISTS %I.%I CASCADE', "
-	"  n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = "
-	"  t.typnamespace LEFT JOIN pg_class c ON c.oid = t.typrelid WHERE "
-	IN_SCHEMA("n.nspname") " AND (t.typtype IN ('e', 'd', 'r') OR c.relkind = "
-	"  'c') AND " NOT_EXT("t.oid")
-	") x ORDER BY o, oid";
-
-struct zout {
-	int fd;
-	ZSTD_CCtx *cctx;
-	char *buf;
-	size_t cap;
-};
-
-static int zout_write(struct zout *z, const void *data, size_t len, ZSTD_EndDirective end)
+static bool pg_outside_transaction(const struct migration *m)
 {
-	ZSTD_inBuffer in = { data, len, 0 };
-	size_t left;
+	struct sql_statement *st;
+	size_t n = pg_split(m->sql, &st);
+	bool yes = false;
 
-	do {
-		ZSTD_outBuffer out = { z->buf, z->cap, 0 };
-
-		left = ZSTD_compressStream2(z->cctx, &out, &in, end);
-		if (ZSTD_isError(left)) {
-			errno = EIO;
-			return -1;
-		}
-		if (write_all(z->fd, z->buf, out.pos) < 0)
-			return -1;
-	} while (end == ZSTD_e_end ? left != 0 : in.pos < in.size);
-	return 0;
-}
-
-static int zout_record(struct zout *z, char kind, const char *text)
-{
-	char head[32];
-	int n = snprintf(head, sizeof(head), "%c %zu\n", kind, strlen(text));
-
-	if (zout_write(z, head, (size_t)n, ZSTD_e_continue) < 0 ||
-	    zout_write(z, text, strlen(text), ZSTD_e_continue) < 0 ||
-	    zout_write(z, "\n", 1, ZSTD_e_continue) < 0)
-		return -1;
-	return 0;
-}
-
-/* Writes one record per row of each query. */
-static int dump_ddl(struct store *s, struct zout *z, const char *const *queries)
-{
-	for (; *queries; queries++) {
-		PGresult *r = query(s, *queries, 0, NULL);
-
-		if (!r)
-			return error("snapshot: reading the schema failed: %s", s->err);
-		for (int i = 0; i < PQntuples(r); i++)
-			if (zout_record(z, 'S', PQgetvalue(r, i, 0)) < 0) {
-				PQclear(r);
-				return error("snapshot: %s", strerror(errno));
-			}
-		PQclear(r);
-	}
-	return 0;
-}
-
-static int dump_data(struct store *s, struct zout *z, unsigned long long *rows)
-{
-	PGresult *tables = query(s, copy_sql, 0, NULL);
-	int rc = 0;
-
-	if (!tables)
-		return error("snapshot: listing tables failed: %s", s->err);
-	for (int i = 0; i < PQntuples(tables) && rc == 0; i++) {
-		PGresult *r;
-		char *line;
-		int len;
-
-		if (zout_record(z, 'C', PQgetvalue(tables, i, 0)) < 0) {
-			rc = error("snapshot: %s", strerror(errno));
-			break;
-		}
-		r = PQexec(conn(s), PQgetvalue(tables, i, 1));
-		if (PQresultStatus(r) != PGRES_COPY_OUT) {
-			rc = error("snapshot: %s: %s", PQgetvalue(tables, i, 1),
-				   PQresultErrorMessage(r));
-			PQclear(r);
-			break;
-		}
-		PQclear(r);
-		while ((len = PQgetCopyData(conn(s), &line, 0)) > 0) {
-			if (rc == 0 && zout_write(z, line, (size_t)len, ZSTD_e_continue) < 0)
-				rc = error("snapshot: %s", strerror(errno));
-			(*rows)++;
-			PQfreemem(line);
-		}
-		while ((r = PQgetResult(conn(s)))) {
-			if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0)
-				rc = error("snapshot: %s", PQresultErrorMessage(r));
-			PQclear(r);
-		}
-		if (rc == 0 && zout_write(z, "\\.\n", 3, ZSTD_e_continue) < 0)
-			rc = error("snapshot: %s", strerror(errno));
-		crash_point("snapshot:mid");
-	}
-	PQclear(tables);
-	return rc;
-}
-
-static int pg_snapshot(struct store *s, const char *path, const char **how)
-{
-	static const char header[] = "FERRY-PG-SNAPSHOT 1\n";
-	char *tmp = xasprintf("%s.tmp", path), ignored[6];
-	struct zout z = { .fd = -1 };
-	unsigned long long rows = 0;
-	PGresult *r;
-	int rc = -1;
-
-	*how = "logical: DDL + COPY, zstd";
-	r = query(s, unsupported_sql, 0, NULL);
-	if (!r || PQntuples(r) > 0) {
-		if (r)
-			error("the logical snapshot cannot rebuild %s (and %d more "
-			      "object%s): no snapshot, no upgrade", PQgetvalue(r, 0, 0),
-			      PQntuples(r) - 1, PQntuples(r) == 2 ? "" : "s");
-		else
-			error("snapshot: %s", s->err);
-		PQclear(r);
-		goto out;
-	}
-	PQclear(r);
-	unlink(tmp);
-	z.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (z.fd < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
-		goto out;
-	}
-	z.cctx = ZSTD_createCCtx();
-	z.cap = ZSTD_CStreamOutSize();
-	z.buf = xmalloc(z.cap);
-	ZSTD_CCtx_setParameter(z.cctx, ZSTD_c_compressionLevel, 3);
-	/* one consistent view; ACCESS SHARE keeps DDL out while we read */
-	if (run(s, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ignored) < 0) {
-		error("snapshot: %s", s->err);
-		goto out_unlink;
-	}
-	r = query(s, "SELECT format('LOCK TABLE %s IN ACCESS SHARE MODE', "
-		     "string_agg(format('%I.%I', n.nspname, c.relname), ', ')) FROM "
-		     "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
-		     TABLES_WHERE " HAVING count(*) > 0", 0, NULL);
-	if (!r || (PQntuples(r) > 0 && run(s, PQgetvalue(r, 0, 0), ignored) < 0)) {
-		error("snapshot: %s", s->err);
-		PQclear(r);
-		goto out_txn;
-	}
-	PQclear(r);
-	if (zout_write(&z, header, sizeof(header) - 1, ZSTD_e_continue) < 0 ||
-	    dump_ddl(s, &z, ddl_before) < 0 || dump_data(s, &z, &rows) < 0 ||
-	    dump_ddl(s, &z, ddl_after) < 0)
-		goto out_txn;
-	if (zout_write(&z, "E\n", 2, ZSTD_e_end) < 0 || fsync(z.fd) < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
-		goto out_txn;
-	}
-	rc = 0;
-out_txn:
-	rollback(s);
-out_unlink:
-	if (z.fd >= 0 && close(z.fd) < 0 && rc == 0)
-		rc = error("cannot write snapshot '%s': %s", tmp, strerror(errno));
-	z.fd = -1;
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-	if (rc == 0)
-		rc = fsync_dir_of(path);
-	if (rc < 0)
-		unlink(tmp);
-	else
-		log_debug("snapshot: %llu rows", rows);
-out:
-	if (z.fd >= 0)
-		close(z.fd);
-	ZSTD_freeCCtx(z.cctx);
-	free(z.buf);
-	free(tmp);
-	return rc;
-}
-
-struct zin {
-	int fd;
-	ZSTD_DCtx *dctx;
-	char *ibuf;
-	size_t icap;
-	ZSTD_inBuffer in;
-	char *obuf;
-	size_t ocap, opos, olen;
-};
-
-/* Refills the decompressed buffer; 0 at the end of the file, -1 error. */
-static int zin_fill(struct zin *z)
-{
-	for (;;) {
-		ZSTD_outBuffer out = { z->obuf, z->ocap, 0 };
-		size_t rc;
-
-		if (z->in.pos == z->in.size) {
-			ssize_t n = read(z->fd, z->ibuf, z->icap);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				return -1;
-			if (n == 0)
-				return 0;
-			z->in.src = z->ibuf;
-			z->in.size = (size_t)n;
-			z->in.pos = 0;
-		}
-		rc = ZSTD_decompressStream(z->dctx, &out, &z->in);
-		if (ZSTD_isError(rc)) {
-			errno = EILSEQ;
-			return -1;
-		}
-		if (out.pos > 0) {
-			z->opos = 0;
-			z->olen = out.pos;
-			return 1;
-		}
-	}
-}
-
-/* Reads up to and including '\n' into *line; its length, 0 at the end. */
-static ssize_t zin_line(struct zin *z, char **line, size_t *cap)
-{
-	size_t n = 0;
-
-	for (;;) {
-		char *nl;
-		size_t take;
-
-		if (z->opos == z->olen) {
-			int f = zin_fill(z);
-
-			if (f < 0)
-				return -1;
-			if (f == 0)
-				break;
-		}
-		nl = memchr(z->obuf + z->opos, '\n', z->olen - z->opos);
-		take = nl ? (size_t)(nl - (z->obuf + z->opos)) + 1 : z->olen - z->opos;
-		if (n + take + 1 > *cap) {
-			*cap = (n + take + 1) * 2;
-			*line = xrealloc(*line, *cap);
-		}
-		memcpy(*line + n, z->obuf + z->opos, take);
-		n += take;
-		z->opos += take;
-		if (nl)
-			break;
-	}
-	if (*line)
-		(*line)[n] = '\0';
-	return (ssize_t)n;
-}
-
-/* Reads exactly len bytes and the newline after them into a new string. */
-static char *zin_text(struct zin *z, size_t len)
-{
-	char *text = xmalloc(len + 2);
-	size_t n = 0;
-
-	while (n < len + 1) {
-		size_t take;
-
-		if (z->opos == z->olen && zin_fill(z) <= 0) {
-			free(text);
-			return NULL;
-		}
-		take = z->olen - z->opos < len + 1 - n ? z->olen - z->opos : len + 1 - n;
-		memcpy(text + n, z->obuf + z->opos, take);
-		n += take;
-		z->opos += take;
-	}
-	text[len] = '\0';
-	return text;
-}
-
-static int exec_sql(struct store *s, const char *sql)
-{
-	char ignored[6];
-
-	if (run(s, sql, ignored) < 0)
-		return error("restore: %s: %.200s", s->err, sql);
-	return 0;
-}
-
-static int restore_copy(struct store *s, struct zin *z, const char *stmt,
-			char **line, size_t *cap)
-{
-	PGresult *r = PQexec(conn(s), stmt);
-	ssize_t n;
-	int rc = 0;
-
-	if (PQresultStatus(r) != PGRES_COPY_IN) {
-		error("restore: %s: %s", stmt, PQresultErrorMessage(r));
-		PQclear(r);
-		return -1;
-	}
-	PQclear(r);
-	while ((n = zin_line(z, line, cap)) > 0) {
-		if (!strcmp(*line, "\\.\n"))
-			break;
-		if (PQputCopyData(conn(s), *line, (int)n) != 1) {
-			rc = error("restore: %s", PQerrorMessage(conn(s)));
-			break;
-		}
-	}
-	if (n <= 0 && rc == 0)
-		rc = error("restore: the snapshot ends in the middle of its data");
-	PQputCopyEnd(conn(s), rc ? "ferry: bad snapshot" : NULL);
-	while ((r = PQgetResult(conn(s)))) {
-		if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0)
-			rc = error("restore: %s: %s", stmt, PQresultErrorMessage(r));
-		PQclear(r);
-	}
-	return rc;
-}
-
-static int replay(struct store *s, struct zin *z)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = -1;
-
-	n = zin_line(z, &line, &cap);
-	if (n <= 0 || strcmp(line, "FERRY-PG-SNAPSHOT 1\n")) {
-		error("restore: not a ferry PostgreSQL snapshot");
-		goto out;
-	}
-	while ((n = zin_line(z, &line, &cap)) > 0) {
-		long long len;
-		char *text;
-
-		if (!strcmp(line, "E\n")) {
-			rc = 0;
-			break;
-		}
-		line[strcspn(line, "\n")] = '\0';
-		if ((line[0] != 'S' && line[0] != 'C') || line[1] != ' ' ||
-		    !parse_ll(line + 2, 0, 1 << 30, &len) || !(text = zin_text(z, (size_t)len))) {
-			error("restore: the snapshot is damaged");
-			goto out;
-		}
-		if (line[0] == 'S' ? exec_sql(s, text) < 0 :
-				     restore_copy(s, z, text, &line, &cap) < 0) {
-			free(text);
-			goto out;
-		}
-		free(text);
-	}
-	if (rc < 0)
-		error("restore: the snapshot is incomplete (no end record)");
-out:
-	free(line);
-	return rc;
-}
-
-static int pg_restore(struct store *s, const char *path)
-{
-	struct zin z = { .fd = -1 };
-	PGresult *drops = NULL;
-	int rc = -1;
-
-	if (pg_open(s) < 0)
-		return -1;
-	z.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (z.fd < 0)
-		return error("cannot read snapshot '%s': %s", path, strerror(errno));
-	z.dctx = ZSTD_createDCtx();
-	z.icap = ZSTD_DStreamInSize();
-	z.ibuf = xmalloc(z.icap);
-	z.ocap = ZSTD_DStreamOutSize();
-	z.obuf = xmalloc(z.ocap);
-	/* one transaction: a crash or an error in here changes nothing */
-	if (exec_sql(s, "BEGIN") < 0 || exec_sql(s, "SET LOCAL check_function_bodies = off") < 0)
-		goto out;
-	drops = query(s, drop_sql, 0, NULL);
-	if (!drops) {
-		error("restore: %s", s->err);
-		goto out;
-	}
-	for (int i = 0; i < PQntuples(drops); i++)
-		if (exec_sql(s, PQgetvalue(drops, i, 0)) < 0)
-			goto out;
-	crash_point("restore:mid");
-	if (replay(s, &z) < 0)
-		goto out;
-	crash_point("restore:before-rename");
-	if (exec_sql(s, "COMMIT") < 0)
-		goto out;
-	rc = 0;
-out:
-	if (rc < 0)
-		rollback(s);
-	PQclear(drops);
-	close(z.fd);
-	ZSTD_freeDCtx(z.dctx);
-	free(z.ibuf);
-	free(z.obuf);
-	return rc;
+	for (size_t i = 0; i < n && !yes; i++)
+		yes = pg_needs_autocommit(st[i].start, st[i].len);
+	free(st);
+	return yes;
 }
 
 const struct store_ops postgres_ops = {
@@ -1559,6 +820,7 @@ const struct store_ops postgres_ops = {
 	.check_privileges = pg_check_privileges,
 	.snapshot = pg_snapshot,
 	.restore = pg_restore,
+	.cleanup = pg_cleanup,
 	.size = pg_size,
 	.location = pg_location,
 	.lock = pg_lock,

@@ -1,12 +1,45 @@
 /*
- * postgres: the PostgreSQL backend (its ops are in store.h). What is
- * exported here is its statement splitter, for the unit tests.
+ * postgres: the PostgreSQL backend, cut in three: postgres.c (connection,
+ * lock, journal, ledger, migrations, the ops table), pgsnapshot.c (template
+ * and logical snapshots, restore) and pgsplit.c (splitting scripts into
+ * statements). This header is what they share; the rest of ferry sees
+ * only postgres_ops in store.h.
  */
 #ifndef FERRY_POSTGRES_H
 #define FERRY_POSTGRES_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include <libpq-fe.h>
+
+struct store;
+
+#define JOURNAL_TABLE "ferry_journal"
+
+struct pg {
+	bool locked;
+	PGconn *maint;      /* to the maintenance database: lock, templates */
+	long long lock_key;
+	char dbname[256];
+	char how[1400];     /* how the last snapshot was taken, and why */
+};
+
+struct pg *pg_priv(struct store *s);
+PGconn *pg_conn(struct store *s);
+int pg_open(struct store *s);
+/* Drops the connection to the database itself (the lock stays). */
+void pg_disconnect(struct store *s);
+/* Runs a command on c; -1 with s->err (and sqlstate if asked) set. */
+int pg_run(struct store *s, PGconn *c, const char *sql, char sqlstate[6]);
+/* A query with text parameters: the result, or NULL with s->err set. */
+PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
+		   const char *const *params);
+void pg_rollback(PGconn *c);
+
+int pg_snapshot(struct store *s, const char *path, const char **how);
+int pg_restore(struct store *s, const char *path);
+void pg_cleanup(struct store *s);
 
 struct sql_statement {
 	const char *start; /* into the script; not NUL-terminated */

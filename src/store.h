@@ -88,6 +88,7 @@ struct store {
 	long long wait_seconds;        /* for a database that is not up yet */
 	long long statement_lock_timeout;
 	const char *snapshot_dir;
+	const char *maintenance_db;    /* PostgreSQL: where the lock lives */
 	int status;         /* exit status a failure asks for; 0: the default */
 	char err[1024];     /* why apply or verify failed */
 };

@@ -67,6 +67,7 @@ static int boot_open(struct boot *b, const struct config *c, bool need_migration
 	b->store.wait_seconds = c->wait_seconds;
 	b->store.statement_lock_timeout = c->statement_lock_timeout;
 	b->store.snapshot_dir = c->snapshot_dir ? c->snapshot_dir : c->state_dir;
+	b->store.maintenance_db = c->maintenance_db;
 	e = b->store.ops->exists(&b->store);
 	if (e < 0)
 		return b->store.status ? b->store.status : EXIT_CONFIG;

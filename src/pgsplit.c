@@ -1,0 +1,231 @@
+/*
+ * pgsplit: cuts a migration script into statements the way the server's
+ * lexer would, so each statement can run (and fail) on its own line
+ * number, and says which statements cannot run inside a transaction.
+ * Hand-written: libpq offers no lexer.
+ */
+#include "postgres.h"
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+
+static bool ident_start(char c)
+{
+	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
+}
+
+static bool ident_char(char c)
+{
+	return ident_start(c) || isdigit((unsigned char)c) || c == '$';
+}
+
+/* At a '$': the length of a dollar-quote tag ("$$", "$fn$"), or 0. */
+static size_t dollar_tag(const char *p)
+{
+	const char *q = p + 1;
+
+	if (*q == '$')
+		return 2;
+	if (!ident_start(*q))
+		return 0; /* $1 is a parameter */
+	while (ident_start(*q) || isdigit((unsigned char)*q))
+		q++;
+	return *q == '$' ? (size_t)(q + 1 - p) : 0;
+}
+
+size_t pg_split(const char *sql, struct sql_statement **out)
+{
+	const char *p = sql, *content = NULL;
+	int line = 1, content_line = 1, atomic = 0, cases = 0;
+	char prev[16] = "";
+	size_t n = 0, cap = 8;
+
+	*out = xmalloc(cap * sizeof(**out));
+#define EMIT(end)                                                              \
+	do {                                                                   \
+		if (content) {                                                 \
+			if (n == cap)                                          \
+				*out = xrealloc(*out, (cap *= 2) * sizeof(**out)); \
+			(*out)[n].start = content;                             \
+			(*out)[n].len = (size_t)((end) - content);             \
+			(*out)[n].line = content_line;                         \
+			n++;                                                   \
+			content = NULL;                                        \
+		}                                                              \
+	} while (0)
+	while (*p) {
+		char c = *p;
+
+		if (c == '\n') {
+			line++;
+			p++;
+			continue;
+		}
+		if (isspace((unsigned char)c)) {
+			p++;
+			continue;
+		}
+		if (c == '-' && p[1] == '-') {
+			while (*p && *p != '\n')
+				p++;
+			continue;
+		}
+		if (c == '/' && p[1] == '*') {
+			int depth = 0;
+
+			do {
+				if (*p == '/' && p[1] == '*') {
+					depth++;
+					p += 2;
+				} else if (*p == '*' && p[1] == '/') {
+					depth--;
+					p += 2;
+				} else {
+					line += *p == '\n';
+					p++;
+				}
+			} while (*p && depth > 0);
+			continue;
+		}
+		if (!content) {
+			content = p;
+			content_line = line;
+		}
+		if (c == ';' && !atomic) {
+			EMIT(p);
+			prev[0] = '\0';
+			p++;
+			continue;
+		}
+		if (c == '\'') {
+			bool esc = p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+				   (p - 1 == sql || !ident_char(p[-2]));
+
+			for (p++; *p; p++) {
+				line += *p == '\n';
+				if (esc && *p == '\\' && p[1]) {
+					p++;
+					line += *p == '\n';
+				} else if (*p == '\'') {
+					if (p[1] != '\'')
+						break;
+					p++;
+				}
+			}
+			if (*p)
+				p++;
+			prev[0] = '\0';
+			continue;
+		}
+		if (c == '"') {
+			for (p++; *p; p++) {
+				line += *p == '\n';
+				if (*p == '"') {
+					if (p[1] != '"')
+						break;
+					p++;
+				}
+			}
+			if (*p)
+				p++;
+			prev[0] = '\0';
+			continue;
+		}
+		if (c == '$' && (p == sql || !ident_char(p[-1]))) {
+			size_t tl = dollar_tag(p);
+
+			if (tl) {
+				const char *tag = p;
+
+				for (p += tl; *p && strncmp(p, tag, tl); p++)
+					line += *p == '\n';
+				if (*p)
+					p += tl;
+				prev[0] = '\0';
+				continue;
+			}
+		}
+		if (ident_start(c)) {
+			const char *w = p;
+			size_t wl;
+
+			while (ident_char(*p))
+				p++;
+			wl = (size_t)(p - w);
+			/* SQL-standard function bodies hold semicolons */
+			if (wl == 6 && !strncasecmp(w, "ATOMIC", 6) && !strcasecmp(prev, "BEGIN"))
+				atomic++;
+			else if (atomic && wl == 4 && !strncasecmp(w, "CASE", 4))
+				cases++;
+			else if (atomic && wl == 3 && !strncasecmp(w, "END", 3)) {
+				if (cases)
+					cases--;
+				else
+					atomic--;
+			}
+			snprintf(prev, sizeof(prev), "%.*s", (int)(wl < 15 ? wl : 15), w);
+			continue;
+		}
+		prev[0] = '\0';
+		p++;
+	}
+	EMIT(p);
+#undef EMIT
+	return n;
+}
+
+bool pg_needs_autocommit(const char *stmt, size_t len)
+{
+	char w[6][16] = { "" };
+	const char *p = stmt, *end = stmt + len;
+	int n = 0;
+
+	while (p < end && n < 6) {
+		if (isspace((unsigned char)*p)) {
+			p++;
+		} else if (*p == '-' && p + 1 < end && p[1] == '-') {
+			while (p < end && *p != '\n')
+				p++;
+		} else if (*p == '/' && p + 1 < end && p[1] == '*') {
+			const char *close = strstr(p + 2, "*/");
+			p = close && close < end ? close + 2 : end;
+		} else if (*p == '(') { /* REINDEX (VERBOSE) ... */
+			while (p < end && *p != ')')
+				p++;
+			p++;
+		} else if (ident_start(*p)) {
+			size_t k = 0;
+
+			while (p < end && ident_char(*p)) {
+				if (k < sizeof(w[0]) - 1)
+					w[n][k++] = (char)toupper((unsigned char)*p);
+				p++;
+			}
+			w[n++][k] = '\0';
+		} else {
+			break;
+		}
+	}
+#define IS(i, s) (!strcmp(w[i], s))
+	if (IS(0, "VACUUM") || (IS(0, "ALTER") && IS(1, "SYSTEM")))
+		return true;
+	if ((IS(0, "CREATE") || IS(0, "DROP")) &&
+	    (IS(1, "DATABASE") || IS(1, "TABLESPACE")))
+		return true;
+	if (IS(0, "CREATE") && ((IS(1, "INDEX") && IS(2, "CONCURRENTLY")) ||
+				(IS(1, "UNIQUE") && IS(2, "INDEX") && IS(3, "CONCURRENTLY"))))
+		return true;
+	if (IS(0, "DROP") && IS(1, "INDEX") && IS(2, "CONCURRENTLY"))
+		return true;
+	if (IS(0, "REINDEX"))
+		for (int i = 1; i < n; i++)
+			if (IS(i, "CONCURRENTLY"))
+				return true;
+#undef IS
+	return false;
+}
