@@ -92,15 +92,15 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 			} while (*p && depth > 0);
 			continue;
 		}
-		if (!content) {
-			content = p;
-			content_line = line;
-		}
 		if (c == ';' && !atomic) {
 			EMIT(p);
 			prev[0] = '\0';
 			p++;
 			continue;
+		}
+		if (!content) {
+			content = p;
+			content_line = line;
 		}
 		if (c == '\'') {
 			bool esc = p > sql && (p[-1] == 'E' || p[-1] == 'e') &&

@@ -681,21 +681,25 @@ static char *invalid_indexes(struct store *s)
 /* Drops indexes a failed concurrent build left INVALID (not older ones). */
 static void drop_new_invalid(struct store *s, const char *before)
 {
-	char *now = invalid_indexes(s), *line, *save = NULL, saved_err[sizeof(s->err)];
+	char *now = invalid_indexes(s), *end = now + strlen(now), saved_err[sizeof(s->err)];
 
 	memcpy(saved_err, s->err, sizeof(saved_err));
-	for (line = strtok_r(now, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = now; line < end;) {
+		size_t len = strcspn(line, "\n");
 		char *sql;
 
-		if (strstr(before, line))
-			continue;
-		sql = xasprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", line);
-		if (pg_run(s, pg_conn(s), sql, NULL) == 0)
-			log_info("dropped index %s, left INVALID by the failed build", line);
-		else
-			log_warn("index %s is INVALID after the failed build and could not "
-				 "be dropped: %s", line, s->err);
-		free(sql);
+		line[len] = '\0';
+		if (!strstr(before, line)) {
+			sql = xasprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", line);
+			if (pg_run(s, pg_conn(s), sql, NULL) == 0)
+				log_info("dropped index %s, left INVALID by the failed build",
+					 line);
+			else
+				log_warn("index %s is INVALID after the failed build and could "
+					 "not be dropped: %s", line, s->err);
+			free(sql);
+		}
+		line += len + 1;
 	}
 	memcpy(s->err, saved_err, sizeof(saved_err));
 	free(now);

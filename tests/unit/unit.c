@@ -1,8 +1,15 @@
-/* unit: TAP tests for the parsers (config values, URL redaction). */
+/*
+ * unit: TAP tests for the parsers: config values, URL redaction, the
+ * PostgreSQL statement splitter and its no-transaction detection,
+ * checksum normalisation.
+ */
 #include "config.h"
 #include "log.h"
+#include "migrations.h"
+#include "postgres.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int n, failed;
@@ -22,6 +29,34 @@ static void redacts(const char *url, const char *want)
 	redact_url(url, buf, sizeof(buf));
 	snprintf(what, sizeof(what), "redact %s -> %s (got %s)", url, want, buf);
 	ok(!strcmp(buf, want), what);
+}
+
+/* splits sql and compares the statements, "|"-joined, with want */
+static void splits(const char *sql, const char *want, const char *what)
+{
+	struct sql_statement *st;
+	size_t count = pg_split(sql, &st);
+	char got[1024] = "", msg[1400];
+
+	for (size_t i = 0; i < count; i++) {
+		char one[512];
+
+		snprintf(one, sizeof(one), "%s%.*s@%d", i ? "|" : "", (int)st[i].len,
+			 st[i].start, st[i].line);
+		strncat(got, one, sizeof(got) - strlen(got) - 1);
+	}
+	free(st);
+	snprintf(msg, sizeof(msg), "split %s (got %s)", what, got);
+	ok(!strcmp(got, want), msg);
+}
+
+static void autocommit(const char *stmt, int want)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "%s %s outside a transaction", stmt,
+		 want ? "runs" : "does not run");
+	ok(pg_needs_autocommit(stmt, strlen(stmt)) == want, msg);
 }
 
 int main(void)
@@ -46,6 +81,46 @@ int main(void)
 	ok(!config_parse_status_list(st, "256"), "status 256 refused");
 	ok(!config_parse_status_list(st, "1,,2"), "empty list item refused");
 	ok(!config_parse_status_list(st, "abc"), "word refused");
+
+	splits("SELECT 1; SELECT 2;", "SELECT 1@1|SELECT 2@1", "two statements");
+	splits("-- c; x\nSELECT ';' ; /* a; /* nested; */ b; */ SELECT 2",
+	       "SELECT ';' @2|SELECT 2@2", "comments and strings");
+	splits("CREATE FUNCTION f() RETURNS int AS $$ BEGIN x; RETURN 1; END $$ LANGUAGE plpgsql;\nSELECT 3",
+	       "CREATE FUNCTION f() RETURNS int AS $$ BEGIN x; RETURN 1; END $$ LANGUAGE plpgsql@1|SELECT 3@2",
+	       "dollar quotes");
+	splits("SELECT $fn$ a $$; b $fn$; SELECT $1",
+	       "SELECT $fn$ a $$; b $fn$@1|SELECT $1@1", "tagged dollar quotes, $1");
+	splits("SELECT \"a;b\"\"\", E'it\\'s;', 'x'';y'; SELECT 2",
+	       "SELECT \"a;b\"\"\", E'it\\'s;', 'x'';y'@1|SELECT 2@1",
+	       "quoted identifiers, E'' and '' escapes");
+	splits("CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN "
+	       "true THEN 1 END; SELECT 2; END;\n\nSELECT 4;",
+	       "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN "
+	       "true THEN 1 END; SELECT 2; END@1|SELECT 4@3", "BEGIN ATOMIC bodies");
+	splits(" ; ;\n-- only a comment\n", "", "empty statements");
+	splits("SELECT 1 -- no semicolon", "SELECT 1 -- no semicolon@1", "last statement unterminated");
+
+	autocommit("CREATE INDEX CONCURRENTLY i ON t (a)", 1);
+	autocommit("create unique index concurrently i on t (a)", 1);
+	autocommit("/* x */ DROP INDEX CONCURRENTLY i", 1);
+	autocommit("REINDEX (VERBOSE) TABLE CONCURRENTLY t", 1);
+	autocommit("VACUUM ANALYZE t", 1);
+	autocommit("CREATE INDEX i ON t (a)", 0);
+	autocommit("SELECT 'CREATE INDEX CONCURRENTLY'", 0);
+	autocommit("CREATE TABLE concurrently (a int)", 0);
+
+	{
+		char a[] = "\xEF\xBB\xBFSELECT 1;\r\nSELECT 2;\r\n", b[] = "SELECT 1;\nSELECT 2;\n";
+		char ha[65], hb[65];
+		size_t la = migrations_normalise(a, strlen(a));
+		size_t lb = migrations_normalise(b, strlen(b));
+
+		sha256_hex(a, la, ha);
+		sha256_hex(b, lb, hb);
+		ok(!strcmp(ha, hb), "BOM and CRLF do not change the checksum");
+		ok(!strcmp(hb, "82efb67f3010c6eb7ead02e4f6d9550633dbc1407f99aa487468e7b2567aebbc"),
+		   "checksum is the SHA-256 of the normalised text");
+	}
 
 	printf("1..%d\n", n);
 	return failed != 0;
