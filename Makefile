@@ -16,13 +16,30 @@ else
 OUT = build
 endif
 
+# The static musl binary: .ci/build-static.sh builds the libraries from
+# Debian's sources into STATIC_PREFIX, writes build/static/build-info.h
+# (the versions `ferry version` prints) and comes back here with STATIC=1.
+ifeq ($(STATIC),1)
+STATIC_PREFIX ?= $(CURDIR)/build/static-deps/prefix
+OUT = build/static
+CC = musl-gcc
+CFLAGS += -ffunction-sections -fdata-sections
+CPPFLAGS := $(filter-out -I/usr/include/postgresql,$(CPPFLAGS)) \
+	-I$(STATIC_PREFIX)/include -isystem $(STATIC_PREFIX)/kernel-include \
+	-include $(CURDIR)/build/static/build-info.h
+LDFLAGS += -static -L$(STATIC_PREFIX)/lib -Wl,--gc-sections
+LDLIBS = -lsqlite3 -lpq -lpgcommon_shlib -lpgport_shlib -larchive -lzstd \
+	-linih -lssl -lcrypto
+STATIC_DEPS = build/static/build-info.h
+endif
+
 SRCS = $(wildcard src/*.c)
 OBJS = $(SRCS:src/%.c=$(OUT)/obj/%.o)
 LIB_OBJS = $(filter-out $(OUT)/obj/cli.o,$(OBJS))
 
 all: $(OUT)/ferry
 
-$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) | $(OUT)/obj
+$(OUT)/obj/%.o: src/%.c $(wildcard src/*.h) $(STATIC_DEPS) | $(OUT)/obj
 	$(CC) $(CPPFLAGS) $(WARNINGS) $(CFLAGS) -c -o $@ $<
 
 $(OUT)/obj:
@@ -45,10 +62,28 @@ deps:
 asan:
 	$(MAKE) check SANITIZE=1
 
-demo: $(OUT)/ferry
-	sh compose-examples/demo/run-demo.sh $(CURDIR)/$(OUT)/ferry
+# The demo application (compose-examples/demo/app.c): a notes server on
+# SQLite with /health, used by make demo, the tests and the examples.
+$(OUT)/demo-app: compose-examples/demo/app.c $(STATIC_DEPS) | $(OUT)/obj
+	$(CC) $(CPPFLAGS) $(WARNINGS) $(CFLAGS) $(LDFLAGS) -o $@ $< -lsqlite3
+
+demo-app: $(OUT)/demo-app
+
+demo: $(OUT)/ferry $(OUT)/demo-app
+	sh compose-examples/demo/run-demo.sh $(CURDIR)/$(OUT)/ferry $(CURDIR)/$(OUT)/demo-app
+
+# make static: build/static/ferry (the libraries are cached in
+# build/static-deps, or FERRY_STATIC_CACHE); make check-static runs the
+# integration tests against it (the unit tests use the normal build).
+static:
+	+.ci/build-static.sh
+
+check-static: static $(OUT)/unit-tests
+	FERRY=$(CURDIR)/build/static/ferry FERRY_STATIC=$(CURDIR)/build/static/ferry \
+		UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
+		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
 
 clean:
 	rm -rf build
 
-.PHONY: all check asan demo clean deps
+.PHONY: all check asan demo demo-app clean deps static check-static

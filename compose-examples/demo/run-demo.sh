@@ -1,40 +1,82 @@
 #!/bin/sh
-# make demo: three releases of a small notes app booted through ferry, as
-# `docker compose pull && docker compose up -d` would boot them, on one data
-# directory: first boot, an upgrade with a snapshot, and a broken release
-# whose failed upgrade is restored.
-ferry=${1:?usage: run-demo.sh FERRY}
+# make demo: the releases of the notes app (app.c) booted through ferry on
+# one data directory, the way `docker compose pull && docker compose up -d`
+# would boot their images: release 1's first boot creates the database,
+# release 2 upgrades it with a snapshot, a broken release 3 fails and is
+# restored (exit 70), `ferry status` tells what happened, and the fixed
+# release 3 upgrades. Each server is asked for /health and / on a loopback
+# port, then stopped with SIGTERM. Exits non-zero when the story goes wrong.
+#
+#   run-demo.sh FERRY DEMO_APP      (DEMO_DIR: the work dir, default build/demo)
+set -eu
+ferry=${1:?usage: run-demo.sh FERRY DEMO_APP}
+app=${2:?usage: run-demo.sh FERRY DEMO_APP}
 here=$(cd "$(dirname "$0")" && pwd)
 work=${DEMO_DIR:-$(pwd)/build/demo}
 rm -rf "$work"
 mkdir -p "$work/data"
 export FERRY_CONFIG=/dev/null
 export DATABASE_URL="sqlite://$work/data/app.db"
+# a free loopback port (nothing here listens beyond 127.0.0.1)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url=http://127.0.0.1:$port
 
-release() { # release N: the image of release N ships migrations 1..N
-	rm -rf "$work/release-$1"
-	mkdir -p "$work/release-$1"
+# image N [broken]: the migrations directory the image of release N ships
+image() {
+	dir=$work/release-$1${2:+-$2}
+	rm -rf "$dir"
+	mkdir -p "$dir"
 	for f in "$here"/migrations/*.sql; do
 		v=$(basename "$f" | cut -d_ -f1)
-		if [ "$(expr "$v" + 0)" -le "$1" ]; then cp "$f" "$work/release-$1/"; fi
+		if [ "$(expr "$v" + 0)" -le "$1" ]; then cp "$f" "$dir/"; fi
 	done
+	if [ -n "${2-}" ]; then cp "$here"/broken/*.sql "$dir/"; fi
+	echo "$dir"
 }
 
-boot() { # boot N: start release N the way its image's ENTRYPOINT would
+# boot N EXPECTED-STATUS [broken]: starts release N the way its image's
+# ENTRYPOINT would (ferry run -- the server); when the server comes up,
+# shows /health and /, adds a note, and stops it.
+boot() {
 	echo
-	echo "=== release $1: ferry run -- server ==="
-	release "$1"
-	"$ferry" run --migrations "$work/release-$1" -- sh "$here/server.sh" "$work/data/app.db"
-	echo "=== exit status $? ==="
+	echo "=== release $1${3:+ ($3)}: ferry run -- demo-app serve --schema $1 ==="
+	dir=$(image "$1" "${3-}")
+	"$ferry" run --migrations "$dir" -- \
+		"$app" serve --db "$work/data/app.db" --schema "$1" --listen "127.0.0.1:$port" &
+	pid=$!
+	i=0
+	while kill -0 "$pid" 2>/dev/null && ! "$app" get "$url/health" >/dev/null 2>&1; do
+		i=$((i + 1))
+		if [ "$i" -ge 200 ]; then
+			kill -KILL "$pid"
+			echo "run-demo: the server did not answer in 10 s" >&2
+			exit 1
+		fi
+		sleep 0.05
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		printf 'GET /health: %s\n' "$("$app" get "$url/health")"
+		echo "GET /:"
+		"$app" get "$url/"
+		"$app" post "$url/notes" "note from release $1
+written while release $1 was running" >/dev/null
+		kill -TERM "$pid"
+	fi
+	rc=0
+	wait "$pid" || rc=$?
+	echo "=== exit status $rc ==="
+	if [ "$rc" != "$2" ]; then
+		echo "run-demo: release $1 exited $rc, expected $2" >&2
+		exit 1
+	fi
 }
 
-boot 1
-boot 2
-boot 3
+boot 1 0
+boot 2 0
+boot 3 70 broken
 echo
-echo "=== ferry status (release 3 image) ==="
-"$ferry" status --migrations "$work/release-3"
+echo "=== ferry status (the broken release 3's image) ==="
+"$ferry" status --migrations "$work/release-3-broken" || :
+boot 3 0
 echo
-echo "=== back on release 2 (the operator pins the old tag again) ==="
-"$ferry" run --migrations "$work/release-2" -- sh "$here/server.sh" "$work/data/app.db"
-echo "=== exit status $? ==="
+echo "Done. The data directory is $work/data: app.db, its pre-upgrade snapshot, .ferry/"

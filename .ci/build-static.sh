@@ -1,0 +1,364 @@
+#!/bin/sh
+# .ci/build-static.sh: builds build/static/ferry, the static musl binary.
+#
+# Every library ferry links is built with musl-gcc from its Debian 12
+# source package (`apt-get source`, with Debian's patches applied) into a
+# cache directory, then ferry itself is built by `make STATIC=1`. A second
+# run skips every library already built. `make static`, CI and the
+# Dockerfile's builder stage all run this script.
+#
+#   FERRY_STATIC_CACHE  cache directory (default build/static-deps)
+#   JOBS                parallel make jobs (default: the number of CPUs)
+#
+# Needs Debian 12 and, the first time, root (it installs musl-tools and the
+# few build tools it lacks, and adds a deb-src entry for apt-get source).
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${FERRY_STATIC_CACHE:-$root/build/static-deps}
+case $cache in /*) ;; *) cache=$(pwd)/$cache ;; esac
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+prefix=$cache/prefix
+srcdir=$cache/src
+logdir=$cache/logs
+started=$(date +%s)
+
+# -Os would save ~15% more but slows SQLite and OpenSSL; the sections let
+# the final link drop every function ferry never reaches.
+dep_cflags="-O2 -ffunction-sections -fdata-sections"
+
+say() { echo "build-static: [$(($(date +%s) - started)) s] $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# step NAME LOG CMD...: runs CMD with its output in LOG; on failure shows
+# the end of LOG (CI must say why, not only that).
+step() {
+	_name=$1 _log=$2
+	shift 2
+	if ! "$@" >"$_log" 2>&1; then
+		say "$_name failed; the last lines of $_log:"
+		tail -n 40 "$_log" >&2
+		exit 1
+	fi
+}
+
+# ---- tools -------------------------------------------------------------
+
+install_tools() {
+	need=
+	# musl-gcc, tclsh (SQLite's amalgamation), perl (OpenSSL's Configure,
+	# PostgreSQL's generated headers), dpkg-source (apt-get source), the
+	# kernel headers (linux/fs.h for FICLONE), libinih-dev (see inih below)
+	for p in musl-tools build-essential dpkg-dev tcl perl xz-utils bzip2 \
+		linux-libc-dev libinih-dev file; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q 'install ok installed' || need="$need $p"
+	done
+	[ -z "$need" ] && return 0
+	[ "$(id -u)" = 0 ] || die "missing packages:$need (run as root once)"
+	say "installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $need >/dev/null
+}
+
+# The deb-src entry mirrors the configured deb sources (the same mirrors,
+# suites, components and keys), in whichever format they are written.
+enable_deb_src() {
+	apt-cache showsrc sqlite3 2>/dev/null | grep -q '^Version:' && return 0
+	[ "$(id -u)" = 0 ] || die "no deb-src configured for apt-get source (run as root once)"
+	list=/etc/apt/sources.list.d/ferry-deb-src
+	if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+		sed 's/^Types:.*/Types: deb-src/' /etc/apt/sources.list.d/debian.sources >"$list.sources"
+	elif [ -f /etc/apt/sources.list ] && grep -q '^deb ' /etc/apt/sources.list; then
+		sed -n 's/^deb /deb-src /p' /etc/apt/sources.list >"$list.list"
+	else
+		cat >"$list.list" <<-EOF
+		deb-src http://deb.debian.org/debian bookworm main
+		deb-src http://deb.debian.org/debian bookworm-updates main
+		deb-src http://deb.debian.org/debian-security bookworm-security main
+		EOF
+	fi
+	say "added deb-src entry $list.*; apt-get update"
+	apt-get update -qq
+}
+
+# ---- sources -----------------------------------------------------------
+
+# versions_of PKG: the source versions apt knows, newest first.
+versions_of() {
+	apt-cache showsrc "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -u |
+		while read -r v; do echo "$v"; done >"$cache/.versions"
+	# dpkg's ordering, not sort -V: 1.0~rc1 < 1.0
+	while [ -s "$cache/.versions" ]; do
+		best=$(head -n 1 "$cache/.versions")
+		while read -r v; do
+			dpkg --compare-versions "$v" gt "$best" && best=$v
+		done <"$cache/.versions"
+		echo "$best"
+		grep -vxF -- "$best" "$cache/.versions" >"$cache/.versions.new" || :
+		mv "$cache/.versions.new" "$cache/.versions"
+	done
+	rm -f "$cache/.versions"
+}
+
+# fetch PKG: unpacks the newest downloadable source of PKG into $srcdir;
+# sets $dir (its tree) and $ver (its Debian version). A version the mirror
+# lists but no longer serves (a security update superseded on the mirror)
+# is skipped for the next one, and said so.
+fetch() {
+	stamp=$srcdir/$1.fetched
+	if [ -f "$stamp" ]; then
+		read -r ver dir <"$stamp"
+		[ -d "$dir" ] && return 0
+	fi
+	enable_deb_src
+	mkdir -p "$srcdir/$1.tmp"
+	for ver in $(versions_of "$1"); do
+		rm -rf "$srcdir/$1.tmp"/*
+		if (cd "$srcdir/$1.tmp" && apt-get source -qq "$1=$ver") \
+			>"$logdir/fetch-$1.log" 2>&1; then
+			sub=$(cd "$srcdir/$1.tmp" && find . -mindepth 1 -maxdepth 1 -type d)
+			dir=$srcdir/${sub#./}
+			rm -rf "$dir"
+			mv "$srcdir/$1.tmp/${sub#./}" "$dir"
+			rm -rf "$srcdir/$1.tmp"
+			echo "$ver $dir" >"$stamp"
+			say "source $1 $ver"
+			return 0
+		fi
+		say "source $1 $ver cannot be downloaded, trying an older one"
+	done
+	rm -rf "$srcdir/$1.tmp"
+	return 1
+}
+
+# built NAME: true when NAME is in the cache already (delete the cache
+# directory to rebuild with newer sources); mark_built records its version.
+built() {
+	[ -f "$prefix/.built-$1" ] || return 1
+	say "$1 $(cat "$prefix/.built-$1"): cached"
+}
+mark_built() { echo "$2" >"$prefix/.built-$1"; }
+
+# ---- the libraries -----------------------------------------------------
+
+# Kernel headers for musl-gcc, which searches only musl's own include dir.
+kernel_headers() {
+	kdir=$prefix/kernel-include
+	[ -d "$kdir/linux" ] && return 0
+	multiarch=$(gcc -print-multiarch)
+	mkdir -p "$kdir"
+	cp -R /usr/include/linux /usr/include/asm-generic "$kdir/"
+	cp -R "/usr/include/$multiarch/asm" "$kdir/"
+}
+
+build_sqlite() {
+	built sqlite3 && return 0
+	fetch sqlite3 || die "cannot download the source of sqlite3"
+	say "building sqlite3 $ver"
+	rm -rf "$cache/work/sqlite3"
+	mkdir -p "$cache/work/sqlite3"
+	# The host compiler generates the amalgamation (with Debian's patches);
+	# musl-gcc compiles it. The feature set follows Debian's libsqlite3, so
+	# the migrations an app ships (FTS, R-Tree, JSON, math) run the same
+	# under both builds; loadable extensions are left out (no dlopen in a
+	# static binary).
+	(cd "$cache/work/sqlite3" && "$dir/configure" --disable-tcl --disable-readline &&
+		make sqlite3.c) >"$logdir/sqlite3.log" 2>&1 ||
+		{ tail -n 40 "$logdir/sqlite3.log" >&2; die "sqlite3 amalgamation failed"; }
+	step sqlite3 "$logdir/sqlite3-cc.log" musl-gcc $dep_cflags \
+		-DSQLITE_THREADSAFE=1 -DSQLITE_OMIT_LOAD_EXTENSION \
+		-DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS \
+		-DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_RTREE=1 \
+		-DSQLITE_ENABLE_MATH_FUNCTIONS -DSQLITE_SOUNDEX=1 \
+		-DSQLITE_ALLOW_ROWID_IN_VIEW -DSQLITE_LIKE_DOESNT_MATCH_BLOBS \
+		-DSQLITE_ENABLE_UPDATE_DELETE_LIMIT=1 -DSQLITE_USE_URI=1 \
+		-DSQLITE_MAX_SCHEMA_RETRY=25 -DSQLITE_MAX_VARIABLE_NUMBER=250000 \
+		-DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA \
+		-c -o "$cache/work/sqlite3/sqlite3.o" "$cache/work/sqlite3/sqlite3.c"
+	rm -f "$prefix/lib/libsqlite3.a"
+	ar rcs "$prefix/lib/libsqlite3.a" "$cache/work/sqlite3/sqlite3.o"
+	cp "$cache/work/sqlite3/sqlite3.h" "$cache/work/sqlite3/sqlite3ext.h" "$prefix/include/"
+	rm -rf "$cache/work/sqlite3"
+	mark_built sqlite3 "$ver"
+}
+
+build_zstd() {
+	built libzstd && return 0
+	fetch libzstd || die "cannot download the source of libzstd"
+	say "building libzstd $ver"
+	# single-threaded, no legacy formats, no dictionary builder
+	step libzstd "$logdir/libzstd.log" make -C "$dir/lib" -j"$jobs" libzstd.a-release \
+		CC=musl-gcc CFLAGS="$dep_cflags" ZSTD_LEGACY_SUPPORT=0 \
+		ZSTD_LIB_DICTBUILDER=0 ZSTD_LIB_DEPRECATED=0
+	cp "$dir/lib/libzstd.a" "$prefix/lib/"
+	cp "$dir/lib/zstd.h" "$dir/lib/zstd_errors.h" "$dir/lib/zdict.h" "$prefix/include/"
+	mark_built libzstd "$ver"
+}
+
+build_libarchive() {
+	built libarchive && return 0
+	fetch libarchive || die "cannot download the source of libarchive"
+	say "building libarchive $ver (tar + zstd only)"
+	rm -rf "$cache/work/libarchive"
+	mkdir -p "$cache/work/libarchive"
+	step libarchive "$logdir/libarchive.log" sh -c '
+		cd "$1" && "$2/configure" CC=musl-gcc CFLAGS="$3" \
+			CPPFLAGS="-I$4/include" LDFLAGS="-L$4/lib" \
+			--prefix="$4" --enable-static --disable-shared \
+			--disable-maintainer-mode --disable-dependency-tracking \
+			--disable-bsdtar --disable-bsdcat --disable-bsdcpio \
+			--disable-acl --disable-xattr --disable-rpath \
+			--with-zstd --without-zlib --without-bz2lib --without-libb2 \
+			--without-iconv --without-lz4 --without-lzma --without-lzo2 \
+			--without-cng --without-mbedtls --without-nettle \
+			--without-openssl --without-xml2 --without-expat &&
+		grep -q "^#define HAVE_ZSTD_H 1" config.h &&
+		grep -q "^#define HAVE_LIBZSTD 1" config.h &&
+		make -j"$5" libarchive.la && make install-libLTLIBRARIES install-includeHEADERS
+	' sh "$cache/work/libarchive" "$dir" "$dep_cflags" "$prefix" "$jobs"
+	rm -f "$prefix/lib/libarchive.la"
+	rm -rf "$cache/work/libarchive"
+	mark_built libarchive "$ver"
+}
+
+build_openssl() {
+	built openssl && return 0
+	fetch openssl || die "cannot download the source of openssl"
+	say "building openssl $ver (libssl and libcrypto only)"
+	rm -rf "$cache/work/openssl"
+	mkdir -p "$cache/work/openssl"
+	# TLS for libpq and SHA-256 for ferry; no engines, no modules, no
+	# loadable anything, no legacy ciphers, none of the protocols a database
+	# client never speaks (CMP, CMS, OCSP, timestamps, PSK). /etc/ssl is where the image keeps
+	# the CA certificates (as on Debian and Alpine).
+	step openssl "$logdir/openssl.log" sh -c '
+		cd "$1" && CC=musl-gcc "$2/Configure" linux-x86_64 \
+			--prefix="$3" --libdir=lib --openssldir=/etc/ssl \
+			-isystem "$3/kernel-include" $4 \
+			no-shared no-module no-dso no-engine no-async no-afalgeng \
+			no-comp no-legacy no-tests no-ui-console no-ssl3 no-dtls \
+			no-srtp no-sctp no-srp no-gost no-idea no-mdc2 no-rc5 no-rc2 \
+			no-rc4 no-md4 no-whirlpool no-seed no-camellia no-aria \
+			no-sm2 no-sm3 no-sm4 no-bf no-cast no-weak-ssl-ciphers \
+			no-cmp no-cms no-ts no-ct no-ocsp no-rfc3779 no-ec2m \
+			no-siv no-ocb no-scrypt no-dsa no-ssl-trace no-psk &&
+		make -j"$5" build_libs && make install_dev
+	' sh "$cache/work/openssl" "$dir" "$prefix" "$dep_cflags" "$jobs"
+	rm -rf "$cache/work/openssl" "$prefix/lib/pkgconfig"
+	mark_built openssl "$ver"
+}
+
+build_libpq() {
+	built libpq && return 0
+	fetch postgresql-15 || die "cannot download the source of postgresql-15"
+	say "building libpq from postgresql-15 $ver (with OpenSSL)"
+	rm -rf "$cache/work/postgresql"
+	mkdir -p "$cache/work/postgresql"
+	# Only libpq and the two libraries it needs (src/common, src/port), in
+	# their "shlib" flavour: the one libpq itself is meant to link.
+	step libpq "$logdir/libpq.log" sh -c '
+		cd "$1" && "$2/configure" CC=musl-gcc CFLAGS="$4" \
+			CPPFLAGS="-I$3/include -isystem $3/kernel-include" \
+			LDFLAGS="-L$3/lib" \
+			--prefix="$3" --with-ssl=openssl --without-readline \
+			--without-zlib --without-icu --without-gssapi --without-ldap \
+			--without-pam --without-libxml --without-libxslt --without-lz4 \
+			--without-zstd --without-systemd --without-selinux \
+			--without-llvm --without-perl --without-python --without-tcl \
+			--without-bonjour --disable-nls &&
+		make -C src/backend generated-headers &&
+		make -C src/port -j"$5" libpgport_shlib.a &&
+		make -C src/common -j"$5" libpgcommon_shlib.a &&
+		make -C src/interfaces/libpq -j"$5" libpq.a &&
+		cp src/interfaces/libpq/libpq.a src/port/libpgport_shlib.a \
+			src/common/libpgcommon_shlib.a "$3/lib/" &&
+		cp "$2/src/interfaces/libpq/libpq-fe.h" \
+			"$2/src/interfaces/libpq/libpq-events.h" \
+			"$2/src/include/postgres_ext.h" src/include/pg_config_ext.h \
+			"$3/include/"
+	' sh "$cache/work/postgresql" "$dir" "$prefix" "$dep_cflags" "$jobs"
+	rm -rf "$cache/work/postgresql"
+	mark_built libpq "$ver (postgresql-15)"
+}
+
+# inih: Debian's libinih source has been missing from the mirror (404);
+# then ferry links libinih-dev's own libinih.a, which is plain C built with
+# inih's defaults and links and runs under musl (it uses no glibc-only
+# symbol: the check below proves it at every build).
+build_inih() {
+	built libinih && return 0
+	if fetch libinih; then
+		say "building libinih $ver"
+		step libinih "$logdir/libinih.log" musl-gcc $dep_cflags \
+			-c -o "$dir/ini.o" "$dir/ini.c"
+		rm -f "$prefix/lib/libinih.a"
+		ar rcs "$prefix/lib/libinih.a" "$dir/ini.o"
+		cp "$dir/ini.h" "$prefix/include/"
+		mark_built libinih "$ver"
+		return 0
+	fi
+	ver="$(dpkg-query -W -f='${Version}' libinih-dev) (libinih-dev's libinih.a)"
+	say "libinih: no source downloadable; using libinih-dev's libinih.a"
+	lib=/usr/lib/$(gcc -print-multiarch)/libinih.a
+	undefined=$(nm -u "$lib" | awk '{print $2}' | grep -E '^__.*_chk$|^__isoc' || :)
+	[ -z "$undefined" ] || die "$lib needs glibc-only symbols: $undefined"
+	cp "$lib" "$prefix/lib/libinih.a"
+	cp /usr/include/ini.h "$prefix/include/"
+	mark_built libinih "$ver"
+}
+
+# ---- ferry -------------------------------------------------------------
+
+write_build_info() {
+	musl=$(dpkg-query -W -f='${Version}' musl-dev)
+	cc=$(musl-gcc -dumpfullversion 2>/dev/null || musl-gcc -dumpversion)
+	# shellcheck disable=SC2016
+	{
+		echo "static musl build: musl $musl, gcc $cc"
+		for l in sqlite3 libpq openssl libarchive libzstd libinih; do
+			printf '  %-10s %s\n' "$l" "$(cat "$prefix/.built-$l")"
+		done
+	} >"$cache/versions.txt"
+	mkdir -p "$root/build/static"
+	awk 'BEGIN { print "/* generated by .ci/build-static.sh */"
+		     printf "#define FERRY_BUILD_INFO" }
+	     { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); line[NR] = $0 }
+	     END { for (i = 1; i <= NR; i++)
+			printf " \\\n\t\"%s%s\"", line[i], i < NR ? "\\n" : ""
+		   print "" }' "$cache/versions.txt" >"$root/build/static/build-info.h.new"
+	# keep the old file (and its mtime) when nothing changed
+	if cmp -s "$root/build/static/build-info.h.new" "$root/build/static/build-info.h"; then
+		rm "$root/build/static/build-info.h.new"
+	else
+		mv "$root/build/static/build-info.h.new" "$root/build/static/build-info.h"
+	fi
+}
+
+mkdir -p "$prefix/lib" "$prefix/include" "$srcdir" "$logdir"
+install_tools
+kernel_headers
+build_sqlite
+build_zstd
+build_libarchive
+build_openssl
+build_libpq
+build_inih
+write_build_info
+
+say "libraries ready in $(($(date +%s) - started)) s:"
+cat "$cache/versions.txt" >&2
+make -C "$root" -j"$jobs" STATIC=1 STATIC_PREFIX="$prefix" \
+	build/static/ferry build/static/demo-app >&2
+# ferry.debug keeps the symbols (for gdb, and for nm --size-sort)
+if [ ! -f "$root/build/static/ferry.debug" ] ||
+	[ "$root/build/static/ferry" -nt "$root/build/static/ferry.debug" ]; then
+	cp "$root/build/static/ferry" "$root/build/static/ferry.debug"
+	strip "$root/build/static/ferry"
+	touch -r "$root/build/static/ferry.debug" "$root/build/static/ferry"
+fi
+file "$root/build/static/ferry" | grep -q 'statically linked' ||
+	die "build/static/ferry is not statically linked: $(file "$root/build/static/ferry")"
+say "build/static/ferry: $(wc -c <"$root/build/static/ferry") bytes stripped, built in $(($(date +%s) - started)) s"
