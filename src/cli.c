@@ -188,8 +188,9 @@ static int setup_config(struct config *c, struct opts *o)
 	if (config_load(c, file, required) < 0 || config_load_env(c) < 0)
 		return -1;
 	if (o->database_url) {
+		/* empty means no database, as an empty [database] url does */
 		free(c->database_url);
-		c->database_url = xstrdup(o->database_url);
+		c->database_url = o->database_url[0] ? xstrdup(o->database_url) : NULL;
 	}
 	if (o->migrations_dir) {
 		free(c->migrations_dir);
@@ -376,6 +377,8 @@ static int cmd_help(struct config *c, struct opts *o)
 	cmd = find_command(o->rest[0]);
 	if (!cmd)
 		return usage_error("unknown command '%s'", o->rest[0]);
+	if (o->rest[1])
+		return usage_error("unexpected argument '%s'", o->rest[1]);
 	print_command_help(cmd);
 	return 0;
 }

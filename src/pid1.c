@@ -115,7 +115,7 @@ static void become(const struct run_user *u, char **argv, int failure_exit)
 	int err;
 
 	if (drop_privileges(u) < 0)
-		_exit(failure_exit ? failure_exit : 126);
+		_exit(failure_exit ? failure_exit : 71);
 	sigprocmask(SIG_SETMASK, &inherited_mask, NULL);
 	execvp(argv[0], argv);
 	err = errno;
