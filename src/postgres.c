@@ -453,9 +453,8 @@ static int pg_journal_save(struct store *s, const char *text)
 	if (pg_open(s) < 0)
 		return -1;
 	if (!text) {
-		r = pg_query(s, pg_conn(s), "DELETE FROM " JOURNAL_TABLE, 0, NULL);
-		if (!r && strstr(s->err, "does not exist"))
-			return 0;
+		/* no trace left once the upgrade is over */
+		r = pg_query(s, pg_conn(s), "DROP TABLE IF EXISTS " JOURNAL_TABLE, 0, NULL);
 	} else {
 		if (pg_run(s, pg_conn(s), "CREATE TABLE IF NOT EXISTS " JOURNAL_TABLE " (id integer "
 			   "PRIMARY KEY CHECK (id = 1), body text NOT NULL)", NULL) < 0)
