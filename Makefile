@@ -78,6 +78,11 @@ demo: $(OUT)/ferry $(OUT)/demo-app
 static:
 	+.ci/build-static.sh
 
+# make demo with the static ferry and the static demo server
+demo-static: static
+	sh compose-examples/demo/run-demo.sh $(CURDIR)/build/static/ferry \
+		$(CURDIR)/build/static/demo-app
+
 check-static: static $(OUT)/unit-tests
 	FERRY=$(CURDIR)/build/static/ferry FERRY_STATIC=$(CURDIR)/build/static/ferry \
 		UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
@@ -86,4 +91,4 @@ check-static: static $(OUT)/unit-tests
 clean:
 	rm -rf build
 
-.PHONY: all check asan demo demo-app clean deps static check-static
+.PHONY: all check asan demo demo-app demo-static clean deps static check-static
