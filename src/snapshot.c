@@ -63,7 +63,7 @@ int snapshot_take(const struct config *c, struct store *s)
 	double t0;
 	int rc = EXIT_CANTCREAT;
 
-	if (c->snapshot_dir && mkdir_p(c->snapshot_dir, 0700) < 0)
+	if (mkdir_p(dir, 0700) < 0)
 		goto out;
 	if (s->ops->size(s, &need) < 0)
 		goto out;
