@@ -88,8 +88,7 @@ enable_deb_src() {
 
 # versions_of PKG: the source versions apt knows, newest first.
 versions_of() {
-	apt-cache showsrc "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -u |
-		while read -r v; do echo "$v"; done >"$cache/.versions"
+	apt-cache showsrc "$1" 2>/dev/null | sed -n 's/^Version: //p' | sort -u >"$cache/.versions"
 	# dpkg's ordering, not sort -V: 1.0~rc1 < 1.0
 	while [ -s "$cache/.versions" ]; do
 		best=$(head -n 1 "$cache/.versions")

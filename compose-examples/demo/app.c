@@ -392,7 +392,8 @@ static int listen_on(const char *addr)
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 16) < 0) {
 		say("cannot listen on '%s': %s", addr, strerror(errno));
-		close(fd);
+		if (close(fd) < 0)
+			say("cannot close the socket: %s", strerror(errno));
 		fd = -1;
 	}
 out:
@@ -406,6 +407,8 @@ static int serve(const char *dbpath, long schema, const char *addr)
 	sigset_t block, orig;
 	sqlite3 *db = NULL;
 	int lfd, rc = 1;
+
+	sigemptyset(&sa.sa_mask);
 
 	/* SIGTERM/SIGINT are blocked except inside pselect, so a stop request
 	 * is never lost between two checks of the flag. */
@@ -475,7 +478,7 @@ static int request(const char *method, const char *url, const char *text)
 	struct addrinfo *res;
 	size_t have = 0, len;
 	int fd, rc, status = 0, n;
-	char *body;
+	char *body = NULL;
 
 	if (strncmp(url, "http://", 7)) {
 		say("only http:// URLs: '%s'", url);
@@ -504,19 +507,20 @@ static int request(const char *method, const char *url, const char *text)
 	if (fd < 0 || set_timeouts(fd) < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
 		say("cannot connect to %s: %s", hostport, strerror(errno));
 		freeaddrinfo(res);
-		if (fd >= 0)
-			close(fd);
+		if (fd >= 0 && close(fd) < 0)
+			say("cannot close the socket: %s", strerror(errno));
 		return 1;
 	}
 	freeaddrinfo(res);
+	rc = 1;
 	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n"
 		     "Connection: close\r\n\r\n", method, path, hostport, strlen(text));
 	if (n < 0 || (size_t)n >= sizeof req || write_all(fd, req, (size_t)n) < 0 ||
 	    write_all(fd, text, strlen(text)) < 0) {
 		say("cannot send the request: %s", strerror(errno));
-		close(fd);
-		return 1;
+		goto out_close;
 	}
+	/* the status line and headers first, then the body streamed out */
 	for (;;) {
 		ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
 
@@ -524,25 +528,46 @@ static int request(const char *method, const char *url, const char *text)
 			continue;
 		if (r < 0) {
 			say("cannot read the answer: %s", strerror(errno));
-			close(fd);
-			return 1;
+			goto out_close;
 		}
-		if (r == 0 || (have += (size_t)r) == sizeof buf - 1)
+		have += (size_t)r;
+		buf[have] = '\0';
+		body = strstr(buf, "\r\n\r\n");
+		if (body || r == 0 || have == sizeof buf - 1)
 			break;
 	}
+	if (!body || sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
+		say("not an HTTP answer");
+		goto out_close;
+	}
+	body += 4;
+	for (;;) {
+		size_t chunk = have - (size_t)(body - buf);
+		ssize_t r;
+
+		if (chunk && fwrite(body, 1, chunk, stdout) != chunk)
+			goto out_close;
+		r = read(fd, buf, sizeof buf - 1);
+		if (r < 0 && errno == EINTR) {
+			have = 0;
+			body = buf;
+			continue;
+		}
+		if (r < 0) {
+			say("cannot read the answer: %s", strerror(errno));
+			goto out_close;
+		}
+		if (r == 0)
+			break;
+		have = (size_t)r;
+		body = buf;
+	}
+	if (fflush(stdout) != EOF && status >= 200 && status <= 299)
+		rc = 0;
+out_close:
 	if (close(fd) < 0)
 		say("cannot close the connection: %s", strerror(errno));
-	buf[have] = '\0';
-	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) {
-		say("not an HTTP answer");
-		return 1;
-	}
-	body = strstr(buf, "\r\n\r\n");
-	if (body && fputs(body + 4, stdout) == EOF)
-		return 1;
-	if (fflush(stdout) == EOF)
-		return 1;
-	return status >= 200 && status <= 299 ? 0 : 1;
+	return rc;
 }
 
 static int usage(void)
