@@ -34,8 +34,7 @@ LABEL org.opencontainers.image.title="ferry" \
       org.opencontainers.image.description="Static PID 1 for application images: upgrades the SQLite or PostgreSQL database safely at boot (snapshot, migrate, verify, restore on failure), then supervises the server" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.base.name="scratch" \
-      org.opencontainers.image.documentation="README.md: Putting ferry into an image" \
-      org.opencontainers.image.usage="COPY --from=<this image> /ferry /usr/local/bin/ferry; ENTRYPOINT [\"ferry\", \"run\", \"--\"]"
+      ferry.usage="COPY --from=<this image> /ferry /usr/local/bin/ferry, then ENTRYPOINT [\"ferry\", \"run\", \"--\"] and the server as CMD"
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /src/build/static/ferry /ferry
 # Run directly it prints its version and the library versions it carries:
