@@ -346,6 +346,8 @@ build_openssl
 build_libpq
 build_inih
 write_build_info
+# the libraries are built: their sources (about 400 MB) are not needed again
+rm -rf "$srcdir" "$cache/work"
 
 say "libraries ready in $(($(date +%s) - started)) s:"
 cat "$cache/versions.txt" >&2
