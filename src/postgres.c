@@ -77,6 +77,8 @@ static bool permanent(PGconn *c)
 	const char *m = PQerrorMessage(c);
 
 	return PQconnectionNeedsPassword(c) || strstr(m, "authentication failed") ||
+	       strstr(m, "invalid integer value") || strstr(m, "invalid connection option") ||
+	       strstr(m, "invalid value for") || strstr(m, "invalid ") == m ||
 	       (strstr(m, "database \"") && strstr(m, "does not exist")) ||
 	       (strstr(m, "role \"") && strstr(m, "does not exist"));
 }

@@ -7,8 +7,18 @@
 #include "log.h"
 #include "util.h"
 
+#include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* libpq's messages end in a newline */
+static const char *one_line_msg(const char *msg, char *buf, size_t size)
+{
+	snprintf(buf, size, "%s", msg);
+	buf[strcspn(buf, "\n")] = '\0';
+	return buf;
+}
 
 /* "host=db dbname=app": libpq's key=value form starts with a keyword */
 static bool is_conninfo(const char *url)
@@ -32,6 +42,18 @@ int store_init(struct store *s, const char *url)
 		path = url + 7;
 	else if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
 		 is_conninfo(url)) {
+		char *why = NULL;
+		PQconninfoOption *opts = PQconninfoParse(url, &why);
+
+		if (!opts) {
+			char msg[512];
+
+			error("database '%s': %s", s->url_redacted,
+			      why ? one_line_msg(why, msg, sizeof(msg)) : "out of memory");
+			PQfreemem(why);
+			return -1;
+		}
+		PQconninfoFree(opts);
 		s->url = xstrdup(url);
 		s->ops = &postgres_ops;
 		return 0;
