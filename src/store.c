@@ -74,8 +74,8 @@ int store_init(struct store *s, const char *url)
 
 void store_release(struct store *s)
 {
-	if (s->ops && s->db)
-		s->ops->close(s);
+	if (s->ops)
+		s->ops->close(s); /* also what is not s->db, like a lock session */
 	free(s->priv); /* backends keep no pointers in it */
 	free(s->url);
 	free(s->url_redacted);

@@ -638,8 +638,9 @@ int upgrade_status(const struct config *c, bool json)
 	if (j.phase == PHASE_NONE)
 		printf("journal: none\n");
 	else
-		printf("journal: %s (upgrade from %lld to %lld interrupted)\n",
-		       phase_name(j.phase), j.from, j.to);
+		printf("journal: %s (%s interrupted; the next ferry migrate or run "
+		       "finishes it)\n", phase_name(j.phase),
+		       j.from == j.to ? "a rollback was" : "an upgrade was");
 out:
 	free(snap);
 	boot_close(&b);
