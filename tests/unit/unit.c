@@ -7,6 +7,7 @@
 #include "log.h"
 #include "migrations.h"
 #include "postgres.h"
+#include "store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,22 @@ static void autocommit(const char *stmt, int want)
 	ok(pg_needs_autocommit(stmt, strlen(stmt)) == want, msg);
 }
 
+/* url -> engine and (SQLite) path; want_engine NULL: refused */
+static void parses(const char *url, const char *want_engine, const char *want_path)
+{
+	struct store st;
+	char msg[600];
+	int rc = store_init(&st, url);
+	int good = want_engine ? rc == 0 && !strcmp(st.ops->engine, want_engine) &&
+					 (!want_path || !strcmp(st.path, want_path))
+			       : rc < 0;
+
+	snprintf(msg, sizeof(msg), "database URL '%s' -> %s %s", url,
+		 want_engine ? want_engine : "refused", want_path ? want_path : "");
+	ok(good, msg);
+	store_release(&st);
+}
+
 int main(void)
 {
 	bool st[256];
@@ -81,6 +98,18 @@ int main(void)
 	ok(!config_parse_status_list(st, "256"), "status 256 refused");
 	ok(!config_parse_status_list(st, "1,,2"), "empty list item refused");
 	ok(!config_parse_status_list(st, "abc"), "word refused");
+
+	parses("sqlite:///data/app.db", "sqlite", "/data/app.db");
+	parses("sqlite:data/app.db", "sqlite", "data/app.db");
+	parses("/data/app.db", "sqlite", "/data/app.db");
+	parses("app.db", "sqlite", "app.db");
+	parses("postgres://u:p@db:5432/app", "postgresql", NULL);
+	parses("postgresql://db/app?sslmode=require", "postgresql", NULL);
+	parses("host=db dbname=app user=u", "postgresql", NULL);
+	parses("host=db nosuchoption=1", NULL, NULL);
+	parses("mysql://db/app", NULL, NULL);
+	parses("sqlite://", NULL, NULL);
+	parses("sqlite:///data/app.db?mode=ro", NULL, NULL);
 
 	splits("SELECT 1; SELECT 2;", "SELECT 1@1|SELECT 2@1", "two statements");
 	splits("-- c; x\nSELECT ';' ; /* a; /* nested; */ b; */ SELECT 2",
