@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,80 @@
 static sqlite3 *handle(struct store *s)
 {
 	return s->db;
+}
+
+/*
+ * Closing ANY descriptor of a file drops every POSIX lock the process holds
+ * on it, SQLite's included. So the descriptor the snapshot reads the live
+ * database through stays open until SQLite's connection is closed.
+ */
+struct sq {
+	int live_fd;
+};
+
+static struct sq *sq_priv(struct store *s)
+{
+	if (!s->priv) {
+		struct sq *p = xcalloc(1, sizeof(*p));
+
+		p->live_fd = -1;
+		s->priv = p;
+	}
+	return s->priv;
+}
+
+static int live_fd(struct store *s)
+{
+	struct sq *p = sq_priv(s);
+
+	if (p->live_fd < 0)
+		p->live_fd = open(s->path, O_RDONLY | O_CLOEXEC);
+	return p->live_fd;
+}
+
+static uint32_t be32(const unsigned char *b)
+{
+	return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/*
+ * A whole SQLite file, by its header: the magic, and a size that matches
+ * the page count (a truncated copy fails here). Fills why when it is not.
+ */
+static bool whole_file(const char *path, char *why, size_t size)
+{
+	unsigned char h[100];
+	struct stat st;
+	unsigned long long page, pages;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = -1;
+
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0)
+			n = pread(fd, h, sizeof(h), 0);
+		close(fd);
+	}
+	if (n < 0) {
+		snprintf(why, size, "%s", strerror(errno));
+		return false;
+	}
+	if (n < (ssize_t)sizeof(h) || memcmp(h, "SQLite format 3", 16)) {
+		snprintf(why, size, "not an SQLite database");
+		return false;
+	}
+	page = (unsigned long long)(h[16] << 8 | h[17]);
+	if (page == 1)
+		page = 65536;
+	pages = be32(h + 28);
+	/* the page count is valid when written by the same change */
+	if (be32(h + 92) != be32(h + 24) || pages == 0)
+		pages = (unsigned long long)st.st_size / (page ? page : 1);
+	if (page < 512 || (unsigned long long)st.st_size != page * pages) {
+		snprintf(why, size, "truncated or damaged (%lld bytes, %llu pages of %llu)",
+			 (long long)st.st_size, pages, page);
+		return false;
+	}
+	return true;
 }
 
 /* Runs SQL without result rows; fills msg with the error. */
@@ -84,6 +159,10 @@ static void sq_close(struct store *s)
 	if (s->db && sqlite3_close(handle(s)) != SQLITE_OK)
 		log_warn("closing '%s': %s", s->path, sqlite3_errmsg(handle(s)));
 	s->db = NULL;
+	if (s->priv && sq_priv(s)->live_fd >= 0) {
+		close(sq_priv(s)->live_fd);
+		sq_priv(s)->live_fd = -1;
+	}
 }
 
 static int sq_open(struct store *s)
@@ -92,6 +171,8 @@ static int sq_open(struct store *s)
 
 	if (open_handle(s, s->path, SQLITE_OPEN_READWRITE) < 0)
 		return -1;
+	/* reading the ledger must not write: no checkpoint when we close */
+	sqlite3_db_config(handle(s), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* the first read finds a file that is not a database */
 	if (exec(s, "SELECT count(*) FROM sqlite_master", msg, sizeof(msg)) < 0) {
 		error("database '%s' cannot be read: %s", s->path, msg);
@@ -431,6 +512,16 @@ static bool wal_checkpointed(struct store *s)
 	return ok;
 }
 
+static long long wal_size(struct store *s)
+{
+	char *wal = xasprintf("%s-wal", s->path);
+	struct stat st;
+	long long n = stat(wal, &st) == 0 ? (long long)st.st_size : 0;
+
+	free(wal);
+	return n;
+}
+
 static int sq_snapshot(struct store *s, const char *path, const char **how)
 {
 	char *tmp = xasprintf("%s.tmp", path);
@@ -454,7 +545,15 @@ static int sq_snapshot(struct store *s, const char *path, const char **how)
 		error("cannot lock '%s' for the snapshot: %s", s->path, msg);
 		goto out;
 	}
-	in = open(s->path, O_RDONLY | O_CLOEXEC);
+	if (wal_size(s) > 0) {
+		/* a commit slipped in after the checkpoint: copy through SQLite */
+		exec(s, "ROLLBACK", ignored, sizeof(ignored));
+		*how = "backup API";
+		if (backup_to(s, tmp) < 0)
+			goto out_unlink;
+		goto out_rename;
+	}
+	in = live_fd(s);
 	if (in < 0 || fstat(in, &st) < 0) {
 		error("cannot read '%s': %s", s->path, strerror(errno));
 		goto out_txn;
@@ -486,14 +585,15 @@ static int sq_snapshot(struct store *s, const char *path, const char **how)
 out_txn:
 	saved = errno;
 	exec(s, "ROLLBACK", ignored, sizeof(ignored));
-	/* closing our fd drops SQLite's POSIX locks: only after the ROLLBACK */
-	if (in >= 0)
-		close(in);
 	errno = saved;
 	if (rc < 0)
 		goto out;
 	rc = -1;
 out_rename:
+	if (!whole_file(tmp, msg, sizeof(msg))) {
+		error("the snapshot '%s' is not a whole copy (%s): no upgrade", tmp, msg);
+		goto out_unlink;
+	}
 	if (rename(tmp, path) < 0) {
 		error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
 		goto out_unlink;
@@ -527,24 +627,58 @@ static int unlink_sidecars(const char *path)
 	return 0;
 }
 
+/* PRAGMA quick_check of a file that no one else uses yet */
+static bool checks_out(const char *path, char *why, size_t size)
+{
+	struct store tmp = { .path = (char *)path, .busy_ms = 1000 };
+	bool ok = false;
+
+	/* read-write: a WAL-mode file needs its -shm to be read at all */
+	if (open_handle(&tmp, path, SQLITE_OPEN_READWRITE) < 0) {
+		snprintf(why, size, "cannot open it");
+		return false;
+	}
+	ok = pragma_ok(&tmp, "PRAGMA quick_check", why, size) == 0;
+	sqlite3_close(tmp.db);
+	unlink_sidecars(path);
+	return ok;
+}
+
+/* The restored file belongs to whoever owned the database (the server's user). */
+static int same_owner(int fd, const struct stat *like)
+{
+	if (fchmod(fd, like->st_mode & 07777) < 0)
+		return -1;
+	if (geteuid() == 0 && fchown(fd, like->st_uid, like->st_gid) < 0)
+		return -1;
+	return 0;
+}
+
 static int sq_restore(struct store *s, const char *snap)
 {
 	char *tmp = xasprintf("%s.ferry-restore", s->path);
 	int in = -1, out = -1, rc = -1;
+	struct stat st, orig;
+	bool have_orig = stat(s->path, &orig) == 0;
 	const char *how;
-	struct stat st;
+	char why[512];
 
+	/* never replace a database with a snapshot that is not whole */
+	if (!whole_file(snap, why, sizeof(why))) {
+		error("cannot restore from snapshot '%s': %s; the database '%s' was "
+		      "left as it is", snap, why, s->path);
+		goto out;
+	}
 	in = open(snap, O_RDONLY | O_CLOEXEC);
 	if (in < 0 || fstat(in, &st) < 0) {
-		error("cannot read snapshot '%s': %s; the database '%s' may be "
-		      "half-migrated: restore it from a backup", snap, strerror(errno),
-		      s->path);
+		error("cannot read snapshot '%s': %s", snap, strerror(errno));
 		goto out;
 	}
 	unlink(tmp);
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0 || copy_fd(in, out, (unsigned long long)st.st_size, "restore",
-			       "restore:mid", &how) < 0 || fsync(out) < 0) {
+			       "restore:mid", &how) < 0 ||
+	    (have_orig && same_owner(out, &orig) < 0) || fsync(out) < 0) {
 		error("cannot write '%s': %s", tmp, strerror(errno));
 		goto out_unlink;
 	}
@@ -554,6 +688,11 @@ static int sq_restore(struct store *s, const char *snap)
 		goto out_unlink;
 	}
 	out = -1;
+	if (!checks_out(tmp, why, sizeof(why))) {
+		error("cannot restore from snapshot '%s': its copy fails the integrity "
+		      "check (%s); the database '%s' was left as it is", snap, why, s->path);
+		goto out_unlink;
+	}
 	/* A WAL or hot journal of the replaced file must never be replayed
 	 * onto the restored one: remove them first, durably. */
 	if (unlink_sidecars(s->path) < 0 || fsync_dir_of(s->path) < 0)
@@ -576,6 +715,21 @@ out:
 	return rc;
 }
 
+/* A new database belongs to the owner of its directory (the server's user). */
+static int owned_like_dir(const char *path, const char *final)
+{
+	char *dir = dir_of(final);
+	struct stat st;
+	int rc = 0;
+
+	if (geteuid() == 0 && stat(dir, &st) == 0 && st.st_uid != 0 &&
+	    chown(path, st.st_uid, st.st_gid) < 0)
+		rc = error("cannot give '%s' to the owner of '%s': %s", path, dir,
+			   strerror(errno));
+	free(dir);
+	return rc;
+}
+
 static int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 {
 	char *final = s->path;
@@ -595,7 +749,11 @@ static int sq_create(struct store *s, int (*fn)(struct store *, void *), void *a
 	s->path = final;
 	if (rc == 0 && path_exists(wal))
 		rc = error("'%s' was not checkpointed on close", wal);
-	if (rc == 0 && fsync_path(tmp) == 0 && rename(tmp, final) == 0) {
+	if (rc == 0)
+		rc = owned_like_dir(tmp, final);
+	/* leftovers of an older file at the final name must not be replayed */
+	if (rc == 0 && fsync_path(tmp) == 0 && unlink_sidecars(final) == 0 &&
+	    rename(tmp, final) == 0) {
 		rc = fsync_dir_of(final);
 		goto out;
 	}
