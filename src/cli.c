@@ -226,7 +226,8 @@ int main(int argc, char **argv)
 		if (t < 0)
 			return EXIT_USAGE;
 		if (t == 0)
-			return usage_error("unknown option '%s'", argv[i]);
+			return usage_error("unknown option '%.*s'", (int)strcspn(argv[i], "="),
+					   argv[i]);
 	}
 	if (i >= argc) {
 		print_usage(stderr);
@@ -259,8 +260,8 @@ int main(int argc, char **argv)
 		t = take_global(argc, argv, &i, &o);
 		if (t < 0)
 			return EXIT_USAGE;
-		if (t == 0)
-			return usage_error("unknown option '%s'", a);
+		if (t == 0) /* never echo a value: it may hold a password */
+			return usage_error("unknown option '%.*s'", (int)strcspn(a, "="), a);
 	}
 	if (i < argc && !(cmd->flags & TAKES_COMMAND))
 		return usage_error("unexpected argument '%s'", argv[i]);

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,7 +127,9 @@ char *redact_url(const char *url, char *buf, size_t size)
 	if (scheme) {
 		const char *auth = scheme + 3;
 
-		end = auth + strcspn(auth, "/?#");
+		/* as libpq reads it: user info is what comes before the last '@'
+		 * ahead of the first '/', so a password may hold '?' or '#' */
+		end = auth + strcspn(auth, "/");
 		at = memchr(auth, '@', (size_t)(end - auth));
 		/* the last '@' of the authority ends the user info */
 		while (at) {
@@ -145,10 +148,12 @@ char *redact_url(const char *url, char *buf, size_t size)
 		}
 	}
 	while (*p) {
-		if ((p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' ||
-		     p[-1] == '\t') &&
-		    strncmp(p, "password", 8) == 0) {
-			const char *v = p + 8;
+		size_t kw = !strncasecmp(p, "password", 8) ? 8 :
+			    !strncasecmp(p, "sslpassword", 11) ? 11 : 0;
+
+		if (kw && (p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' ||
+			   p[-1] == '\t')) {
+			const char *v = p + kw;
 
 			while (*v == ' ')
 				v++;

@@ -85,7 +85,14 @@ static int read_text(const char *path, char **out, size_t *len)
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
+		if (r < 0) {
+			int e = errno;
+
+			free(buf);
+			close(fd);
+			return error("cannot read migration '%s': %s", path, strerror(e));
+		}
+		if (r == 0)
 			break;
 		n += (size_t)r;
 	}

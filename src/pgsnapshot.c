@@ -28,8 +28,9 @@
  * replays the file in ONE transaction, so a crash midway changes nothing.
  * Object kinds it cannot rebuild are refused up front, before any write.
  *
- * File: "FERRY-PG-SNAPSHOT 1\n", records "S <len>\n<sql>\n" and
- * "C <len>\n<copy statement>\n<rows>\\.\n", then "E\n".
+ * File: "FERRY-PG-SNAPSHOT 1\n", a record "V <len>\n<schema version>\n",
+ * records "S <len>\n<sql>\n" and "C <len>\n<copy statement>\n<rows>\\.\n",
+ * then "E\n".
  */
 
 #define IN_SCHEMA(ns) ns " = current_schema()"
@@ -380,7 +381,7 @@ static int dump_data(struct store *s, struct zout *z, unsigned long long *rows)
 static int logical_snapshot(struct store *s, const char *path)
 {
 	static const char header[] = "FERRY-PG-SNAPSHOT 1\n";
-	char *tmp = xasprintf("%s.tmp", path), ignored[6];
+	char *tmp = xasprintf("%s.tmp", path), ignored[6], version[32];
 	struct zout z = { .fd = -1 };
 	unsigned long long rows = 0;
 	PGresult *r;
@@ -423,7 +424,9 @@ static int logical_snapshot(struct store *s, const char *path)
 		goto out_txn;
 	}
 	PQclear(r);
+	snprintf(version, sizeof(version), "%lld", s->snapshot_version);
 	if (zout_write(&z, header, sizeof(header) - 1, ZSTD_e_continue) < 0 ||
+	    zout_record(&z, 'V', version) < 0 ||
 	    dump_ddl(s, &z, ddl_before) < 0 || dump_data(s, &z, &rows) < 0 ||
 	    dump_ddl(s, &z, ddl_after) < 0)
 		goto out_txn;
@@ -616,10 +619,14 @@ static int replay(struct store *s, struct zin *z)
 			break;
 		}
 		line[strcspn(line, "\n")] = '\0';
-		if ((line[0] != 'S' && line[0] != 'C') || line[1] != ' ' ||
+		if ((line[0] != 'S' && line[0] != 'C' && line[0] != 'V') || line[1] != ' ' ||
 		    !parse_ll(line + 2, 0, 1 << 30, &len) || !(text = zin_text(z, (size_t)len))) {
 			error("restore: the snapshot is damaged");
 			goto out;
+		}
+		if (line[0] == 'V') {
+			free(text);
+			continue;
 		}
 		if (line[0] == 'S' ? exec_sql(s, text) < 0 :
 				     restore_copy(s, z, text, &line, &cap) < 0) {
@@ -651,8 +658,10 @@ static int logical_restore(struct store *s, const char *path)
 	z.ibuf = xmalloc(z.icap);
 	z.ocap = ZSTD_DStreamOutSize();
 	z.obuf = xmalloc(z.ocap);
-	/* one transaction: a crash or an error in here changes nothing */
-	if (exec_sql(s, "BEGIN") < 0 || exec_sql(s, "SET LOCAL check_function_bodies = off") < 0)
+	/* one transaction: a crash or an error in here changes nothing; the
+	 * drops wait for other sessions' locks, but not forever */
+	if (exec_sql(s, "BEGIN") < 0 || exec_sql(s, "SET LOCAL check_function_bodies = off") < 0 ||
+	    exec_sql(s, "SET LOCAL lock_timeout = '60s'") < 0)
 		goto out;
 	drops = pg_query(s, pg_conn(s), drop_sql, 0, NULL);
 	if (!drops) {
@@ -737,6 +746,27 @@ static bool template_possible(struct store *s, char *why, size_t size)
 	return ok;
 }
 
+static int forget_journal_in_copy(struct store *s)
+{
+	static const char *const keys[] = { "connect_timeout", "dbname", "dbname",
+					     "fallback_application_name", NULL };
+	char name[300];
+	const char *values[] = { "10", s->url, name, "ferry", NULL };
+	PGconn *c;
+	int rc;
+
+	snprintf(name, sizeof(name), "%s_pre_upgrade", pg_priv(s)->dbname);
+	c = PQconnectdbParams(keys, values, 1);
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		snprintf(s->err, sizeof(s->err), "%s", c ? PQerrorMessage(c) : "out of memory");
+		PQfinish(c);
+		return -1;
+	}
+	rc = pg_run(s, c, "DROP TABLE IF EXISTS " JOURNAL_TABLE, NULL);
+	PQfinish(c);
+	return rc;
+}
+
 static int template_snapshot(struct store *s, const char *path, char *why, size_t size)
 {
 	char *copy = db_ident(s, "_pre_upgrade"), *orig = db_ident(s, "");
@@ -763,8 +793,13 @@ static int template_snapshot(struct store *s, const char *path, char *why, size_
 		goto out;
 	}
 	crash_point("snapshot:mid");
-	n = snprintf(text, sizeof(text), "%s%s_pre_upgrade\n", template_magic,
-		     pg_priv(s)->dbname);
+	/* the copy is the state before the upgrade: no journal of it */
+	if (forget_journal_in_copy(s) < 0) {
+		snprintf(why, size, "cannot clean the copy: %.300s", s->err);
+		goto out;
+	}
+	n = snprintf(text, sizeof(text), "%s%s_pre_upgrade\nversion %lld\n",
+		     template_magic, pg_priv(s)->dbname, s->snapshot_version);
 	if (write_file_atomic(path, text, (size_t)n, 0600) < 0) {
 		snprintf(why, size, "cannot write '%s'", path);
 		goto out;
@@ -907,4 +942,93 @@ void pg_cleanup(struct store *s)
 		free(sql);
 		free(name);
 	}
+}
+
+bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t size)
+{
+	char head[sizeof(template_magic) + 300] = "";
+	const char *params[1];
+	PGresult *r;
+	ssize_t n = -1;
+	bool ok;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		n = read(fd, head, sizeof(head) - 1);
+		close(fd);
+	}
+	if (n < 0) {
+		snprintf(why, size, "%s", strerror(errno));
+		return false;
+	}
+	head[n] = '\0';
+	if (strncmp(head, template_magic, sizeof(template_magic) - 1)) {
+		/* a logical snapshot: a zstd frame; its end record is checked on replay */
+		ok = n >= 4 && !memcmp(head, "\x28\xb5\x2f\xfd", 4);
+		if (!ok)
+			snprintf(why, size, "not a ferry snapshot");
+		return ok;
+	}
+	head[sizeof(template_magic) - 1 + strcspn(head + sizeof(template_magic) - 1, "\n")] = '\0';
+	params[0] = head + sizeof(template_magic) - 1;
+	if (pg_open(s) < 0) {
+		snprintf(why, size, "no connection");
+		return false;
+	}
+	r = pg_query(s, pg_conn(s), "SELECT 1 FROM pg_database WHERE datname = $1", 1, params);
+	ok = r && PQntuples(r) == 1;
+	if (!ok)
+		snprintf(why, size, "its template database %s does not exist", params[0]);
+	PQclear(r);
+	return ok;
+}
+
+long long pg_snapshot_version(struct store *s, const char *path)
+{
+	char head[sizeof(template_magic) + 300] = "";
+	struct zin z = { .fd = -1 };
+	char *line = NULL;
+	size_t cap = 0;
+	long long v = -1;
+	const char *at;
+	ssize_t n;
+
+	(void)s;
+	z.fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (z.fd < 0)
+		return -1;
+	n = read(z.fd, head, sizeof(head) - 1);
+	if (n > 0 && !strncmp(head, template_magic, sizeof(template_magic) - 1)) {
+		head[n] = '\0';
+		at = strstr(head, "\nversion ");
+		if (at) {
+			char num[32];
+
+			snprintf(num, sizeof(num), "%.*s", (int)strcspn(at + 9, "\n"), at + 9);
+			if (!parse_ll(num, 0, 999999999999999999LL, &v))
+				v = -1;
+		}
+		close(z.fd);
+		return v;
+	}
+	/* a logical snapshot: the V record right after the header */
+	lseek(z.fd, 0, SEEK_SET);
+	z.dctx = ZSTD_createDCtx();
+	z.icap = ZSTD_DStreamInSize();
+	z.ibuf = xmalloc(z.icap);
+	z.ocap = ZSTD_DStreamOutSize();
+	z.obuf = xmalloc(z.ocap);
+	if (zin_line(&z, &line, &cap) > 0 && !strcmp(line, "FERRY-PG-SNAPSHOT 1\n") &&
+	    zin_line(&z, &line, &cap) > 0 && !strncmp(line, "V ", 2) &&
+	    zin_line(&z, &line, &cap) > 0) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!parse_ll(line, 0, 999999999999999999LL, &v))
+			v = -1;
+	}
+	free(line);
+	close(z.fd);
+	ZSTD_freeDCtx(z.dctx);
+	free(z.ibuf);
+	free(z.obuf);
+	return v;
 }

@@ -179,9 +179,9 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 	return n;
 }
 
-bool pg_needs_autocommit(const char *stmt, size_t len)
+/* The first words of a statement, upper-cased, past comments and (...) */
+static int first_words(const char *stmt, size_t len, char w[6][16])
 {
-	char w[6][16] = { "" };
 	const char *p = stmt, *end = stmt + len;
 	int n = 0;
 
@@ -211,6 +211,14 @@ bool pg_needs_autocommit(const char *stmt, size_t len)
 			break;
 		}
 	}
+	return n;
+}
+
+bool pg_needs_autocommit(const char *stmt, size_t len)
+{
+	char w[6][16] = { "" };
+	int n = first_words(stmt, len, w);
+
 #define IS(i, s) (!strcmp(w[i], s))
 	if (IS(0, "VACUUM") || (IS(0, "ALTER") && IS(1, "SYSTEM")))
 		return true;
@@ -228,4 +236,22 @@ bool pg_needs_autocommit(const char *stmt, size_t len)
 				return true;
 #undef IS
 	return false;
+}
+
+const char *pg_transaction_control(const char *stmt, size_t len)
+{
+	static const char *const words[] = {
+		"BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "PREPARE",
+	};
+	char w[6][16] = { "" };
+	int n = first_words(stmt, len, w);
+
+	if (n == 0 || (!strcmp(w[0], "ROLLBACK") && n > 1 && !strcmp(w[1], "TO")) ||
+	    (!strcmp(w[0], "PREPARE") && (n < 2 || strcmp(w[1], "TRANSACTION"))) ||
+	    (!strcmp(w[0], "START") && (n < 2 || strcmp(w[1], "TRANSACTION"))))
+		return NULL;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(w[0], words[i]))
+			return words[i];
+	return NULL;
 }

@@ -172,7 +172,8 @@ int pid1_run(const struct run_opts *o, char **argv)
 	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		log_warn("cannot become a subreaper (%s): orphans will not be reaped",
 			 strerror(errno));
-	tty = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) >= 0;
+	/* only a foreground ferry hands the terminal on */
+	tty = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
 
 	pid = fork();
 	if (pid < 0) {
@@ -215,7 +216,9 @@ int pid1_run(const struct run_opts *o, char **argv)
 			kill(-pid, SIGTERM);
 			kill(-pid, SIGCONT);
 			draining = true;
-			kill_at = now_seconds() + o->grace_seconds;
+			/* a stop already under way keeps its deadline */
+			if (kill_at == 0 && !killed)
+				kill_at = now_seconds() + o->grace_seconds;
 		}
 		if (draining && !group_alive(pid))
 			break;

@@ -570,8 +570,14 @@ static int run_script(struct store *s, const struct migration *m, char sqlstate[
 	size_t n = pg_split(m->sql, &st);
 	int rc = 0;
 
-	for (size_t i = 0; i < n && rc == 0; i++)
+	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = run_statement(s, &st[i], sqlstate);
+		if (rc == 0 && PQtransactionStatus(pg_conn(s)) != PQTRANS_INTRANS) {
+			snprintf(s->err, sizeof(s->err), "near line %d: the statement ended "
+				 "ferry's transaction", st[i].line);
+			rc = -1;
+		}
+	}
 	free(st);
 	return rc;
 }
@@ -799,6 +805,34 @@ static const char *pg_location(struct store *s)
 	return s->path;
 }
 
+/*
+ * BEGIN or COMMIT inside a transactional migration would end ferry's own
+ * transaction: what follows would run in autocommit, beyond any rollback.
+ */
+static int pg_check_migration(struct store *s, const struct migration *m)
+{
+	struct sql_statement *st;
+	size_t n;
+	int rc = 0;
+
+	if (store_outside_transaction(s, m))
+		return 0;
+	n = pg_split(m->sql, &st);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const char *kw = pg_transaction_control(st[i].start, st[i].len);
+
+		if (kw) {
+			s->status = EXIT_DATA;
+			rc = error("migration '%s' line %d: %s inside a migration; ferry runs "
+				   "each migration in a transaction of its own: remove it, or "
+				   "make the file's first line -- ferry:no-transaction "
+				   "(nothing was changed)", m->path, st[i].line, kw);
+		}
+	}
+	free(st);
+	return rc;
+}
+
 static bool pg_outside_transaction(const struct migration *m)
 {
 	struct sql_statement *st;
@@ -823,6 +857,9 @@ const struct store_ops postgres_ops = {
 	.outside_transaction = pg_outside_transaction,
 	.verify = pg_verify,
 	.check_privileges = pg_check_privileges,
+	.check_migration = pg_check_migration,
+	.snapshot_usable = pg_snapshot_usable,
+	.snapshot_version = pg_snapshot_version,
 	.snapshot = pg_snapshot,
 	.restore = pg_restore,
 	.cleanup = pg_cleanup,

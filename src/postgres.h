@@ -39,6 +39,8 @@ void pg_rollback(PGconn *c);
 
 int pg_snapshot(struct store *s, const char *path, const char **how);
 int pg_restore(struct store *s, const char *path);
+bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
+long long pg_snapshot_version(struct store *s, const char *path);
 void pg_cleanup(struct store *s);
 
 struct sql_statement {
@@ -55,5 +57,7 @@ struct sql_statement {
 size_t pg_split(const char *sql, struct sql_statement **out);
 /* Must this statement run outside a transaction block? */
 bool pg_needs_autocommit(const char *stmt, size_t len);
+/* "BEGIN", "COMMIT" ... when the statement controls the transaction, or NULL */
+const char *pg_transaction_control(const char *stmt, size_t len);
 
 #endif

@@ -53,7 +53,7 @@ static int make_room(const struct config *c, const struct store *s)
 	return 0;
 }
 
-int snapshot_take(const struct config *c, struct store *s)
+int snapshot_take(const struct config *c, struct store *s, long long version)
 {
 	char *path = snapshot_path(c, s, 0), *dir = dir_of(path);
 	unsigned long long need = 0, avail;
@@ -82,12 +82,13 @@ int snapshot_take(const struct config *c, struct store *s)
 	if (make_room(c, s) < 0)
 		goto out;
 	t0 = now_seconds();
+	s->snapshot_version = version;
 	if (s->ops->snapshot(s, path, &how) < 0) {
 		log_error("no snapshot, so no upgrade: nothing was changed");
 		goto out;
 	}
-	log_info("snapshot written: %s (%s, %.2f s, %s)", path, human_size(need, a, sizeof(a)),
-		 now_seconds() - t0, how);
+	log_info("snapshot written: %s (version %lld, %s, %.2f s, %s)", path, version,
+		 human_size(need, a, sizeof(a)), now_seconds() - t0, how);
 	rc = 0;
 out:
 	free(path);

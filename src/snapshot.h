@@ -12,10 +12,10 @@ struct store;
 char *snapshot_path(const struct config *c, const struct store *s, int index);
 /*
  * Checks free space, keeps at most keep-1 older snapshots, writes the new
- * one to snapshot_path(0). Returns 0, or 73 (logged) when it cannot be
- * written; the database is never changed.
+ * one (of schema version `version`) to snapshot_path(0). Returns 0, or 73
+ * (logged) when it cannot be written; the database is never changed.
  */
-int snapshot_take(const struct config *c, struct store *s);
+int snapshot_take(const struct config *c, struct store *s, long long version);
 /* Removes every snapshot and leftover temp file; returns how many. */
 int snapshot_remove_all(const struct config *c, const struct store *s);
 

@@ -768,6 +768,12 @@ out:
 	return rc;
 }
 
+static bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size)
+{
+	(void)s;
+	return whole_file(path, why, size);
+}
+
 static const char *sq_location(struct store *s)
 {
 	return s->path;
@@ -784,6 +790,7 @@ const struct store_ops sqlite_ops = {
 	.verify = sq_verify,
 	.snapshot = sq_snapshot,
 	.restore = sq_restore,
+	.snapshot_usable = sq_snapshot_usable,
 	.create = sq_create,
 	.size = sq_size,
 	.location = sq_location,

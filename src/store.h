@@ -55,6 +55,13 @@ struct store_ops {
 	bool (*outside_transaction)(const struct migration *m);
 	/* integrity + foreign keys of the result; -1, s->err set */
 	int (*verify)(struct store *s);
+	/* Optional: refuses a migration the backend cannot run safely (-1
+	 * logged, status 65), before anything is written */
+	int (*check_migration)(struct store *s, const struct migration *m);
+	/* Optional: the schema version a snapshot holds, -1 when unknown */
+	long long (*snapshot_version)(struct store *s, const char *path);
+	/* Optional: is the snapshot at path there and whole? */
+	bool (*snapshot_usable)(struct store *s, const char *path, char *why, size_t size);
 	/* Optional: can the role do what migrations need? -1 logged, status 77 */
 	int (*check_privileges)(struct store *s);
 	/* Writes a consistent copy to path (final name, crash-safe). */
@@ -89,6 +96,7 @@ struct store {
 	long long statement_lock_timeout;
 	const char *snapshot_dir;
 	const char *maintenance_db;    /* PostgreSQL: where the lock lives */
+	long long snapshot_version;    /* of the snapshot being taken */
 	int status;         /* exit status a failure asks for; 0: the default */
 	char err[1024];     /* why apply or verify failed */
 };

@@ -105,8 +105,16 @@ static int restore(struct boot *b, const struct journal *from)
 {
 	struct journal j = *from;
 
+	char why[512];
+
 	if (b->store.db)
 		b->store.ops->close(&b->store);
+	if (b->store.ops->snapshot_usable &&
+	    !b->store.ops->snapshot_usable(&b->store, j.snapshot, why, sizeof(why))) {
+		log_error("cannot restore from snapshot '%s': %s; the database %s was left "
+			  "as it is", j.snapshot, why, b->store.url_redacted);
+		return EXIT_RESTORE_FAILED;
+	}
 	j.phase = PHASE_RESTORING;
 	if (from->phase != PHASE_RESTORING && journal_write(&b->state, &j) < 0)
 		return EXIT_RESTORE_FAILED;
@@ -262,6 +270,28 @@ static bool needs_snapshot(const struct store *s, const struct plan *p)
 	return false;
 }
 
+/*
+ * After an upgrade that needed no snapshot, a snapshot of an older version
+ * predates more than this upgrade: restoring it would silently undo the
+ * upgrades before too. It goes.
+ */
+static void retire_snapshots(struct boot *b)
+{
+	char *snap = snapshot_path(b->c, &b->store, 0);
+
+	/* one taken at the version this upgrade started from stays */
+	if (path_exists(snap) && (!b->store.ops->snapshot_version ||
+				  b->store.ops->snapshot_version(&b->store, snap) !=
+					  b->plan.db_version)) {
+		log_info("removing the older snapshot %s: it predates this upgrade, and "
+			 "restoring it would undo this upgrade as well", snap);
+		snapshot_remove_all(b->c, &b->store);
+		if (b->store.ops->cleanup)
+			b->store.ops->cleanup(&b->store);
+	}
+	free(snap);
+}
+
 /* Transactional DDL: all pending migrations commit together or not at all. */
 static int upgrade_in_one_transaction(struct boot *b)
 {
@@ -283,6 +313,7 @@ static int upgrade_in_one_transaction(struct boot *b)
 	}
 	log_info("database upgraded from %lld to %lld in %.2f s", p->db_version,
 		 p->image_version, now_seconds() - t0);
+	retire_snapshots(b);
 	return 0;
 }
 
@@ -303,6 +334,9 @@ static int upgrade(struct boot *b, bool for_run)
 			  p->db_version, p->image_version);
 		return EXIT_TEMPFAIL;
 	}
+	for (size_t i = 0; s->ops->check_migration && i < p->n_pending; i++)
+		if (s->ops->check_migration(s, p->pending[i]) < 0)
+			return s->status ? s->status : EXIT_DATA;
 	if (s->ops->check_privileges && s->ops->check_privileges(s) < 0)
 		return s->status ? s->status : EXIT_NOPERM;
 	if (s->ops->apply_all && !needs_snapshot(s, p))
@@ -322,7 +356,7 @@ static int upgrade(struct boot *b, bool for_run)
 	j.phase = PHASE_SNAPSHOTTING;
 	if (journal_write(&b->state, &j) < 0)
 		return EXIT_CANTCREAT;
-	rc = snapshot_take(b->c, s);
+	rc = snapshot_take(b->c, s, p->db_version);
 	if (rc) {
 		journal_clear(&b->state);
 		return rc;
@@ -346,8 +380,11 @@ static int upgrade(struct boot *b, bool for_run)
 	if (s->ops->verify(s) < 0)
 		goto failed;
 	s->ops->close(s);
-	if (journal_clear(&b->state) < 0)
+	if (journal_clear(&b->state) < 0) {
+		log_error("the upgrade succeeded but its journal cannot be cleared: the "
+			  "next boot will undo it; not starting");
 		return EXIT_CANTCREAT;
+	}
 	log_info("database upgraded from %lld to %lld in %.2f s (snapshot kept: %s)",
 		 p->db_version, p->image_version, now_seconds() - t0, j.snapshot);
 	return 0;
@@ -361,6 +398,14 @@ failed:
 		log_error("%s — database restored from %s, still at version %lld",
 			  why, j.snapshot, p->db_version);
 	return rc ? rc : EXIT_UPGRADE_FAILED;
+}
+
+/* state_lock's 1 (timed out) or -1 (failed, maybe with the store's reason) */
+static int lock_status(const struct boot *b, int rc)
+{
+	if (rc > 0)
+		return EXIT_TEMPFAIL;
+	return b->store.status ? b->store.status : EXIT_CANTCREAT;
 }
 
 int upgrade_prepare(const struct config *c, bool dry_run, bool for_run)
@@ -400,7 +445,7 @@ int upgrade_prepare(const struct config *c, bool dry_run, bool for_run)
 
 	rc = state_lock(&b.state, c->lock_timeout_seconds);
 	if (rc) {
-		rc = rc > 0 ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
+		rc = lock_status(&b, rc);
 		goto out;
 	}
 	rc = recover(&b);
@@ -439,7 +484,7 @@ static int take_quiet_lock(struct boot *b)
 	int rc = state_lock(&b->state, 0);
 
 	if (rc)
-		return rc > 0 ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
+		return lock_status(b, rc);
 	if (journal_read(&b->state, &j) < 0)
 		return EXIT_DATA;
 	if (j.phase != PHASE_NONE) {
@@ -453,6 +498,7 @@ static int take_quiet_lock(struct boot *b)
 
 int upgrade_snapshot(const struct config *c)
 {
+	long long version = 0;
 	struct boot b;
 	int rc = boot_open(&b, c, false);
 
@@ -466,11 +512,15 @@ int upgrade_snapshot(const struct config *c)
 	rc = take_quiet_lock(&b);
 	if (rc)
 		goto out;
-	if (b.store.ops->open(&b.store) < 0) {
+	if (b.store.ops->open(&b.store) < 0 ||
+	    b.store.ops->read_ledger(&b.store, &b.ledger) < 0) {
 		rc = EXIT_DATA;
 		goto out;
 	}
-	rc = snapshot_take(c, &b.store);
+	for (size_t i = 0; i < b.ledger.n; i++)
+		if (b.ledger.rows[i].version > version)
+			version = b.ledger.rows[i].version;
+	rc = snapshot_take(c, &b.store, version);
 out:
 	boot_close(&b);
 	return rc;
@@ -480,7 +530,7 @@ int upgrade_rollback(const struct config *c)
 {
 	struct journal j = { .phase = PHASE_RESTORING };
 	struct boot b;
-	char *snap = NULL;
+	char *snap = NULL, why[512];
 	int rc = boot_open(&b, c, false);
 
 	if (rc)
@@ -489,7 +539,7 @@ int upgrade_rollback(const struct config *c)
 	if (rc) {
 		if (rc > 0)
 			log_error("refusing to roll back while another ferry is migrating");
-		rc = rc > 0 ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
+		rc = lock_status(&b, rc);
 		goto out;
 	}
 	rc = recover(&b); /* an interrupted upgrade is undone the same way */
@@ -501,12 +551,20 @@ int upgrade_rollback(const struct config *c)
 		rc = EXIT_DATA;
 		goto out;
 	}
+	if (b.store.ops->snapshot_usable &&
+	    !b.store.ops->snapshot_usable(&b.store, snap, why, sizeof(why))) {
+		log_error("cannot roll back: snapshot '%s' is not usable (%s); nothing "
+			  "was changed", snap, why);
+		rc = EXIT_DATA;
+		goto out;
+	}
 	snprintf(j.snapshot, sizeof(j.snapshot), "%s", snap);
 	j.phase = PHASE_MIGRATING;
 	rc = restore(&b, &j);
 	if (rc == 0)
-		log_info("database %s restored from %s (the snapshot is kept; "
-			 "`ferry cleanup` removes it)", b.store.path, snap);
+		log_info("database %s restored from %s%s", b.store.url_redacted, snap,
+			 path_exists(snap) ? " (the snapshot is kept; `ferry cleanup` "
+			 "removes it)" : "");
 out:
 	free(snap);
 	boot_close(&b);

@@ -189,9 +189,14 @@ int mkdir_p(const char *path, mode_t mode)
 			char c = *p;
 
 			*p = '\0';
-			if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			if (mkdir(buf, mode) == 0) {
+				/* the new entry must survive a power cut */
+				if (fsync_dir_of(buf) < 0)
+					return -1;
+			} else if (errno != EEXIST) {
 				return error("cannot create directory '%s': %s", buf,
 					     strerror(errno));
+			}
 			*p = c;
 			if (!c)
 				break;

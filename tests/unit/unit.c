@@ -91,6 +91,9 @@ int main(void)
 	redacts("host=db password = 'it\\'s secret' dbname=app",
 		"host=db password =*** dbname=app");
 	redacts("sqlite:///data/app.db", "sqlite:///data/app.db");
+	redacts("postgres://app:se#cr?et@db/app", "postgres://app:***@db/app");
+	redacts("host=db PASSWORD=x sslpassword=y", "host=db PASSWORD=*** sslpassword=***");
+	redacts("postgres://db/app?sslpassword=k", "postgres://db/app?sslpassword=***");
 	redacts("/data/password=x.db", "/data/password=x.db");
 
 	ok(config_parse_status_list(st, "143, 130") && st[143] && st[130] && !st[0],
@@ -137,6 +140,14 @@ int main(void)
 	autocommit("CREATE INDEX i ON t (a)", 0);
 	autocommit("SELECT 'CREATE INDEX CONCURRENTLY'", 0);
 	autocommit("CREATE TABLE concurrently (a int)", 0);
+
+	ok(pg_transaction_control("BEGIN", 5) && pg_transaction_control(" commit;", 8) &&
+	   pg_transaction_control("START TRANSACTION", 17) &&
+	   pg_transaction_control("END", 3) && !pg_transaction_control("ROLLBACK TO s", 13) &&
+	   !pg_transaction_control("SAVEPOINT s", 11) &&
+	   !pg_transaction_control("PREPARE q AS SELECT 1", 21) &&
+	   !pg_transaction_control("CREATE TABLE begin_x (a int)", 28),
+	   "BEGIN, COMMIT, START TRANSACTION, END are transaction control; savepoints are not");
 
 	{
 		char a[] = "\xEF\xBB\xBFSELECT 1;\r\nSELECT 2;\r\n", b[] = "SELECT 1;\nSELECT 2;\n";
