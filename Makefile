@@ -88,6 +88,14 @@ check-static: static $(OUT)/unit-tests
 		UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
 		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
 
+# make bench: ferry against its peers (tini, dumb-init, sqlite3, cp,
+# pg_dump, ...) run side by side; rewrites BENCHMARKS.md (bench/run.sh;
+# BENCH_QUICK=1 for a smoke run that only writes bench/results/).
+bench: $(OUT)/ferry
+	FERRY=$(CURDIR)/$(OUT)/ferry sh bench/run.sh
+
+.PHONY: bench
+
 clean:
 	rm -rf build
 
