@@ -57,15 +57,17 @@ static int cmd_help(struct config *c, struct opts *o);
 
 static const struct command commands[] = {
 	{ "run", cmd_run, TAKES_COMMAND, "run [--] COMMAND [ARG...]",
-	  "Bring the database to the image's schema version, then run COMMAND\n"
-	  "as its supervisor: signals forwarded, zombies reaped, its exit status\n"
-	  "passed out (128+N when killed by signal N)." },
+	  "Prepare the database, then run and supervise COMMAND.\n"
+	  "The database is brought to the image's schema version first; then ferry\n"
+	  "runs COMMAND as its supervisor: signals forwarded, zombies reaped, its\n"
+	  "exit status passed out (128+N when killed by signal N)." },
 	{ "migrate", cmd_migrate, TAKES_DRY_RUN, "migrate [--dry-run]",
-	  "Bring the database to the image's schema version and exit. With\n"
-	  "--dry-run print the plan and change nothing." },
+	  "Prepare the database only, then exit.\n"
+	  "With --dry-run print the plan and change nothing." },
 	{ "status", cmd_status, TAKES_JSON, "status [--json]",
-	  "Show database and image versions, pending, unknown and dirty\n"
-	  "migrations, the snapshot and the journal state." },
+	  "Show the schema versions and what an upgrade would do.\n"
+	  "Database and image versions, pending, unknown and dirty migrations,\n"
+	  "the snapshot and the journal state." },
 	{ "snapshot", cmd_snapshot, 0, "snapshot",
 	  "Take a snapshot of the database now (<db>.pre-upgrade)." },
 	{ "rollback", cmd_rollback, 0, "rollback",
@@ -98,8 +100,12 @@ static const struct command *find_command(const char *name)
 static void print_usage(FILE *f)
 {
 	fprintf(f, "usage: ferry [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
-	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-28s\n", commands[i].usage);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const char *h = commands[i].help;
+
+		/* the usage, then the help's first line */
+		fprintf(f, "  %-27s %.*s\n", commands[i].usage, (int)strcspn(h, "\n"), h);
+	}
 	fprintf(f, "\n%s\nRun 'ferry help COMMAND' for more.\n", global_help);
 }
 

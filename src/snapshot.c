@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -87,8 +88,19 @@ int snapshot_take(const struct config *c, struct store *s, long long version)
 		log_error("no snapshot, so no upgrade: nothing was changed");
 		goto out;
 	}
-	log_info("snapshot written: %s (version %lld, %s, %.2f s, %s)", path, version,
-		 human_size(need, a, sizeof(a)), now_seconds() - t0, how);
+	{
+		struct stat st;
+
+		/* a file of its own size; a template copy's marker says little */
+		if (strncmp(how, "template", 8) && stat(path, &st) == 0)
+			log_info("snapshot written: %s (version %lld, %s, %.2f s, %s)",
+				 path, version,
+				 human_size((unsigned long long)st.st_size, a, sizeof(a)),
+				 now_seconds() - t0, how);
+		else
+			log_info("snapshot written: %s (version %lld, %.2f s, %s)", path,
+				 version, now_seconds() - t0, how);
+	}
 	rc = 0;
 out:
 	free(path);
