@@ -57,6 +57,7 @@ static int make_room(const struct config *c, const struct store *s)
 int snapshot_take(const struct config *c, struct store *s, long long version)
 {
 	char *path = snapshot_path(c, s, 0), *dir = dir_of(path);
+	char *fresh = xasprintf("%s.new", path);
 	unsigned long long need = 0, avail;
 	char a[32], b[32];
 	const char *how = "?";
@@ -80,13 +81,22 @@ int snapshot_take(const struct config *c, struct store *s, long long version)
 		      human_size(need, a, sizeof(a)), human_size(avail, b, sizeof(b)), dir);
 		goto out;
 	}
-	if (make_room(c, s) < 0)
-		goto out;
 	t0 = now_seconds();
 	s->snapshot_version = version;
-	if (s->ops->snapshot(s, path, &how) < 0) {
+	/* with older snapshots to keep, they move only once the new one is whole */
+	if (s->ops->snapshot(s, c->snapshot_keep > 1 ? fresh : path, &how) < 0) {
 		log_error("no snapshot, so no upgrade: nothing was changed");
 		goto out;
+	}
+	if (c->snapshot_keep > 1) {
+		if (make_room(c, s) < 0)
+			goto out;
+		if (rename(fresh, path) < 0) {
+			error("cannot rename '%s' to '%s': %s", fresh, path, strerror(errno));
+			goto out;
+		}
+		if (fsync_dir_of(path) < 0)
+			goto out;
 	}
 	{
 		struct stat st;
@@ -103,6 +113,7 @@ int snapshot_take(const struct config *c, struct store *s, long long version)
 	}
 	rc = 0;
 out:
+	free(fresh);
 	free(path);
 	free(dir);
 	return rc;
@@ -124,6 +135,14 @@ int snapshot_remove_all(const struct config *c, const struct store *s)
 			error("cannot remove '%s': %s", p, strerror(errno));
 		}
 		unlink(tmp);
+		if (i == 0) {
+			char *fresh = xasprintf("%s.new", p), *ftmp = xasprintf("%s.new.tmp", p);
+
+			unlink(fresh);
+			unlink(ftmp);
+			free(fresh);
+			free(ftmp);
+		}
 		free(tmp);
 		free(p);
 	}

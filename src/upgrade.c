@@ -143,9 +143,14 @@ static int recover(struct boot *b)
 	case PHASE_NONE:
 		return 0;
 	case PHASE_SNAPSHOTTING:
-		tmp = xasprintf("%s.tmp", j.snapshot);
-		unlink(tmp);
-		free(tmp);
+		/* the partial snapshot: under its temp name, or a whole one that
+		 * had not moved to its place yet ([snapshot] keep > 1) */
+		for (int i = 0; i < 3; i++) {
+			tmp = xasprintf("%s%s", j.snapshot, (const char *[]){ ".tmp", ".new",
+									      ".new.tmp" }[i]);
+			unlink(tmp);
+			free(tmp);
+		}
 		log_info("an upgrade from %lld to %lld was interrupted while writing its "
 			 "snapshot; the database was not touched: discarded the partial "
 			 "snapshot", j.from, j.to);

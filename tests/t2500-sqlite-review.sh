@@ -219,4 +219,23 @@ expect_status 0 "read-only: status"
 ro_same "status"
 is "$(q "$DB" "SELECT count(*) FROM users WHERE name = 'Dora'")" 1 "read-only: the row in the WAL is still there"
 
+# ---- 6. keep = 2: older snapshots move only once the new one is whole -------------------
+new_db keep2
+export FERRY_SNAPSHOT_KEEP=2
+fy "$DB" "$TMP/m1" migrate
+fy "$DB" "$TMP/m1" snapshot
+expect_status 0 "keep=2: a first snapshot at version 1"
+first=$(filesum "$DB.pre-upgrade")
+FERRY_TEST_CRASH_AT=snapshot:mid fy "$DB" "$TMP/m3" migrate
+expect_status 137 "keep=2: ferry killed while writing the next snapshot"
+is "$(filesum "$DB.pre-upgrade")" "$first" "keep=2: the older snapshot is still the latest after the crash"
+FERRY_MIGRATIONS_TARGET_VERSION=1 fy "$DB" "$TMP/m3" migrate
+expect_status 0 "keep=2: the next boot discards the partial snapshot"
+check "keep=2: no partial snapshot left" test ! -e "$DB.pre-upgrade.new" -a ! -e "$DB.pre-upgrade.new.tmp" -a ! -e "$DB.pre-upgrade.tmp"
+fy "$DB" "$TMP/m3" migrate
+expect_status 0 "keep=2: then the upgrade runs"
+check "keep=2: the older snapshot moved to .1" test -e "$DB.pre-upgrade.1"
+is "$(filesum "$DB.pre-upgrade.1")" "$first" "keep=2: .1 is the first snapshot"
+unset FERRY_SNAPSHOT_KEEP
+
 done_testing
