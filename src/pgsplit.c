@@ -38,6 +38,25 @@ static size_t dollar_tag(const char *p)
 	return *q == '$' ? (size_t)(q + 1 - p) : 0;
 }
 
+/* Past a '...' literal or "..." identifier at p (doubled quotes inside). */
+static const char *skip_quoted(const char *p, bool backslash, int *line)
+{
+	char q = *p;
+
+	for (p++; *p; p++) {
+		*line += *p == '\n';
+		if (backslash && *p == '\\' && p[1]) {
+			p++;
+			*line += *p == '\n';
+		} else if (*p == q) {
+			if (p[1] != q)
+				break;
+			p++;
+		}
+	}
+	return *p ? p + 1 : p;
+}
+
 size_t pg_split(const char *sql, struct sql_statement **out)
 {
 	const char *p = sql, *content = NULL;
@@ -102,37 +121,12 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 			content = p;
 			content_line = line;
 		}
-		if (c == '\'') {
-			bool esc = p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
+		if (c == '\'' || c == '"') {
+			/* E'...' strings take backslash escapes */
+			bool esc = c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
 				   (p - 1 == sql || !ident_char(p[-2]));
 
-			for (p++; *p; p++) {
-				line += *p == '\n';
-				if (esc && *p == '\\' && p[1]) {
-					p++;
-					line += *p == '\n';
-				} else if (*p == '\'') {
-					if (p[1] != '\'')
-						break;
-					p++;
-				}
-			}
-			if (*p)
-				p++;
-			prev[0] = '\0';
-			continue;
-		}
-		if (c == '"') {
-			for (p++; *p; p++) {
-				line += *p == '\n';
-				if (*p == '"') {
-					if (p[1] != '"')
-						break;
-					p++;
-				}
-			}
-			if (*p)
-				p++;
+			p = skip_quoted(p, esc, &line);
 			prev[0] = '\0';
 			continue;
 		}
