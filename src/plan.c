@@ -1,16 +1,111 @@
 /*
  * plan: pure comparison, no I/O. The order of the refusals matters: a
  * dirty ledger first (the database is half-migrated), then versions the
- * image does not know, then edited files.
+ * image does not know, then edited files, then history the image cannot
+ * explain (a version it ships below the highest applied one, never
+ * applied).
  */
 #include "plan.h"
 #include "migrations.h"
 #include "store.h"
 #include "util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static bool refuse(struct plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Fills p->why and makes the plan a refusal; true, for `return refuse(...)`. */
+static bool refuse(struct plan *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->why, sizeof(p->why), fmt, ap);
+	va_end(ap);
+	p->kind = PLAN_REFUSE;
+	return true;
+}
+
+/* The ledger as the image knows it: nothing dirty, unknown or edited. */
+static bool refuse_ledger(struct plan *p, const struct migration_set *set,
+			  const struct ledger *l)
+{
+	if (!l->exists && l->has_user_tables)
+		return refuse(p, "the database has tables but no ferry_migrations ledger, so "
+			      "its schema version is unknown: refusing to migrate it (adopt "
+			      "it by creating the ledger for the versions it already has)");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct ledger_row *r = &l->rows[i];
+
+		if (r->dirty)
+			return refuse(p, "migration %s (version %lld) is marked dirty: it "
+				      "ran outside a transaction and did not finish. Restore "
+				      "the database with `ferry rollback`, then start again",
+				      r->name, r->version);
+	}
+	if (p->db_version > p->image_version)
+		return refuse(p, "the database is at %lld but this image knows migrations "
+			      "up to %lld: the image was rolled back without restoring the "
+			      "database; run `ferry rollback` or use an image that ships %lld",
+			      p->db_version, p->image_version, p->db_version);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct ledger_row *r = &l->rows[i];
+		const struct migration *m = migrations_find(set, r->version);
+
+		if (!m)
+			return refuse(p, "the database has migration %s (version %lld), which "
+				      "this image does not ship: use the image that applied it, "
+				      "or `ferry rollback`", r->name, r->version);
+		if (strcmp(m->sha256, r->sha256))
+			return refuse(p, "migration '%s' was changed after it was applied "
+				      "(sha256 %.12s in the database, %.12s in the image): ship "
+				      "the file as it was applied and put the change in a new "
+				      "migration", m->path, r->sha256, m->sha256);
+	}
+	return false;
+}
+
+/*
+ * A version the image ships below the highest applied one that was never
+ * applied: a migration added out of order, or a lost ledger row. Running
+ * it now would run it after migrations written to come after it.
+ */
+static bool refuse_holes(struct plan *p, const struct migration_set *set,
+			 const struct ledger *l)
+{
+	const struct migration *hole = NULL;
+	long long above = p->db_version;
+	size_t holes = 0;
+	char more[64] = "";
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct migration *m = &set->items[i];
+
+		if (m->version < p->db_version && !ledger_find(l, m->version)) {
+			if (!hole)
+				hole = m; /* the lowest: the set is sorted */
+			holes++;
+		}
+	}
+	if (!hole)
+		return false;
+	for (size_t i = 0; i < l->n; i++)
+		if (l->rows[i].version > hole->version && l->rows[i].version < above)
+			above = l->rows[i].version;
+	if (holes > 1)
+		snprintf(more, sizeof(more), " (and %zu more version%s below %lld)",
+			 holes - 1, holes == 2 ? "" : "s", p->db_version);
+	return refuse(p, "the ledger has %lld but not %lld (%s), which the image ships "
+		      "before it%s: ferry applies only versions above the highest applied "
+		      "one (%lld), never one out of order. If %s is new, give it a version "
+		      "above %lld; if the database already has its changes, its ledger row "
+		      "was lost: put it back, or restore the database from a backup", above,
+		      hole->version, hole->name, more, p->db_version, hole->name,
+		      p->db_version);
+}
 
 void plan_make(struct plan *p, const struct migration_set *set,
 	       const struct ledger *l, bool db_exists, long long target)
@@ -28,10 +123,11 @@ void plan_make(struct plan *p, const struct migration_set *set,
 		if (!migrations_find(set, r->version))
 			p->n_unknown++;
 	}
+	/* only what comes after the highest applied version is pending */
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
 
-		if (m->version <= p->image_version && !ledger_find(l, m->version))
+		if (m->version > p->db_version && m->version <= p->image_version)
 			p->pending[p->n_pending++] = m;
 	}
 
@@ -39,54 +135,8 @@ void plan_make(struct plan *p, const struct migration_set *set,
 		p->kind = PLAN_CREATE;
 		return;
 	}
-	p->kind = PLAN_REFUSE;
-	if (!l->exists && l->has_user_tables) {
-		snprintf(p->why, sizeof(p->why),
-			 "the database has tables but no ferry_migrations ledger, so its "
-			 "schema version is unknown: refusing to migrate it (adopt it by "
-			 "creating the ledger for the versions it already has)");
+	if (refuse_ledger(p, set, l) || refuse_holes(p, set, l))
 		return;
-	}
-	for (size_t i = 0; i < l->n; i++) {
-		const struct ledger_row *r = &l->rows[i];
-
-		if (r->dirty) {
-			snprintf(p->why, sizeof(p->why),
-				 "migration %s (version %lld) is marked dirty: it ran "
-				 "outside a transaction and did not finish. Restore the "
-				 "database with `ferry rollback`, then start again",
-				 r->name, r->version);
-			return;
-		}
-	}
-	if (p->db_version > p->image_version) {
-		snprintf(p->why, sizeof(p->why),
-			 "the database is at %lld but this image knows migrations up to "
-			 "%lld: the image was rolled back without restoring the database; "
-			 "run `ferry rollback` or use an image that ships %lld",
-			 p->db_version, p->image_version, p->db_version);
-		return;
-	}
-	for (size_t i = 0; i < l->n; i++) {
-		const struct ledger_row *r = &l->rows[i];
-		const struct migration *m = migrations_find(set, r->version);
-
-		if (!m) {
-			snprintf(p->why, sizeof(p->why),
-				 "the database has migration %s (version %lld), which this "
-				 "image does not ship: use the image that applied it, or "
-				 "`ferry rollback`", r->name, r->version);
-			return;
-		}
-		if (strcmp(m->sha256, r->sha256)) {
-			snprintf(p->why, sizeof(p->why),
-				 "migration '%s' was changed after it was applied (sha256 "
-				 "%.12s in the database, %.12s in the image): ship the file "
-				 "as it was applied and put the change in a new migration",
-				 m->path, r->sha256, m->sha256);
-			return;
-		}
-	}
 	p->kind = p->n_pending ? PLAN_UPGRADE : PLAN_CURRENT;
 }
 

@@ -18,7 +18,7 @@ struct plan {
 	enum plan_kind kind;
 	long long db_version;    /* highest applied, 0 for none */
 	long long image_version; /* the target */
-	const struct migration **pending; /* in order */
+	const struct migration **pending; /* above db_version, in order */
 	size_t n_pending;
 	size_t n_unknown;        /* applied versions the image does not ship */
 	size_t n_dirty;

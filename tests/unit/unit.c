@@ -1,11 +1,12 @@
 /*
  * unit: TAP tests for the parsers: config values, URL redaction, the
  * PostgreSQL statement splitter and its no-transaction detection,
- * checksum normalisation.
+ * checksum normalisation; and for the plan.
  */
 #include "config.h"
 #include "log.h"
 #include "migrations.h"
+#include "plan.h"
 #include "postgres.h"
 #include "store.h"
 
@@ -49,6 +50,48 @@ static void splits(const char *sql, const char *want, const char *what)
 	free(st);
 	snprintf(msg, sizeof(msg), "split %s (got %s)", what, got);
 	ok(!strcmp(got, want), msg);
+}
+
+/*
+ * plan_make on an image shipping the versions in shipped (0-terminated)
+ * and a ledger holding those in applied; want: the kind, the pending
+ * versions ("4 5") and for a refusal a text of the reason.
+ */
+static void plans(const long long *shipped, const long long *applied, long long target,
+		  enum plan_kind want_kind, const char *want_pending, const char *want_why,
+		  const char *what)
+{
+	struct migration items[16] = { { 0 } };
+	struct ledger_row rows[16] = { { 0 } };
+	struct migration_set set = { .format = "ferry", .dir = (char *)"m", .items = items };
+	struct ledger l = { .exists = true, .rows = rows };
+	char names[16][16], pending[128] = "", msg[1400];
+	struct plan p;
+
+	for (; shipped[set.n]; set.n++) {
+		struct migration *m = &items[set.n];
+
+		snprintf(names[set.n], sizeof(names[0]), "%04lld_m", shipped[set.n]);
+		m->version = shipped[set.n];
+		m->name = m->path = names[set.n];
+		memset(m->sha256, 'a', 64);
+	}
+	for (; applied[l.n]; l.n++) {
+		rows[l.n].version = applied[l.n];
+		rows[l.n].name = (char *)"row";
+		memset(rows[l.n].sha256, 'a', 64);
+	}
+	plan_make(&p, &set, &l, true, target);
+	for (size_t i = 0; i < p.n_pending; i++) {
+		size_t len = strlen(pending);
+		snprintf(pending + len, sizeof(pending) - len, "%s%lld", i ? " " : "",
+			 p.pending[i]->version);
+	}
+	snprintf(msg, sizeof(msg), "plan %s: kind %d pending '%s' (got kind %d pending '%s' "
+		 "why '%s')", what, want_kind, want_pending, p.kind, pending, p.why);
+	ok(p.kind == want_kind && !strcmp(pending, want_pending) &&
+	   (!want_why || strstr(p.why, want_why)), msg);
+	plan_release(&p);
 }
 
 static void autocommit(const char *stmt, int want)
@@ -131,7 +174,6 @@ int main(void)
 	       "true THEN 1 END; SELECT 2; END@1|SELECT 4@3", "BEGIN ATOMIC bodies");
 	splits(" ; ;\n-- only a comment\n", "", "empty statements");
 	splits("SELECT 1 -- no semicolon", "SELECT 1 -- no semicolon@1", "last statement unterminated");
-
 	autocommit("CREATE INDEX CONCURRENTLY i ON t (a)", 1);
 	autocommit("create unique index concurrently i on t (a)", 1);
 	autocommit("/* x */ DROP INDEX CONCURRENTLY i", 1);
@@ -160,6 +202,30 @@ int main(void)
 		ok(!strcmp(ha, hb), "BOM and CRLF do not change the checksum");
 		ok(!strcmp(hb, "82efb67f3010c6eb7ead02e4f6d9550633dbc1407f99aa487468e7b2567aebbc"),
 		   "checksum is the SHA-256 of the normalised text");
+	}
+
+	{
+		static const long long none[] = { 0 }, v1[] = { 1, 0 }, v13[] = { 1, 3, 0 },
+				       v23[] = { 2, 3, 0 }, v123[] = { 1, 2, 3, 0 },
+				       v1234[] = { 1, 2, 3, 4, 0 }, v12345[] = { 1, 2, 3, 4, 5, 0 },
+				       v135[] = { 1, 3, 5, 0 };
+
+		plans(v123, v1, 0, PLAN_UPGRADE, "2 3", NULL, "1 of 1..3: 2 and 3 pending");
+		plans(v123, none, 0, PLAN_UPGRADE, "1 2 3", NULL, "an empty ledger: all pending");
+		plans(v123, v123, 0, PLAN_CURRENT, "", NULL, "all applied: current");
+		plans(v123, v13, 0, PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m)",
+		      "{1,3} of 1..3: a hole, refused, nothing pending");
+		plans(v123, v23, 0, PLAN_REFUSE, "", "the ledger has 2 but not 1 (0001_m)",
+		      "{2,3} of 1..3: row 1 lost, refused");
+		plans(v1234, v13, 0, PLAN_REFUSE, "4", "the ledger has 3 but not 2",
+		      "{1,3} of 1..4: refused; only 4, above 3, would be pending");
+		plans(v12345, v135, 0, PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m), which "
+		      "the image ships before it (and 1 more version below 5)",
+		      "{1,3,5} of 1..5: the lowest hole named, the other counted");
+		plans(v1234, v123, 0, PLAN_UPGRADE, "4", NULL, "1..3 of 1..4: 4 pending");
+		plans(v12345, v1, 3, PLAN_UPGRADE, "2 3", NULL, "target 3: only up to it");
+		plans(v123, v13, 2, PLAN_REFUSE, "", "the database is at 3",
+		      "target below the highest applied: ahead");
 	}
 
 	printf("1..%d\n", n);
