@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/asn1.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,6 +101,66 @@ static int read_text(const char *path, char **out, size_t *len)
 	buf[n] = '\0';
 	*out = buf;
 	*len = n;
+	return 0;
+}
+
+/* The 1-based line of the byte at offset at. */
+static int line_at(const char *text, size_t at)
+{
+	int line = 1;
+
+	for (size_t i = 0; i < at; i++)
+		line += text[i] == '\n';
+	return line;
+}
+
+/*
+ * The offset of the first byte that starts no valid UTF-8 sequence (RFC
+ * 3629: no overlong forms, surrogates or code points above U+10FFFF), or
+ * len. libcrypto's UTF8_getc does the decoding.
+ */
+static size_t first_not_utf8(const char *text, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned long cp = 0;
+		int n;
+
+		if ((unsigned char)text[i] < 0x80) {
+			i++;
+			continue;
+		}
+		n = UTF8_getc((const unsigned char *)text + i, len - i < 4 ? (int)(len - i) : 4,
+			      &cp);
+		if (n <= 0 || cp > 0x10FFFF)
+			return i;
+		i += (size_t)n;
+	}
+	return len;
+}
+
+/*
+ * What the SQL engines would not read to the end is refused here: they
+ * take a script as a C string, so a NUL byte ends it and the statements
+ * after it would silently never run. Bytes that are not UTF-8 are only
+ * noted: the plan refuses them in a migration about to run (see plan.c).
+ */
+static int check_bytes(struct migration *m, const char *text, size_t len)
+{
+	const char *nul = memchr(text, '\0', len);
+
+	if (nul) {
+		size_t at = (size_t)(nul - text);
+
+		return error("migration '%s' has a NUL byte at offset %zu (line %d): SQLite "
+			     "and PostgreSQL stop reading a script there, so what follows "
+			     "would never run; remove it (nothing was changed)", m->path, at,
+			     line_at(text, at));
+	}
+	m->not_utf8_at = first_not_utf8(text, len);
+	if (m->not_utf8_at < len)
+		m->not_utf8_line = line_at(text, m->not_utf8_at);
 	return 0;
 }
 
@@ -195,6 +256,11 @@ int migrations_load(struct migration_set *set, const char *dir)
 			rc = EXIT_DATA;
 			goto out;
 		}
+		if (check_bytes(&m, m.sql, len) < 0) {
+			free(m.path), free(m.name), free(m.sql);
+			rc = EXIT_DATA;
+			goto out;
+		}
 		len = migrations_normalise(m.sql, len);
 		if (m.sql[strspn(m.sql, " \t\n\r")] == '\0') {
 			error("migration '%s' is empty", m.path);
@@ -211,6 +277,13 @@ int migrations_load(struct migration_set *set, const char *dir)
 			set->items = xrealloc(set->items, cap * sizeof(*set->items));
 		}
 		set->items[set->n++] = m;
+	}
+	if (set->n == 0) {
+		error("[migrations] dir '%s' holds no migrations (no *%s file): this image "
+		      "ships nothing to bring a database to; check that it copies its "
+		      "migrations there (nothing was changed)", dir, f->up_suffix);
+		rc = EXIT_CONFIG;
+		goto out;
 	}
 	qsort(set->items, set->n, sizeof(*set->items), by_version);
 	for (size_t i = 1; i < set->n; i++) {

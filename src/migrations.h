@@ -15,6 +15,10 @@ struct migration {
 	char *sql;          /* normalised content: no BOM, LF line ends */
 	char sha256[65];    /* of sql */
 	bool no_transaction;
+	/* the first byte that is not UTF-8: its line (0: the whole file is
+	 * UTF-8) and its offset in the file */
+	int not_utf8_line;
+	size_t not_utf8_at;
 };
 
 struct migration_set {
@@ -26,7 +30,9 @@ struct migration_set {
 
 /*
  * Reads dir. Returns 0, or logs one line naming the file and returns the
- * exit status: 78 for a missing directory, 65 for a bad file.
+ * exit status: 78 for a missing directory or one without migrations, 65
+ * for a bad file (unreadable, empty, a NUL byte, a name without version,
+ * a duplicate version).
  */
 int migrations_load(struct migration_set *set, const char *dir);
 void migrations_release(struct migration_set *set);

@@ -3,7 +3,7 @@
  * dirty ledger first (the database is half-migrated), then versions the
  * image does not know, then edited files, then history the image cannot
  * explain (a version it ships below the highest applied one, never
- * applied).
+ * applied), then pending files the engines would not read as written.
  */
 #include "plan.h"
 #include "migrations.h"
@@ -107,6 +107,22 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 		      p->db_version);
 }
 
+/* A migration about to run that the engines would not read as written. */
+static bool refuse_pending(struct plan *p)
+{
+	for (size_t i = 0; i < p->n_pending; i++) {
+		const struct migration *m = p->pending[i];
+
+		if (m->not_utf8_line)
+			return refuse(p, "migration '%s' is not UTF-8 text: the byte at "
+				      "offset %zu (line %d) starts no UTF-8 character, which "
+				      "PostgreSQL refuses and SQLite stores as broken text; "
+				      "convert the file to UTF-8 (Latin-1: `iconv -f latin1 -t "
+				      "utf-8`)", m->path, m->not_utf8_at, m->not_utf8_line);
+	}
+	return false;
+}
+
 void plan_make(struct plan *p, const struct migration_set *set,
 	       const struct ledger *l, bool db_exists, long long target)
 {
@@ -132,10 +148,11 @@ void plan_make(struct plan *p, const struct migration_set *set,
 	}
 
 	if (!db_exists) {
-		p->kind = PLAN_CREATE;
+		if (!refuse_pending(p))
+			p->kind = PLAN_CREATE;
 		return;
 	}
-	if (refuse_ledger(p, set, l) || refuse_holes(p, set, l))
+	if (refuse_ledger(p, set, l) || refuse_holes(p, set, l) || refuse_pending(p))
 		return;
 	p->kind = p->n_pending ? PLAN_UPGRADE : PLAN_CURRENT;
 }
