@@ -38,8 +38,11 @@ static size_t dollar_tag(const char *p)
 	return *q == '$' ? (size_t)(q + 1 - p) : 0;
 }
 
-/* Past a '...' literal or "..." identifier at p (doubled quotes inside). */
-static const char *skip_quoted(const char *p, bool backslash, int *line)
+/*
+ * Past a '...' literal or "..." identifier at p (doubled quotes inside);
+ * *closed false when the script ends first.
+ */
+static const char *skip_quoted(const char *p, bool backslash, int *line, bool *closed)
 {
 	char q = *p;
 
@@ -54,24 +57,40 @@ static const char *skip_quoted(const char *p, bool backslash, int *line)
 			p++;
 		}
 	}
+	*closed = *p != '\0';
 	return *p ? p + 1 : p;
 }
 
-size_t pg_split(const char *sql, struct sql_statement **out)
+/* What a script ends inside of, if anything, and the line it opened on. */
+struct open_end {
+	const char *what; /* what is wrong; NULL: the script ends at the top level */
+	const char *tag;  /* a dollar quote's tag */
+	size_t tag_len;
+	int line;
+};
+
+/*
+ * The splitter proper. Nothing is dropped: text the script ends inside of
+ * (an unclosed literal, dollar quote or comment) is part of the last
+ * statement, so the server sees it and says what is wrong, and *end says
+ * what was left open for a refusal before anything runs.
+ */
+static size_t split(const char *sql, struct sql_statement **out, struct open_end *end)
 {
 	const char *p = sql, *content = NULL;
-	int line = 1, content_line = 1, atomic = 0, cases = 0;
+	int line = 1, content_line = 1, atomic = 0, atomic_line = 0, cases = 0;
 	char prev[16] = "";
 	size_t n = 0, cap = 8;
 
+	memset(end, 0, sizeof(*end));
 	*out = xmalloc(cap * sizeof(**out));
-#define EMIT(end)                                                              \
+#define EMIT(stop)                                                             \
 	do {                                                                   \
 		if (content) {                                                 \
 			if (n == cap)                                          \
 				*out = xrealloc(*out, (cap *= 2) * sizeof(**out)); \
 			(*out)[n].start = content;                             \
-			(*out)[n].len = (size_t)((end) - content);             \
+			(*out)[n].len = (size_t)((stop) - content);            \
 			(*out)[n].line = content_line;                         \
 			n++;                                                   \
 			content = NULL;                                        \
@@ -95,7 +114,8 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 			continue;
 		}
 		if (c == '/' && p[1] == '*') {
-			int depth = 0;
+			const char *open = p;
+			int depth = 0, open_line = line;
 
 			do {
 				if (*p == '/' && p[1] == '*') {
@@ -109,6 +129,14 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 					p++;
 				}
 			} while (*p && depth > 0);
+			if (depth > 0) {
+				*end = (struct open_end){ "a /* comment opened there is never "
+							  "closed", NULL, 0, open_line };
+				if (!content) {
+					content = open;
+					content_line = open_line;
+				}
+			}
 			continue;
 		}
 		if (c == ';' && !atomic) {
@@ -124,9 +152,16 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 		if (c == '\'' || c == '"') {
 			/* E'...' strings take backslash escapes */
 			bool esc = c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
-				   (p - 1 == sql || !ident_char(p[-2]));
+				   (p - 1 == sql || !ident_char(p[-2])), closed;
+			int open_line = line;
 
-			p = skip_quoted(p, esc, &line);
+			p = skip_quoted(p, esc, &line, &closed);
+			if (!closed)
+				*end = (struct open_end){
+					c == '"' ? "a quoted identifier opened there is never closed"
+						 : "a string literal opened there is never closed",
+					NULL, 0, open_line
+				};
 			prev[0] = '\0';
 			continue;
 		}
@@ -135,11 +170,15 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 
 			if (tl) {
 				const char *tag = p;
+				int open_line = line;
 
 				for (p += tl; *p && strncmp(p, tag, tl); p++)
 					line += *p == '\n';
 				if (*p)
 					p += tl;
+				else
+					*end = (struct open_end){ "a dollar quote", tag, tl,
+								  open_line };
 				prev[0] = '\0';
 				continue;
 			}
@@ -152,9 +191,10 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 				p++;
 			wl = (size_t)(p - w);
 			/* SQL-standard function bodies hold semicolons */
-			if (wl == 6 && !strncasecmp(w, "ATOMIC", 6) && !strcasecmp(prev, "BEGIN"))
-				atomic++;
-			else if (atomic && wl == 4 && !strncasecmp(w, "CASE", 4))
+			if (wl == 6 && !strncasecmp(w, "ATOMIC", 6) && !strcasecmp(prev, "BEGIN")) {
+				if (!atomic++)
+					atomic_line = line;
+			} else if (atomic && wl == 4 && !strncasecmp(w, "CASE", 4))
 				cases++;
 			else if (atomic && wl == 3 && !strncasecmp(w, "END", 3)) {
 				if (cases)
@@ -170,7 +210,36 @@ size_t pg_split(const char *sql, struct sql_statement **out)
 	}
 	EMIT(p);
 #undef EMIT
+	if (atomic && !end->what)
+		*end = (struct open_end){ "a BEGIN ATOMIC body begun there has no END",
+					  NULL, 0, atomic_line };
 	return n;
+}
+
+size_t pg_split(const char *sql, struct sql_statement **out)
+{
+	struct open_end end;
+
+	return split(sql, out, &end);
+}
+
+int pg_split_check(const char *sql, char *why, size_t size)
+{
+	struct sql_statement *st;
+	struct open_end end;
+
+	split(sql, &st, &end);
+	free(st);
+	if (!end.what)
+		return 0;
+	if (end.tag)
+		snprintf(why, size, "line %d: the dollar quote %.*s opened there is never "
+			 "closed, so the server would refuse the rest of the file; close it",
+			 end.line, (int)(end.tag_len < 40 ? end.tag_len : 40), end.tag);
+	else
+		snprintf(why, size, "line %d: %s, so the server would refuse the rest of "
+			 "the file; close it", end.line, end.what);
+	return -1;
 }
 
 /* The first words of a statement, upper-cased, past comments and (...) */

@@ -55,6 +55,14 @@ struct sql_statement {
  * Returns the number of non-empty statements; *out is malloc'd.
  */
 size_t pg_split(const char *sql, struct sql_statement **out);
+/*
+ * 0 when the script ends at the top level; -1 when it ends inside a string
+ * literal, quoted identifier, dollar quote, comment or BEGIN ATOMIC body,
+ * with why = "line N: ..." saying what was left open. pg_split keeps such
+ * a tail in its last statement (the server refuses it); this is for a
+ * refusal before anything runs.
+ */
+int pg_split_check(const char *sql, char *why, size_t size);
 /* Must this statement run outside a transaction block? */
 bool pg_needs_autocommit(const char *stmt, size_t len);
 /* "BEGIN", "COMMIT" ... when the statement controls the transaction, or NULL */

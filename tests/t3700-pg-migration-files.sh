@@ -3,7 +3,10 @@
 # is refused when the files are read, a pending migration that is not
 # UTF-8 by the plan (exit 65, one line naming the file and the byte
 # offset, nothing written); a directory without migrations is a
-# configuration error (78).
+# configuration error (78). The statement splitter drops nothing: a last
+# statement without semicolon runs, and text left inside an unclosed
+# comment or literal reaches the server, which refuses it (rolled back,
+# exit 70), instead of being cut off while the file is recorded as applied.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg-lib.sh"
 make_std_pg_migrations
@@ -81,6 +84,40 @@ pgf "$TMP/none" migrate
 expect_status 78 "an empty migrations dir, an empty database"
 untouched "empty dir, empty database"
 is "$(qa "SELECT to_regclass('public.ferry_migrations') IS NULL")" t "no ledger was created"
+
+# ---- the end of a file ---------------------------------------------------------------------------
+# the last statement without a semicolon, a comment after it: it runs
+v1_appdb
+with_0002 nosemi 'ALTER TABLE users ADD COLUMN email text;\nUPDATE users SET email = lower(name) -- the last one\n/* done */\n'
+pgf "$M" migrate
+expect_status 0 "a last statement without semicolon, comments after it"
+is "$(qa "SELECT string_agg(email, ',' ORDER BY id) FROM users")" "ada,brian,chloe" "the last statement ran"
+
+# an unclosed comment after the last statement: what it swallows reaches
+# the server, which refuses it; before, it was cut off and the file
+# recorded as applied without the table
+v1_appdb
+state=$(pg_state)
+with_0002 opencomment 'ALTER TABLE users ADD COLUMN email text;\n/* CREATE TABLE later (x int);\n'
+pgf "$M" migrate
+expect_status 70 "an unclosed comment after the last statement"
+like "$err" "migration 0002_email failed: near line 2: unterminated /\* comment" "the server's refusal, with the line"
+like "$err" "rolled back, database still at version 1" "rolled back"
+untouched "unclosed comment"
+
+with_0002 openquote "ALTER TABLE users ADD COLUMN email text;\nUPDATE users SET email = 'x;\nALTER TABLE users DROP COLUMN name;\n"
+pgf "$M" migrate
+expect_status 70 "an unclosed string literal"
+like "$err" "migration 0002_email failed: near line 2: unterminated quoted string" "the server's refusal, with the line"
+untouched "unclosed literal"
+
+# the same in a migration run statement by statement, outside a transaction
+with_0002 opencomment-notx '-- ferry:no-transaction\nCREATE INDEX CONCURRENTLY users_lower ON users (lower(name));\n/* CREATE TABLE later (x int);\n'
+pgf "$M" migrate
+expect_status 70 "no transaction: an unclosed comment after the last statement"
+like "$err" "migration 0002_email failed: near line 3: unterminated /\* comment" "the server's refusal, with the line"
+same_state "$(pg_state)" "$state" "no transaction: the database is restored"
+is "$(ledger_versions)" 1 "no transaction: the ledger is back at 1"
 
 secret_never_shown
 done_testing

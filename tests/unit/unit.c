@@ -52,6 +52,17 @@ static void splits(const char *sql, const char *want, const char *what)
 	ok(!strcmp(got, want), msg);
 }
 
+/* pg_split_check: want NULL for a complete script, else a text of why */
+static void complete(const char *sql, const char *want, const char *what)
+{
+	char why[512] = "", msg[1200];
+	int rc = pg_split_check(sql, why, sizeof(why));
+
+	snprintf(msg, sizeof(msg), "%s: %s (got %s)", what,
+		 want ? want : "complete", rc ? why : "complete");
+	ok(want ? rc < 0 && strstr(why, want) : rc == 0, msg);
+}
+
 /*
  * plan_make on an image shipping the versions in shipped (0-terminated)
  * and a ledger holding those in applied; want: the kind, the pending
@@ -174,6 +185,32 @@ int main(void)
 	       "true THEN 1 END; SELECT 2; END@1|SELECT 4@3", "BEGIN ATOMIC bodies");
 	splits(" ; ;\n-- only a comment\n", "", "empty statements");
 	splits("SELECT 1 -- no semicolon", "SELECT 1 -- no semicolon@1", "last statement unterminated");
+	splits("CREATE TABLE a (x int);\n/* CREATE TABLE b (y int);\nSELECT 1;",
+	       "CREATE TABLE a (x int)@1|/* CREATE TABLE b (y int);\nSELECT 1;@2",
+	       "an unclosed comment is kept for the server to refuse, not dropped");
+	splits("SELECT 1; INSERT INTO t VALUES ('a;\nb);", "SELECT 1@1|INSERT INTO t VALUES ('a;\nb);@1",
+	       "an unclosed literal runs to the end of the file");
+	splits("SELECT 1; /* a */ -- b\n", "SELECT 1@1", "closed comments after the last statement");
+
+	complete("SELECT 1; SELECT 2", NULL, "no semicolon at the end");
+	complete("SELECT 1; -- the end", NULL, "a line comment at the end");
+	complete("SELECT 1; /* a /* b */ c */", NULL, "a nested comment closed at the end");
+	complete("SELECT $$ '\" $$, E'\\'', 'it''s'", NULL, "quotes inside quotes");
+	complete("SELECT 1;\n/* CREATE TABLE b (y int);", "line 2: a /* comment",
+		 "an unclosed comment after the last statement");
+	complete("SELECT 1; /* a /* b */ c", "line 1: a /* comment", "an unclosed nested comment");
+	complete("SELECT 1;\n\nINSERT INTO t VALUES ('x);\nSELECT 2;", "line 3: a string literal",
+		 "an unclosed string literal");
+	complete("SELECT 'x'';", "line 1: a string literal", "a doubled quote at the end");
+	complete("SELECT E'x\\';", "line 1: a string literal", "an escaped quote in E''");
+	complete("SELECT \"a;", "line 1: a quoted identifier", "an unclosed quoted identifier");
+	complete("SELECT 1;\nCREATE FUNCTION f() RETURNS int AS $fn$ SELECT 1 $$;",
+		 "line 2: the dollar quote $fn$", "an unclosed dollar quote");
+	complete("CREATE FUNCTION g() RETURNS int LANGUAGE sql\nBEGIN ATOMIC SELECT 1;",
+		 "line 2: a BEGIN ATOMIC body", "BEGIN ATOMIC without END");
+	complete("CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;", NULL,
+		 "BEGIN ATOMIC with its END");
+
 	autocommit("CREATE INDEX CONCURRENTLY i ON t (a)", 1);
 	autocommit("create unique index concurrently i on t (a)", 1);
 	autocommit("/* x */ DROP INDEX CONCURRENTLY i", 1);
