@@ -96,6 +96,17 @@ bench: $(OUT)/ferry
 
 .PHONY: bench
 
+# make soak: the crash soak (tests/soak/soak.sh): SOAK_TRIALS (default
+# 500) kill -9 instants of upgrades of a 100 MB SQLite database while
+# another process commits, and a tenth as many against PostgreSQL; one line
+# per trial, then the counts; fails on any violation. The base database is
+# kept in build/soak-cache.
+soak: $(OUT)/ferry
+	FERRY=$(CURDIR)/$(OUT)/ferry SOAK_CACHE=$(CURDIR)/build/soak-cache \
+		sh tests/soak/soak.sh
+
+.PHONY: soak
+
 clean:
 	rm -rf build
 
