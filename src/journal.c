@@ -5,12 +5,14 @@
  * lock; replicas sharing a volume on one host share the lock.
  */
 #include "journal.h"
+#include "exits.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,24 +78,47 @@ static void parse(const char *text, struct journal *j)
 	}
 }
 
-static int read_file(const char *path, char *buf, size_t size)
+/* "cannot read the journal in the state directory '/data/.ferry' as user
+ * app (uid 1000): Permission denied" */
+static int state_error(const struct state *st, const char *what)
 {
-	FILE *f = fopen(path, "re");
+	int e = errno;
+	struct passwd *pw = getpwuid(geteuid());
+
+	return error("cannot %s in the state directory '%s' as user %s (uid %d): %s "
+		     "([database] state_dir)", what, st->dir, pw ? pw->pw_name : "?",
+		     (int)geteuid(), strerror(e));
+}
+
+static int read_file(const struct state *st, char *buf, size_t size)
+{
+	FILE *f = fopen(st->journal_path, "re");
 	size_t n;
 
 	buf[0] = '\0';
 	if (!f) {
 		if (errno == ENOENT)
 			return 0;
-		return error("cannot read journal '%s': %s", path, strerror(errno));
+		return state_error(st, "read the journal");
 	}
 	n = fread(buf, 1, size - 1, f);
 	buf[n] = '\0';
 	if (ferror(f)) {
+		errno = EIO;
 		fclose(f);
-		return error("cannot read journal '%s'", path);
+		return state_error(st, "read the journal");
 	}
 	fclose(f);
+	return 0;
+}
+
+/* The state directory is there, and ours to read and write. */
+static int state_usable(const struct state *st)
+{
+	if (mkdir_p(st->dir, 0700) < 0)
+		return -1;
+	if (access(st->dir, R_OK | W_OK | X_OK) < 0)
+		return state_error(st, "write");
 	return 0;
 }
 
@@ -106,17 +131,24 @@ int journal_read(const struct state *st, struct journal *j)
 	if (st->store && st->store->ops->journal_load)
 		rc = st->store->ops->journal_load(st->store, text, sizeof(text));
 	else
-		rc = read_file(st->journal_path, text, sizeof(text));
+		rc = read_file(st, text, sizeof(text));
 	if (rc < 0)
 		return -1;
 	if (!text[0])
 		return 0;
 	parse(text, j);
-	if (j->phase == PHASE_NONE)
-		return error("the journal names no phase: was it edited by hand? (%s)",
-			     st->store && st->store->ops->journal_load ? "in the database" :
-			     st->journal_path);
+	if (j->phase == PHASE_NONE) {
+		error("the journal names no phase: was it edited by hand? (%s)",
+		      st->store && st->store->ops->journal_load ? "in the database" :
+		      st->journal_path);
+		return -2;
+	}
 	return 0;
+}
+
+int journal_status(int rc)
+{
+	return rc == -2 ? EXIT_DATA : EXIT_CANTCREAT;
 }
 
 int journal_write(const struct state *st, const struct journal *j)
@@ -190,7 +222,7 @@ static int file_lock(struct state *st, long long timeout)
 	char pid[32];
 	int fd, n;
 
-	if (mkdir_p(st->dir, 0700) < 0)
+	if (state_usable(st) < 0)
 		return -1;
 	fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)

@@ -39,8 +39,11 @@ struct state {
 
 void state_init(struct state *st, const char *dir, struct store *store);
 void state_release(struct state *st);
-/* 0 (phase NONE when there is no journal) or -1 logged */
+/* 0 (phase NONE when there is no journal), -1 logged when it cannot be
+ * read (73), -2 logged when what it holds makes no sense (65) */
 int journal_read(const struct state *st, struct journal *j);
+/* the exit status for journal_read's -1 or -2 */
+int journal_status(int rc);
 int journal_write(const struct state *st, const struct journal *j);
 int journal_clear(const struct state *st);
 const char *phase_name(enum phase p);

@@ -83,6 +83,37 @@ static bool permanent(PGconn *c)
 	       (strstr(m, "role \"") && strstr(m, "does not exist"));
 }
 
+/*
+ * The session that migrates holds a second advisory lock, the migrator's
+ * mark, for as long as it lives: a ferry killed mid-statement leaves that
+ * session running until its statement ends, and the mark tells the next
+ * ferry which one it is (its application_name is the operator's).
+ */
+static void mark_params(struct store *s, char hi[24], char lo[24])
+{
+	unsigned long long key = (unsigned long long)pg_priv(s)->lock_key ^ 1;
+
+	snprintf(hi, 24, "%llu", key >> 32);
+	snprintf(lo, 24, "%llu", key & 0xffffffffULL);
+}
+
+/*
+ * Each session of ours may write while the database is held from others
+ * (pg_hold); the one that migrates takes the mark.
+ */
+static void session_setup(struct store *s)
+{
+	char key[24];
+	const char *params[] = { key };
+
+	PQclear(PQexec(pg_conn(s), "SET default_transaction_read_only = off"));
+	if (!s->priv || !pg_priv(s)->locked)
+		return;
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 1);
+	PQclear(PQexecParams(pg_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL,
+			     params, NULL, NULL, 0));
+}
+
 static int pg_connect(struct store *s)
 {
 	static const char *const keys[] = { "connect_timeout", "dbname",
@@ -102,6 +133,7 @@ static int pg_connect(struct store *s)
 		if (PQstatus(c) == CONNECTION_OK) {
 			PQsetNoticeProcessor(c, on_notice, NULL);
 			s->db = c;
+			session_setup(s);
 			if (next_log > 0)
 				log_info("database %s is up", s->url_redacted);
 			return 0;
@@ -350,6 +382,66 @@ static void lock_holder(struct store *s, char *buf, size_t size)
 	PQclear(r);
 }
 
+/*
+ * A ferry killed mid-statement leaves that statement running on the
+ * server until it ends (a CREATE INDEX CONCURRENTLY may even commit). We
+ * hold the lock now, so a session still named as the migrator is a dead
+ * ferry's: it is ended, and gone, before anything else runs.
+ */
+static int end_orphans(struct store *s)
+{
+	char hi[24], lo[24];
+	const char *params[] = { hi, lo, pg_priv(s)->dbname };
+	static const char marked[] =
+		"FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE "
+		"l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND "
+		"l.classid = $1::oid AND l.objid = $2::oid AND a.datname = $3 AND "
+		"l.pid <> pg_backend_pid()";
+	double deadline = now_seconds() + 60;
+	PGconn *c = lock_conn(s);
+	bool said = false;
+	char *list = xasprintf("SELECT l.pid, a.state, coalesce(extract(epoch FROM "
+			       "now() - a.query_start)::bigint, 0) %s", marked);
+	char *end = xasprintf("SELECT pg_terminate_backend(l.pid) %s", marked);
+	PGresult *r;
+	int rc = -1;
+
+	mark_params(s, hi, lo);
+	for (;;) {
+		r = pg_query(s, c, list, 3, params);
+		if (!r) {
+			error("cannot look for sessions of an earlier ferry: %s", s->err);
+			goto out;
+		}
+		if (PQntuples(r) == 0)
+			break;
+		for (int i = 0; i < PQntuples(r) && !said; i++)
+			log_warn("a ferry that died left its session on database '%s' running "
+				 "(pid %s, %s for %s s): ending it before migrating",
+				 pg_priv(s)->dbname, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+				 PQgetvalue(r, i, 2));
+		PQclear(r);
+		said = true;
+		if (now_seconds() > deadline) {
+			s->status = EXIT_TEMPFAIL;
+			error("the sessions an earlier ferry left on database '%s' did not end "
+			      "within 60 s: end them (pg_terminate_backend) and start again",
+			      pg_priv(s)->dbname);
+			goto out;
+		}
+		PQclear(pg_query(s, c, end, 3, params));
+		usleep(200000);
+	}
+	PQclear(r);
+	if (said)
+		log_info("the sessions of the earlier ferry have ended");
+	rc = 0;
+out:
+	free(list);
+	free(end);
+	return rc;
+}
+
 static int pg_lock(struct store *s, long long timeout)
 {
 	double deadline = now_seconds() + (double)timeout, next_log = 0;
@@ -405,6 +497,10 @@ static int pg_lock(struct store *s, long long timeout)
 	PQclear(r);
 	if (waited)
 		log_info("got the migration lock");
+	if (end_orphans(s) < 0)
+		return -1;
+	if (s->db)
+		session_setup(s);
 	return 0;
 }
 
@@ -416,8 +512,13 @@ static void pg_unlock(struct store *s)
 
 	if (!s->priv || !pg_priv(s)->locked || !lock_conn(s))
 		return;
-	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	pg_rollback(pg_conn(s));
+	if (s->db) {
+		snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 1);
+		PQclear(pg_query(s, pg_conn(s), "SELECT pg_advisory_unlock($1::bigint)", 1,
+				 params));
+	}
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	r = pg_query(s, lock_conn(s), "SELECT pg_advisory_unlock($1::bigint)", 1, params);
 	PQclear(r);
 	pg_priv(s)->locked = false;
@@ -468,6 +569,97 @@ static int pg_journal_save(struct store *s, const char *text)
 		return error("cannot write the journal: %s", s->err);
 	PQclear(r);
 	return 0;
+}
+
+/* ALTER DATABASE <db> SET|RESET default_transaction_read_only */
+static int read_only_default(struct store *s, bool on)
+{
+	char *db = PQescapeIdentifier(pg_conn(s), pg_priv(s)->dbname,
+				      strlen(pg_priv(s)->dbname));
+	char *sql = xasprintf("ALTER DATABASE %s %s default_transaction_read_only%s",
+			      db ? db : "\"?\"", on ? "SET" : "RESET", on ? " = on" : "");
+	int rc = pg_run(s, pg_conn(s), sql, NULL);
+
+	PQfreemem(db);
+	free(sql);
+	return rc;
+}
+
+/*
+ * A migration outside a transaction is undone by putting a snapshot back,
+ * which would discard what others wrote meanwhile. So for that window
+ * writers are kept out: new sessions start read-only (the database's
+ * default_transaction_read_only, which unhold resets, or the next ferry
+ * after a crash), and the sessions already there must leave first: ferry
+ * waits for them up to the lock timeout, then refuses (75). Transactional
+ * migrations run in one transaction and need none of this.
+ */
+static int pg_hold(struct store *s, bool exclusive)
+{
+	static const char others[] =
+		"SELECT count(*), coalesce(string_agg(DISTINCT coalesce(nullif(application_name, "
+		"''), usename::text, '?'), ', '), ''), coalesce(string_agg(pid::text, ', '), '') "
+		"FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+		"pg_backend_pid() AND backend_type = 'client backend' AND "
+		"application_name <> 'ferry'";
+	double deadline = now_seconds() + (double)s->lock_timeout, next_log = 0;
+	PGresult *r;
+
+	if (!exclusive)
+		return 0;
+	if (pg_open(s) < 0)
+		return -1;
+	if (read_only_default(s, true) < 0) {
+		s->status = EXIT_NOPERM;
+		return error("cannot keep writers out of database '%s' for the upgrade "
+			     "(ALTER DATABASE ... SET default_transaction_read_only: %s): a "
+			     "migration that runs outside a transaction needs it, so that "
+			     "undoing it loses no one's writes; the role must own the "
+			     "database; nothing was changed", pg_priv(s)->dbname, s->err);
+	}
+	pg_priv(s)->held = true;
+	for (;;) {
+		r = pg_query(s, pg_conn(s), others, 0, NULL);
+		if (!r)
+			return error("cannot list the sessions on database '%s': %s",
+				     pg_priv(s)->dbname, s->err);
+		if (!strcmp(PQgetvalue(r, 0, 0), "0"))
+			break;
+		if (now_seconds() >= deadline || stop_requested()) {
+			s->status = EXIT_TEMPFAIL;
+			error("%s other session(s) are still connected to database '%s' (%s; "
+			      "pid %s): a migration that runs outside a transaction is undone "
+			      "by restoring a snapshot, which would discard what they write; "
+			      "nothing was changed: stop them (the old release?) and start "
+			      "again", PQgetvalue(r, 0, 0), pg_priv(s)->dbname,
+			      PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+			PQclear(r);
+			return -1;
+		}
+		if (now_seconds() >= next_log) {
+			log_info("waiting up to %lld s for the %s other session(s) on database "
+				 "'%s' (%s; pid %s) to end: new sessions are read-only until the "
+				 "upgrade is over", s->lock_timeout, PQgetvalue(r, 0, 0),
+				 pg_priv(s)->dbname, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+			next_log = now_seconds() + 10;
+		}
+		PQclear(r);
+		usleep(200000);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* Writers are welcome again; after a crash too (recovery calls it). */
+static void pg_unhold(struct store *s)
+{
+	if (pg_open(s) < 0)
+		return;
+	if (read_only_default(s, false) < 0 && pg_priv(s)->held)
+		log_warn("cannot reset default_transaction_read_only of database '%s' "
+			 "(%s): new sessions stay read-only until it is reset by hand",
+			 pg_priv(s)->dbname, s->err);
+	pg_priv(s)->held = false;
 }
 
 static int pg_check_privileges(struct store *s)
@@ -869,4 +1061,6 @@ const struct store_ops postgres_ops = {
 	.unlock = pg_unlock,
 	.journal_load = pg_journal_load,
 	.journal_save = pg_journal_save,
+	.hold = pg_hold,
+	.unhold = pg_unhold,
 };

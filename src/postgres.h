@@ -19,6 +19,7 @@ struct store;
 
 struct pg {
 	bool locked;
+	bool held;          /* new sessions start read-only (pg_hold) */
 	PGconn *maint;      /* to the maintenance database: lock, templates */
 	long long lock_key;
 	char dbname[256];

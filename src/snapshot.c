@@ -54,7 +54,49 @@ static int make_room(const struct config *c, const struct store *s)
 	return 0;
 }
 
-int snapshot_take(const struct config *c, struct store *s, long long version)
+/*
+ * A restore writes beside the database too (SQLite: a journal of up to
+ * every page): that room must be there before the upgrade starts, or a
+ * failure could not be undone. `taken` bytes of the snapshot's own
+ * filesystem are already spoken for.
+ */
+static int restore_room(struct store *s, const char *snap_dir, unsigned long long taken)
+{
+	unsigned long long need = 0, avail;
+	char *dir = dir_of(s->ops->location(s));
+	struct statvfs vfs;
+	struct stat a_st, b_st;
+	char a[32], b[32];
+	int rc = -1;
+
+	if (!s->ops->restore_size) {
+		rc = 0;
+		goto out;
+	}
+	if (s->ops->restore_size(s, &need) < 0)
+		goto out;
+	if (statvfs(dir, &vfs) < 0) {
+		error("cannot check free space in '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+	/* one filesystem: the snapshot's share comes off first */
+	if (stat(dir, &a_st) == 0 && stat(snap_dir, &b_st) == 0 && a_st.st_dev == b_st.st_dev)
+		avail = avail > taken ? avail - taken : 0;
+	if (avail < need + need / 20) {
+		error("not enough free space in '%s' to undo the upgrade if it fails (%s "
+		      "needed beside the snapshot, %s free): nothing was changed", dir,
+		      human_size(need, a, sizeof(a)), human_size(avail, b, sizeof(b)));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(dir);
+	return rc;
+}
+
+int snapshot_take(const struct config *c, struct store *s, long long version,
+		  bool undo_room)
 {
 	char *path = snapshot_path(c, s, 0), *dir = dir_of(path);
 	char *fresh = xasprintf("%s.new", path);
@@ -81,6 +123,8 @@ int snapshot_take(const struct config *c, struct store *s, long long version)
 		      human_size(need, a, sizeof(a)), human_size(avail, b, sizeof(b)), dir);
 		goto out;
 	}
+	if (undo_room && restore_room(s, dir, need + need / 20 + (1u << 16)) < 0)
+		goto out;
 	t0 = now_seconds();
 	s->snapshot_version = version;
 	/* with older snapshots to keep, they move only once the new one is whole */

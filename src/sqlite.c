@@ -1,10 +1,19 @@
 /*
- * sqlite: the SQLite backend. Migrations run with their ledger row in one
- * BEGIN IMMEDIATE transaction with foreign keys off (so a table rebuild
- * cannot cascade-delete) and a foreign_key_check before commit. Snapshots
- * are file copies taken under a write lock after a WAL checkpoint, or the
- * online backup API when the checkpoint cannot complete.
+ * sqlite: the SQLite backend. An upgrade holds one BEGIN IMMEDIATE write
+ * transaction from its snapshot to the end of its verification (hold and
+ * release), so no other process commits in between: each migration runs
+ * with its ledger row in a savepoint of it, with foreign keys off (so a
+ * table rebuild cannot cascade-delete) and a foreign_key_check; a failure
+ * rolls the whole upgrade back. A migration that must run outside a
+ * transaction commits what came before and needs locking_mode EXCLUSIVE,
+ * which keeps the lock across commits. Snapshots are file copies under
+ * that lock after a WAL checkpoint, or the online backup API when the
+ * checkpoint cannot complete; a restore writes the snapshot's pages into
+ * the live database through the backup API, so connections that other
+ * processes hold stay valid and see the restored content.
  */
+#include "exits.h"
+#include "journal.h"
 #include "migrations.h"
 #include "log.h"
 #include "store.h"
@@ -34,11 +43,15 @@ static sqlite3 *handle(struct store *s)
 
 /*
  * Closing ANY descriptor of a file drops every POSIX lock the process holds
- * on it, SQLite's included. So the descriptor the snapshot reads the live
- * database through stays open until SQLite's connection is closed.
+ * on it, SQLite's included. So the descriptors the snapshot reads the live
+ * database through, and the one that probes its -shm, stay open until
+ * SQLite's connection is closed.
  */
 struct sq {
 	int live_fd;
+	int shm_fd;
+	bool held;      /* the upgrade's write transaction is open */
+	bool exclusive; /* locking_mode EXCLUSIVE: the lock outlives commits */
 };
 
 static struct sq *sq_priv(struct store *s)
@@ -47,6 +60,7 @@ static struct sq *sq_priv(struct store *s)
 		struct sq *p = xcalloc(1, sizeof(*p));
 
 		p->live_fd = -1;
+		p->shm_fd = -1;
 		s->priv = p;
 	}
 	return s->priv;
@@ -159,10 +173,150 @@ static void sq_close(struct store *s)
 	if (s->db && sqlite3_close(handle(s)) != SQLITE_OK)
 		log_warn("closing '%s': %s", s->path, sqlite3_errmsg(handle(s)));
 	s->db = NULL;
-	if (s->priv && sq_priv(s)->live_fd >= 0) {
-		close(sq_priv(s)->live_fd);
-		sq_priv(s)->live_fd = -1;
+	if (s->priv) {
+		struct sq *p = sq_priv(s);
+
+		if (p->live_fd >= 0)
+			close(p->live_fd);
+		if (p->shm_fd >= 0)
+			close(p->shm_fd);
+		p->live_fd = p->shm_fd = -1;
+		p->held = p->exclusive = false;
 	}
+}
+
+/*
+ * Another process that has a WAL database open holds a read lock on byte
+ * 128 of its -shm file (the "DMS" byte of SQLite's unix VFS) for as long
+ * as it does; F_GETLK reports it, our own locks aside. Fills who ("pid
+ * 123", or another PID namespace's process) and returns true when there
+ * is one. Rollback-journal databases leave no such trace while idle.
+ */
+static bool shm_in_use(struct store *s, char *who, size_t size)
+{
+	struct sq *p = sq_priv(s);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128,
+			    .l_len = 1 };
+
+	if (p->shm_fd < 0) {
+		char *shm = xasprintf("%s-shm", s->path);
+
+		p->shm_fd = open(shm, O_RDONLY | O_CLOEXEC);
+		free(shm);
+		if (p->shm_fd < 0)
+			return false; /* no -shm: nobody has it open in WAL mode */
+	}
+	if (fcntl(p->shm_fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
+		return false;
+	if (fl.l_pid > 0)
+		snprintf(who, size, "process %d", (int)fl.l_pid);
+	else
+		snprintf(who, size, "a process of another container or PID namespace");
+	return true;
+}
+
+static bool is_wal(struct store *s)
+{
+	sqlite3_stmt *st = NULL;
+	bool wal = false;
+
+	if (sqlite3_prepare_v2(handle(s), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		wal = !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+	sqlite3_finalize(st);
+	return wal;
+}
+
+/*
+ * A migration outside a transaction commits, and a WAL database held in
+ * locking_mode EXCLUSIVE by us must be open in no other process: wait for
+ * them to close it, up to the lock timeout. -1 logged, status 75.
+ */
+static int wait_alone(struct store *s)
+{
+	double deadline = now_seconds() + (double)s->lock_timeout, next_log = 0;
+	char who[96];
+
+	while (shm_in_use(s, who, sizeof(who))) {
+		if (now_seconds() >= deadline || stop_requested()) {
+			s->status = EXIT_TEMPFAIL;
+			return error("'%s' is still open in %s: a migration that runs outside "
+				     "a transaction needs the database to itself; nothing was "
+				     "changed: stop the other process (the old release?) and "
+				     "start again", s->path, who);
+		}
+		if (now_seconds() >= next_log) {
+			log_info("waiting up to %lld s for %s to close '%s': a migration "
+				 "that runs outside a transaction needs the database to itself",
+				 s->lock_timeout, who, s->path);
+			next_log = now_seconds() + 10;
+		}
+		usleep(100000);
+	}
+	return 0;
+}
+
+static bool wal_checkpointed(struct store *s);
+
+/*
+ * From here until the close no other process commits: a write transaction
+ * is open (their writes wait out their busy timeout, then fail loudly).
+ * exclusive: locking_mode EXCLUSIVE too, so that the lock outlives the
+ * commits of migrations that run outside a transaction (readers are then
+ * kept out as well). -1 logged; status 75 when another process keeps the
+ * lock.
+ */
+static int sq_hold(struct store *s, bool exclusive)
+{
+	struct sq *p = sq_priv(s);
+	char msg[512], who[96];
+
+	if (p->held)
+		return 0;
+	if (exclusive && is_wal(s) && wait_alone(s) < 0)
+		return -1;
+	if (!exclusive && shm_in_use(s, who, sizeof(who)))
+		log_info("'%s' is open in %s too: it can read during the upgrade, and "
+			 "its writes wait until the upgrade is over", s->path, who);
+	if ((exclusive && exec(s, "PRAGMA locking_mode = EXCLUSIVE", msg, sizeof(msg)) < 0) ||
+	    exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0)
+		return error("cannot prepare '%s' for the upgrade: %s", s->path, msg);
+	wal_checkpointed(s); /* lets the snapshot copy the file itself */
+	if (exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0) {
+		if ((sqlite3_errcode(handle(s)) & 0xff) == SQLITE_BUSY) {
+			s->status = EXIT_TEMPFAIL;
+			return error("cannot lock '%s' for the upgrade: another process kept "
+				     "writing to it for %lld ms; nothing was changed: start "
+				     "again later", s->path, s->busy_ms);
+		}
+		return error("cannot lock '%s' for the upgrade: %s", s->path, msg);
+	}
+	p->held = true;
+	p->exclusive = exclusive;
+	return 0;
+}
+
+/* Ends the hold: commit keeps the work, otherwise what is not committed
+ * is rolled back. -1 with s->err set when the commit fails (rolled back).
+ * An exclusive lock is kept until the connection closes. */
+static int sq_settle(struct store *s, bool commit)
+{
+	struct sq *p = sq_priv(s);
+	char msg[512], ignored[256];
+	int rc = 0;
+
+	if (!p->held)
+		return 0;
+	p->held = false;
+	if (commit && exec(s, "COMMIT", msg, sizeof(msg)) < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot commit the upgrade: %s", msg);
+		rc = -1;
+	}
+	if (!sqlite3_get_autocommit(handle(s)))
+		exec(s, "ROLLBACK", ignored, sizeof(ignored));
+	/* locking_mode EXCLUSIVE stays until the close: a restore that may
+	 * follow writes through this connection, with the lock still held */
+	return rc;
 }
 
 static int sq_open(struct store *s)
@@ -379,52 +533,84 @@ static int ledger_write(struct store *s, const struct migration *m, long long ms
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The migration and its ledger row in a savepoint of the held transaction. */
+static int apply_held(struct store *s, const struct migration *m, long long *ms,
+		      char *msg, size_t size)
+{
+	double t0 = now_seconds();
+	char point[64], ignored[256];
+
+	if (exec(s, "SAVEPOINT ferry_migration", msg, size) < 0)
+		return -1;
+	if (exec(s, LEDGER_DDL, msg, size) < 0 || run_script(s, m->sql, msg, size) < 0 ||
+	    fk_check(s, msg, size) < 0)
+		goto undo;
+	*ms = (long long)((now_seconds() - t0) * 1000);
+	if (ledger_write(s, m, *ms, false, msg, size) < 0)
+		goto undo;
+	snprintf(point, sizeof(point), "migration:%lld:before-commit", m->version);
+	crash_point(point);
+	if (exec(s, "RELEASE ferry_migration", msg, size) < 0)
+		goto undo;
+	return 0;
+undo:
+	if (!sqlite3_get_autocommit(handle(s)))
+		exec(s, "ROLLBACK TO ferry_migration", ignored, sizeof(ignored));
+	return -1;
+}
+
+/* no-transaction: dirty row first, the script in autocommit, clean after */
+static int apply_outside(struct store *s, const struct migration *m, long long *ms,
+			 char *msg, size_t size)
+{
+	double t0 = now_seconds();
+
+	if (exec(s, "BEGIN IMMEDIATE", msg, size) < 0 || exec(s, LEDGER_DDL, msg, size) < 0 ||
+	    ledger_write(s, m, 0, true, msg, size) < 0 || exec(s, "COMMIT", msg, size) < 0)
+		return -1;
+	if (run_script(s, m->sql, msg, size) < 0 || fk_check(s, msg, size) < 0)
+		return -1;
+	*ms = (long long)((now_seconds() - t0) * 1000);
+	return ledger_write(s, m, *ms, false, msg, size);
+}
+
+/* One migration in its own transaction: a new database being created. */
+static int apply_alone(struct store *s, const struct migration *m, long long *ms,
+		       char *msg, size_t size)
+{
+	if (exec(s, "PRAGMA foreign_keys = OFF", msg, size) < 0 ||
+	    exec(s, "BEGIN IMMEDIATE", msg, size) < 0)
+		return -1;
+	if (apply_held(s, m, ms, msg, size) < 0)
+		return -1;
+	return exec(s, "COMMIT", msg, size);
+}
+
 static int sq_apply(struct store *s, const struct migration *m, long long *ms)
 {
-	char msg[1024] = "", ignored[256], point[64];
-	double t0 = now_seconds();
-	int rc = -1;
+	struct sq *p = sq_priv(s);
+	char msg[1024] = "", ignored[256];
+	int rc;
 
-	/* outside any transaction, or SQLite ignores it */
-	if (exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0)
-		goto out;
-	if (!m->no_transaction) {
-		if (exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
-		    exec(s, LEDGER_DDL, msg, sizeof(msg)) < 0)
-			goto rollback;
-		if (run_script(s, m->sql, msg, sizeof(msg)) < 0 ||
-		    fk_check(s, msg, sizeof(msg)) < 0)
-			goto rollback;
-		*ms = (long long)((now_seconds() - t0) * 1000);
-		if (ledger_write(s, m, *ms, false, msg, sizeof(msg)) < 0)
-			goto rollback;
-		snprintf(point, sizeof(point), "migration:%lld:before-commit", m->version);
-		crash_point(point);
-		if (exec(s, "COMMIT", msg, sizeof(msg)) < 0)
-			goto rollback;
-		rc = 0;
-		goto out;
-	}
-	/* no-transaction: dirty row first, clean after */
-	if (exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
-	    exec(s, LEDGER_DDL, msg, sizeof(msg)) < 0 ||
-	    ledger_write(s, m, 0, true, msg, sizeof(msg)) < 0 ||
-	    exec(s, "COMMIT", msg, sizeof(msg)) < 0)
-		goto rollback;
-	if (run_script(s, m->sql, msg, sizeof(msg)) < 0 ||
-	    fk_check(s, msg, sizeof(msg)) < 0)
-		goto out;
-	*ms = (long long)((now_seconds() - t0) * 1000);
-	if (ledger_write(s, m, *ms, false, msg, sizeof(msg)) < 0)
-		goto out;
-	rc = 0;
-	goto out;
-rollback:
-	if (!sqlite3_get_autocommit(handle(s)))
-		exec(s, "ROLLBACK", ignored, sizeof(ignored));
-out:
-	if (rc < 0)
+	if (!m->no_transaction)
+		rc = p->held ? apply_held(s, m, ms, msg, sizeof(msg)) :
+			       apply_alone(s, m, ms, msg, sizeof(msg));
+	else if (!p->held)
+		rc = exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0 ? -1 :
+			apply_outside(s, m, ms, msg, sizeof(msg));
+	else if (!p->exclusive) {
+		snprintf(msg, sizeof(msg), "runs outside a transaction, but the upgrade "
+			 "holds no exclusive lock");
+		rc = -1;
+	} else /* commit what came before; locking_mode EXCLUSIVE keeps the lock */
+		rc = exec(s, "COMMIT", msg, sizeof(msg)) < 0 ||
+			     apply_outside(s, m, ms, msg, sizeof(msg)) < 0 ||
+			     exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ? -1 : 0;
+	if (rc < 0) {
+		if (!p->held && !sqlite3_get_autocommit(handle(s)))
+			exec(s, "ROLLBACK", ignored, sizeof(ignored));
 		snprintf(s->err, sizeof(s->err), "%s", msg);
+	}
 	return rc;
 }
 
@@ -457,43 +643,72 @@ static int sq_size(struct store *s, unsigned long long *bytes)
 	return 0;
 }
 
-/* The online backup API: for when a file copy cannot be consistent. */
-static int backup_to(struct store *s, const char *dst_path)
+/*
+ * Copies every page of src into dst through the online backup API, in one
+ * write transaction of dst, waiting up to s->lock_timeout for locks. crash
+ * names the test crash point after each step. Returns the last result
+ * code: SQLITE_DONE when the copy is whole.
+ */
+static int backup_pages(struct store *s, sqlite3 *dst, sqlite3 *src, const char *crash)
 {
-	sqlite3 *dst = NULL;
-	sqlite3_backup *b;
+	double deadline = now_seconds() + (double)s->lock_timeout;
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	bool said = false;
 	int rc;
 
+	if (!b)
+		return sqlite3_errcode(dst);
+	do {
+		rc = sqlite3_backup_step(b, 4096);
+		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && !said) {
+			log_info("waiting up to %lld s for the other processes using '%s' "
+				 "to finish their transactions", s->lock_timeout, s->path);
+			said = true;
+		}
+		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+			sqlite3_sleep(50);
+		crash_point(crash);
+	} while (rc == SQLITE_OK ||
+		 ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && now_seconds() < deadline));
+	sqlite3_backup_finish(b);
+	return rc;
+}
+
+/*
+ * The online backup API, for when a file copy cannot be consistent: read
+ * through a second connection, since the first may hold the upgrade's
+ * write transaction (which keeps the content as it is until then).
+ */
+static int backup_to(struct store *s, const char *dst_path)
+{
+	struct store src = { .path = s->path, .busy_ms = s->busy_ms };
+	sqlite3 *dst = NULL;
+	int rc;
+
+	if (open_handle(&src, s->path, SQLITE_OPEN_READWRITE) < 0)
+		return -1;
+	sqlite3_db_config(src.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	if (sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    NULL) != SQLITE_OK) {
 		error("cannot write snapshot '%s': %s", dst_path, sqlite3_errmsg(dst));
-		sqlite3_close(dst);
-		return -1;
+		goto fail;
 	}
-	b = sqlite3_backup_init(dst, "main", handle(s), "main");
-	if (!b) {
-		error("cannot write snapshot '%s': %s", dst_path, sqlite3_errmsg(dst));
-		sqlite3_close(dst);
-		return -1;
-	}
-	do {
-		rc = sqlite3_backup_step(b, 4096);
-		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-			sqlite3_sleep(50);
-		crash_point("snapshot:mid");
-	} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
-	sqlite3_backup_finish(b);
+	rc = backup_pages(s, dst, src.db, "snapshot:mid");
 	if (rc != SQLITE_DONE) {
 		errno = (rc & 0xff) == SQLITE_FULL ? ENOSPC : EIO;
 		error("cannot write snapshot '%s': %s", dst_path, sqlite3_errstr(rc));
-		sqlite3_close(dst);
-		return -1;
+		goto fail;
 	}
 	/* a snapshot is a plain rollback-journal file, whatever the source */
 	sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	sqlite3_close(src.db);
 	if (sqlite3_close(dst) != SQLITE_OK)
 		return error("cannot close snapshot '%s'", dst_path);
 	return fsync_path(dst_path);
+fail:
+	sqlite3_close(dst);
+	sqlite3_close(src.db);
+	return -1;
 }
 
 static bool wal_checkpointed(struct store *s)
@@ -522,74 +737,56 @@ static long long wal_size(struct store *s)
 	return n;
 }
 
+/*
+ * A consistent copy at path: a plain file copy when the WAL is empty (no
+ * other writer can change the file while the hold lasts), else through
+ * the backup API. Outside an upgrade (ferry snapshot) it holds the write
+ * lock for the time of the copy.
+ */
 static int sq_snapshot(struct store *s, const char *path, const char **how)
 {
+	bool own = !sq_priv(s)->held;
 	char *tmp = xasprintf("%s.tmp", path);
-	char msg[512], ignored[256];
-	int in = -1, out = -1, rc = -1, saved;
+	int in, out = -1, rc = -1, saved;
+	char msg[512];
 	struct stat st;
 
 	if (unlink(tmp) < 0 && errno != ENOENT) {
 		error("cannot remove '%s': %s", tmp, strerror(errno));
 		goto out;
 	}
-	if (!wal_checkpointed(s)) {
+	if (own && sq_hold(s, false) < 0)
+		goto out;
+	if (wal_size(s) > 0) {
 		/* a reader keeps frames in the WAL: copy through SQLite */
 		*how = "backup API";
 		if (backup_to(s, tmp) < 0)
 			goto out_unlink;
-		goto out_rename;
-	}
-	/* no other writer while the file is copied */
-	if (exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0) {
-		error("cannot lock '%s' for the snapshot: %s", s->path, msg);
-		goto out;
-	}
-	if (wal_size(s) > 0) {
-		/* a commit slipped in after the checkpoint: copy through SQLite */
-		exec(s, "ROLLBACK", ignored, sizeof(ignored));
-		*how = "backup API";
-		if (backup_to(s, tmp) < 0)
-			goto out_unlink;
-		goto out_rename;
+		goto out_check;
 	}
 	in = live_fd(s);
 	if (in < 0 || fstat(in, &st) < 0) {
 		error("cannot read '%s': %s", s->path, strerror(errno));
-		goto out_txn;
+		goto out;
 	}
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
 		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
-		goto out_txn;
-	}
-	if (copy_fd(in, out, (unsigned long long)st.st_size, "snapshot",
-		    "snapshot:mid", how) < 0 ||
-	    fsync(out) < 0) {
-		saved = errno;
-		error("cannot write snapshot '%s': %s", tmp, strerror(saved));
-		close(out);
-		out = -1;
-		unlink(tmp);
-		errno = saved;
-		goto out_txn;
-	}
-	if (close(out) < 0) {
-		out = -1;
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
-		unlink(tmp);
-		goto out_txn;
-	}
-	out = -1;
-	rc = 0;
-out_txn:
-	saved = errno;
-	exec(s, "ROLLBACK", ignored, sizeof(ignored));
-	errno = saved;
-	if (rc < 0)
 		goto out;
-	rc = -1;
-out_rename:
+	}
+	if (copy_fd(in, out, (unsigned long long)st.st_size, "snapshot", "snapshot:mid",
+		    how) < 0 ||
+	    fsync(out) < 0) {
+		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		goto out_unlink;
+	}
+	saved = close(out);
+	out = -1;
+	if (saved < 0) {
+		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		goto out_unlink;
+	}
+out_check:
 	if (!whole_file(tmp, msg, sizeof(msg))) {
 		error("the snapshot '%s' is not a whole copy (%s): no upgrade", tmp, msg);
 		goto out_unlink;
@@ -602,9 +799,14 @@ out_rename:
 	goto out;
 out_unlink:
 	saved = errno;
+	if (out >= 0)
+		close(out);
+	out = -1;
 	unlink(tmp);
 	errno = saved;
 out:
+	if (own)
+		sq_settle(s, false);
 	free(tmp);
 	return rc;
 }
@@ -654,7 +856,11 @@ static int same_owner(int fd, const struct stat *like)
 	return 0;
 }
 
-static int sq_restore(struct store *s, const char *snap)
+/*
+ * The live file is missing or is no database at all, so no connection can
+ * be using it: a copy of the snapshot under a temporary name replaces it.
+ */
+static int restore_by_copy(struct store *s, const char *snap)
 {
 	char *tmp = xasprintf("%s.ferry-restore", s->path);
 	int in = -1, out = -1, rc = -1;
@@ -663,12 +869,6 @@ static int sq_restore(struct store *s, const char *snap)
 	const char *how;
 	char why[512];
 
-	/* never replace a database with a snapshot that is not whole */
-	if (!whole_file(snap, why, sizeof(why))) {
-		error("cannot restore from snapshot '%s': %s; the database '%s' was "
-		      "left as it is", snap, why, s->path);
-		goto out;
-	}
 	in = open(snap, O_RDONLY | O_CLOEXEC);
 	if (in < 0 || fstat(in, &st) < 0) {
 		error("cannot read snapshot '%s': %s", snap, strerror(errno));
@@ -713,6 +913,75 @@ out:
 		close(in);
 	free(tmp);
 	return rc;
+}
+
+/*
+ * Writes the snapshot's pages into the live database through the backup
+ * API: one write transaction of the live file, which keeps its inode, its
+ * owner and the connections other processes hold (they read the restored
+ * content next). A crash midway rolls that transaction back. *not_db: the
+ * live file is missing or no database, so this cannot work.
+ */
+static int restore_in_place(struct store *s, const char *snap, bool *not_db)
+{
+	struct store src = { .path = (char *)snap, .busy_ms = s->busy_ms };
+	struct store own = { .path = s->path, .busy_ms = s->busy_ms };
+	/* the upgrade's connection, when open, still holds its lock */
+	struct store *dst = s->db ? s : &own;
+	char why[512], ignored[256];
+	int rc = -1, r;
+
+	*not_db = false;
+	/* read-write: a WAL-mode copy needs its -shm to be read at all */
+	if (open_handle(&src, snap, SQLITE_OPEN_READWRITE) < 0)
+		return -1;
+	if (pragma_ok(&src, "PRAGMA quick_check", why, sizeof(why)) < 0) {
+		error("cannot restore from snapshot '%s': it fails the integrity check "
+		      "(%s); the database '%s' was left as it is", snap, why, s->path);
+		goto out;
+	}
+	if (dst == &own && (!path_exists(s->path) ||
+			    sqlite3_open_v2(s->path, (sqlite3 **)&own.db, SQLITE_OPEN_READWRITE,
+					    NULL) != SQLITE_OK)) {
+		*not_db = true;
+		goto out;
+	}
+	sqlite3_busy_timeout(dst->db, (int)s->busy_ms);
+	if (!sqlite3_get_autocommit(dst->db))
+		exec(dst, "ROLLBACK", ignored, sizeof(ignored));
+	exec(dst, "PRAGMA synchronous = FULL", ignored, sizeof(ignored));
+	r = backup_pages(s, dst->db, src.db, "restore:mid");
+	if (r == SQLITE_DONE)
+		rc = 0;
+	else if ((r & 0xff) == SQLITE_NOTADB || (r & 0xff) == SQLITE_CORRUPT)
+		*not_db = true;
+	else
+		error("cannot write snapshot '%s' into '%s': %s%s", snap, s->path,
+		      sqlite3_errstr(r), (r & 0xff) == SQLITE_BUSY ?
+		      " (other processes kept it locked)" : "");
+out:
+	sqlite3_close(own.db);
+	sqlite3_close(src.db);
+	unlink_sidecars(snap);
+	return rc;
+}
+
+static int sq_restore(struct store *s, const char *snap)
+{
+	char why[512];
+	bool not_db;
+
+	/* never restore from a snapshot that is not whole */
+	if (!whole_file(snap, why, sizeof(why)))
+		return error("cannot restore from snapshot '%s': %s; the database '%s' "
+			     "was left as it is", snap, why, s->path);
+	if (restore_in_place(s, snap, &not_db) == 0)
+		return 0;
+	if (!not_db)
+		return -1;
+	log_info("'%s' is missing or is not a database: replacing the file", s->path);
+	sq_close(s);
+	return restore_by_copy(s, snap);
 }
 
 /* A new database belongs to the owner of its directory (the server's user). */
@@ -768,6 +1037,19 @@ out:
 	return rc;
 }
 
+/* A restore's journal holds at most every page of the database. */
+static int sq_restore_size(struct store *s, unsigned long long *bytes)
+{
+	return sq_size(s, bytes);
+}
+
+static void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size)
+{
+	snprintf(buf, size, "stop every process that uses the database, then `cp '%s' "
+		 "'%s' && rm -f '%s-wal' '%s-shm' '%s-journal'`", snap, s->path, s->path,
+		 s->path, s->path);
+}
+
 static bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size)
 {
 	(void)s;
@@ -790,6 +1072,10 @@ const struct store_ops sqlite_ops = {
 	.verify = sq_verify,
 	.snapshot = sq_snapshot,
 	.restore = sq_restore,
+	.restore_size = sq_restore_size,
+	.restore_by_hand = sq_restore_by_hand,
+	.hold = sq_hold,
+	.settle = sq_settle,
 	.snapshot_usable = sq_snapshot_usable,
 	.create = sq_create,
 	.size = sq_size,

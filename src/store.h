@@ -64,6 +64,20 @@ struct store_ops {
 	bool (*snapshot_usable)(struct store *s, const char *path, char *why, size_t size);
 	/* Optional: can the role do what migrations need? -1 logged, status 77 */
 	int (*check_privileges)(struct store *s);
+	/*
+	 * Optional: from now until unhold (or the close) no other process
+	 * commits (their writes wait or fail loudly), so that nothing written
+	 * beside the upgrade is lost when it is undone. exclusive: a
+	 * migration runs outside a transaction (commits in between). -1
+	 * logged; s->status 75 when others keep the database.
+	 */
+	int (*hold)(struct store *s, bool exclusive);
+	/* Optional: commits the held work (keep) or undoes what is not
+	 * committed yet; others stay out. -1 with s->err set when the commit
+	 * fails (the work is then undone). */
+	int (*settle)(struct store *s, bool keep);
+	/* Optional: lets others write again; also after a crash (recovery). */
+	void (*unhold)(struct store *s);
 	/* Writes a consistent copy to path (final name, crash-safe). */
 	int (*snapshot)(struct store *s, const char *path, const char **how);
 	/* Replaces the database with the snapshot at path; logs on failure. */
@@ -72,6 +86,10 @@ struct store_ops {
 	int (*create)(struct store *s, int (*fn)(struct store *, void *), void *arg);
 	/* Bytes a snapshot will need; -1 logged */
 	int (*size)(struct store *s, unsigned long long *bytes);
+	/* Optional: bytes a restore needs beside the database (its journal) */
+	int (*restore_size)(struct store *s, unsigned long long *bytes);
+	/* Optional: what to do by hand when a restore failed, one sentence */
+	void (*restore_by_hand)(struct store *s, const char *snap, char *buf, size_t size);
 	/* A path whose directory holds snapshots and state by default. */
 	const char *(*location)(struct store *s);
 	/* Optional migrator lock: 0 taken, 1 timed out (logged), -1 error */
@@ -92,6 +110,7 @@ struct store {
 	void *db;           /* the backend's handle */
 	void *priv;         /* more backend state */
 	long long busy_ms;
+	long long lock_timeout;        /* seconds to wait for other processes */
 	long long wait_seconds;        /* for a database that is not up yet */
 	long long statement_lock_timeout;
 	const char *snapshot_dir;

@@ -65,6 +65,7 @@ static int boot_open(struct boot *b, const struct config *c, bool need_migration
 				     c->target_version, c->migrations_dir), EXIT_CONFIG;
 	}
 	b->store.wait_seconds = c->wait_seconds;
+	b->store.lock_timeout = c->lock_timeout_seconds;
 	b->store.statement_lock_timeout = c->statement_lock_timeout;
 	b->store.snapshot_dir = c->snapshot_dir ? c->snapshot_dir : c->state_dir;
 	b->store.maintenance_db = c->maintenance_db;
@@ -107,8 +108,7 @@ static int restore(struct boot *b, const struct journal *from)
 
 	char why[512];
 
-	if (b->store.db)
-		b->store.ops->close(&b->store);
+	/* the backend may restore through its open connection and its lock */
 	if (b->store.ops->snapshot_usable &&
 	    !b->store.ops->snapshot_usable(&b->store, j.snapshot, why, sizeof(why))) {
 		log_error("cannot restore from snapshot '%s': %s; the database %s was left "
@@ -119,9 +119,16 @@ static int restore(struct boot *b, const struct journal *from)
 	if (from->phase != PHASE_RESTORING && journal_write(&b->state, &j) < 0)
 		return EXIT_RESTORE_FAILED;
 	if (b->store.ops->restore(&b->store, j.snapshot) < 0) {
-		log_error("restoring %s from '%s' failed: the snapshot is kept; start "
-			  "ferry again to retry, or restore it by hand with the server "
-			  "stopped", b->store.url_redacted, j.snapshot);
+		char by_hand[1024] = "restore it by hand with every process that uses it "
+				     "stopped";
+
+		if (b->store.ops->restore_by_hand)
+			b->store.ops->restore_by_hand(&b->store, j.snapshot, by_hand,
+						      sizeof(by_hand));
+		log_error("restoring %s from '%s' failed: the database is not at its old "
+			  "state; the snapshot and the journal are kept, so the next start "
+			  "of ferry retries; or %s", b->store.url_redacted, j.snapshot,
+			  by_hand);
 		return EXIT_RESTORE_FAILED;
 	}
 	crash_point("restore:done");
@@ -130,15 +137,64 @@ static int restore(struct boot *b, const struct journal *from)
 	return 0;
 }
 
+/*
+ * Where the database stands against an upgrade's journal. Every commit of
+ * an upgrade carries ledger rows (a migration outside a transaction writes
+ * a dirty one first), so a ledger still exactly at `from` means nothing
+ * was committed, and a clean one at `to` means all of it was.
+ */
+enum standing { AT_FROM, AT_TO, BETWEEN };
+
+static enum standing standing(struct boot *b, const struct journal *j)
+{
+	enum standing st = BETWEEN;
+	struct ledger l;
+	long long top = 0;
+	bool dirty = false;
+
+	if (!b->store.db && b->store.ops->open(&b->store) < 0)
+		return BETWEEN;
+	if (b->store.ops->read_ledger(&b->store, &l) < 0)
+		return BETWEEN;
+	for (size_t i = 0; i < l.n; i++) {
+		dirty |= l.rows[i].dirty;
+		if (l.rows[i].version > top)
+			top = l.rows[i].version;
+	}
+	if (!dirty && top == j->from)
+		st = AT_FROM;
+	else if (!dirty && top == j->to)
+		st = AT_TO;
+	ledger_release(&l);
+	return st;
+}
+
 /* Resolves an upgrade that an earlier boot did not finish. */
+static int resolve(struct boot *b, const struct journal *jp);
+
 static int recover(struct boot *b)
 {
 	struct journal j;
+	int rc;
+
+	rc = journal_read(&b->state, &j);
+	if (rc < 0)
+		return journal_status(rc);
+	if (j.phase == PHASE_NONE)
+		return 0;
+	rc = resolve(b, &j);
+	/* the crashed upgrade may have left others kept out */
+	if (b->store.ops->unhold)
+		b->store.ops->unhold(&b->store);
+	return rc;
+}
+
+static int resolve(struct boot *b, const struct journal *jp)
+{
+	struct journal j = *jp;
 	char *tmp;
 	int rc;
 
-	if (journal_read(&b->state, &j) < 0)
-		return EXIT_DATA;
 	switch (j.phase) {
 	case PHASE_NONE:
 		return 0;
@@ -156,13 +212,33 @@ static int recover(struct boot *b)
 			 "snapshot", j.from, j.to);
 		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : 0;
 	case PHASE_SNAPSHOTTED:
-	case PHASE_DONE:
 		log_info("an upgrade from %lld to %lld was interrupted before it changed "
 			 "anything (phase %s): nothing to undo", j.from, j.to,
 			 phase_name(j.phase));
 		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : 0;
 	case PHASE_MIGRATING:
 	case PHASE_VERIFYING:
+	case PHASE_DONE:
+		/* a restore would also undo what others wrote since the crash */
+		switch (standing(b, &j)) {
+		case AT_FROM:
+			log_info("an upgrade from %lld to %lld was interrupted (phase %s) "
+				 "before it committed anything: the database is still at "
+				 "version %lld, nothing to undo", j.from, j.to,
+				 phase_name(j.phase), j.from);
+			return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : 0;
+		case AT_TO:
+			if (j.phase == PHASE_DONE) {
+				log_info("an upgrade from %lld to %lld was interrupted after "
+					 "it was verified and committed: the database is at "
+					 "version %lld", j.from, j.to, j.to);
+				return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : 0;
+			}
+			break;
+		case BETWEEN:
+			break;
+		}
+		/* fall through */
 	case PHASE_RESTORING:
 		log_info("an upgrade from %lld to %lld was interrupted (phase %s): "
 			 "restoring the database from %s", j.from, j.to,
@@ -230,6 +306,8 @@ static void describe_failure(char *buf, size_t size, const struct store *s,
 {
 	if (failed)
 		snprintf(buf, size, "migration %s failed: %s", failed->name, s->err);
+	else if (!strncmp(s->err, "cannot commit", 13))
+		snprintf(buf, size, "%s", s->err);
 	else
 		snprintf(buf, size, "verification after the upgrade failed: %s", s->err);
 }
@@ -266,7 +344,10 @@ static int create(struct boot *b)
 	return 0;
 }
 
-/* A snapshot is needed when a failure cannot be undone by a rollback. */
+/*
+ * A snapshot is needed when a failure cannot be undone by a rollback: a
+ * migration commits on its own (and the hold must then be exclusive).
+ */
 static bool needs_snapshot(const struct store *s, const struct plan *p)
 {
 	for (size_t i = 0; i < p->n_pending; i++)
@@ -322,6 +403,37 @@ static int upgrade_in_one_transaction(struct boot *b)
 	return 0;
 }
 
+/*
+ * A failed upgrade: the held work is rolled back; the snapshot goes back
+ * only if something was committed, since a restore needs room and time and
+ * would be the one step that can fail. 74 only when the database is not at
+ * its old state.
+ */
+static int undo(struct boot *b, const struct journal *j, const char *why)
+{
+	struct store *s = &b->store;
+	int rc;
+
+	if (s->ops->settle)
+		s->ops->settle(s, false);
+	if (standing(b, j) == AT_FROM) {
+		log_error("%s — rolled back: nothing was committed, the database is still "
+			  "at version %lld (snapshot kept: %s)", why, j->from, j->snapshot);
+		if (s->ops->unhold)
+			s->ops->unhold(s);
+		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : EXIT_UPGRADE_FAILED;
+	}
+	rc = restore(b, j);
+	if (s->ops->unhold)
+		s->ops->unhold(s);
+	if (rc)
+		log_error("%s — and the restore failed too", why);
+	else
+		log_error("%s — database restored from %s, still at version %lld", why,
+			  j->snapshot, j->from);
+	return rc ? rc : EXIT_UPGRADE_FAILED;
+}
+
 static int upgrade(struct boot *b, bool for_run)
 {
 	const struct plan *p = &b->plan;
@@ -361,8 +473,20 @@ static int upgrade(struct boot *b, bool for_run)
 	j.phase = PHASE_SNAPSHOTTING;
 	if (journal_write(&b->state, &j) < 0)
 		return EXIT_CANTCREAT;
-	rc = snapshot_take(b->c, s, p->db_version);
+	/* from the snapshot to the commit, nobody else commits */
+	if (s->ops->hold && s->ops->hold(s, needs_snapshot(s, p)) < 0) {
+		if (s->ops->unhold)
+			s->ops->unhold(s);
+		journal_clear(&b->state);
+		return s->status ? s->status : EXIT_CANTCREAT;
+	}
+	/* a restore follows a failure only when something was committed */
+	rc = snapshot_take(b->c, s, p->db_version, needs_snapshot(s, p));
 	if (rc) {
+		if (s->ops->settle)
+			s->ops->settle(s, false);
+		if (s->ops->unhold)
+			s->ops->unhold(s);
 		journal_clear(&b->state);
 		return rc;
 	}
@@ -384,10 +508,23 @@ static int upgrade(struct boot *b, bool for_run)
 	}
 	if (s->ops->verify(s) < 0)
 		goto failed;
+	/* verified: a crash from here on keeps whatever the commit made */
+	j.phase = PHASE_DONE;
+	if (journal_write(&b->state, &j) < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot write the journal");
+		goto failed;
+	}
+	if (s->ops->settle && s->ops->settle(s, true) < 0) {
+		failed = NULL;
+		goto failed;
+	}
+	crash_point("upgrade:committed");
+	if (s->ops->unhold)
+		s->ops->unhold(s);
 	s->ops->close(s);
 	if (journal_clear(&b->state) < 0) {
 		log_error("the upgrade succeeded but its journal cannot be cleared: the "
-			  "next boot will undo it; not starting");
+			  "next boot will finish it; not starting");
 		return EXIT_CANTCREAT;
 	}
 	log_info("database upgraded from %lld to %lld in %.2f s (snapshot kept: %s)",
@@ -396,13 +533,7 @@ static int upgrade(struct boot *b, bool for_run)
 
 failed:
 	describe_failure(why, sizeof(why), s, failed);
-	rc = restore(b, &j);
-	if (rc)
-		log_error("%s — and the restore failed too", why);
-	else
-		log_error("%s — database restored from %s, still at version %lld",
-			  why, j.snapshot, p->db_version);
-	return rc ? rc : EXIT_UPGRADE_FAILED;
+	return undo(b, &j, why);
 }
 
 /* state_lock's 1 (timed out) or -1 (failed, maybe with the store's reason) */
@@ -424,8 +555,9 @@ int upgrade_prepare(const struct config *c, bool dry_run, bool for_run)
 		goto out;
 
 	/* Fast path, no lock and no write: nothing to do on most boots. */
-	if (journal_read(&b.state, &j) < 0) {
-		rc = EXIT_DATA;
+	rc = journal_read(&b.state, &j);
+	if (rc < 0) {
+		rc = journal_status(rc);
 		goto out;
 	}
 	if (j.phase == PHASE_NONE || dry_run) {
@@ -490,8 +622,9 @@ static int take_quiet_lock(struct boot *b)
 
 	if (rc)
 		return lock_status(b, rc);
-	if (journal_read(&b->state, &j) < 0)
-		return EXIT_DATA;
+	rc = journal_read(&b->state, &j);
+	if (rc < 0)
+		return journal_status(rc);
 	if (j.phase != PHASE_NONE) {
 		log_error("an upgrade from %lld to %lld was interrupted (phase %s): run "
 			  "`ferry migrate` to resolve it first", j.from, j.to,
@@ -525,7 +658,7 @@ int upgrade_snapshot(const struct config *c)
 	for (size_t i = 0; i < b.ledger.n; i++)
 		if (b.ledger.rows[i].version > version)
 			version = b.ledger.rows[i].version;
-	rc = snapshot_take(c, &b.store, version);
+	rc = snapshot_take(c, &b.store, version, false);
 out:
 	boot_close(&b);
 	return rc;
@@ -627,10 +760,14 @@ int upgrade_status(const struct config *c, bool json)
 
 	if (rc)
 		goto out;
-	if (journal_read(&b.state, &j) < 0 || (rc = read_plan(&b)) != 0) {
-		rc = rc ? rc : EXIT_DATA;
+	rc = journal_read(&b.state, &j);
+	if (rc < 0) {
+		rc = journal_status(rc);
 		goto out;
 	}
+	rc = read_plan(&b);
+	if (rc)
+		goto out;
 	snap = snapshot_path(c, &b.store, 0);
 	have_snap = stat(snap, &st) == 0;
 	if (json) {

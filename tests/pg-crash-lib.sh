@@ -85,11 +85,13 @@ fresh_old() {
 	return 0
 }
 
-# classify SET: "old", "new" or "between" for appdb
+# classify SET: "old", "new" or "between" for appdb. Lines are compared
+# sorted: an upgrade rolled back by PostgreSQL itself (no restore) leaves
+# dead tuples, so the same rows may come out of pg_dump in another order.
 classify() {
-	_s=$(pg_state)
-	if [ "$_s" = "$old_state" ]; then echo old
-	elif eval "[ \"\$_s\" = \"\$new_state_$1\" ]"; then echo new
+	_s=$(pg_state | LC_ALL=C sort)
+	if [ "$_s" = "$(printf '%s\n' "$old_state" | LC_ALL=C sort)" ]; then echo old
+	elif eval "[ \"\$_s\" = \"\$(printf '%s\n' \"\$new_state_$1\" | LC_ALL=C sort)\" ]"; then echo new
 	else
 		pg_state >"$TMP/between.txt"
 		echo between

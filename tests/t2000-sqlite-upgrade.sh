@@ -90,8 +90,9 @@ fy "$DB" "$TMP/mbad" migrate
 expect_status 70 "a failing migration exits 70"
 like "$err" "migration 0003_bad failed: near line 4: .*no such table: no_such_table" \
 	"the error names the migration, the line and SQLite's error"
-like "$err" "database restored from $DB\.pre-upgrade, still at version 2" \
-	"and says the database was restored, still at version 2"
+like "$err" "rolled back: nothing was committed, the database is still at version 2" \
+	"and says it rolled back: nothing committed, still at version 2"
+unlike "$err" "[Rr]estor" "no restore was needed for it"
 is "$(dump "$DB")" "$before" "the database .dump is identical to before"
 is "$(q "$DB" "SELECT count(*) FROM sqlite_master WHERE name = 'audit'")" 0 \
 	"no trace of the failed migration"

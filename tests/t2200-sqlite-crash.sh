@@ -34,6 +34,9 @@ UPDATE items SET qty = qty + 1, name = name || '/v3';
 CREATE TABLE summary AS SELECT qty, count(*) AS n, sum(total) AS t FROM items GROUP BY qty;
 EOF
 cp "$TMP/c1/0001_items.sql" "$TMP/c3/"
+# c3nt and cbadnt: the same with 0002 outside a transaction, so that it
+# commits on its own and a crash or failure after it needs the snapshot
+mkdir -p "$TMP/c3nt" "$TMP/cbadnt"
 cp "$TMP/c3/0001_items.sql" "$TMP/c3/0002_rebuild_items.sql" "$TMP/cbad/"
 cat >"$TMP/cbad/0003_bad.sql" <<'EOF'
 UPDATE items SET qty = qty + 1, name = name || '/v3';
@@ -41,6 +44,11 @@ CREATE TABLE summary AS SELECT qty, count(*) AS n, sum(total) AS t FROM items GR
 DELETE FROM items WHERE id % 2 = 0;
 INSERT INTO items (id, name, qty, total) VALUES (1, 'duplicate key', 0, 0);
 EOF
+for d in c3nt cbadnt; do
+	src=c3; [ $d = cbadnt ] && src=cbad
+	cp "$TMP/$src/"*.sql "$TMP/$d/"
+	{ echo '-- ferry:no-transaction'; cat "$TMP/c3/0002_rebuild_items.sql"; } >"$TMP/$d/0002_rebuild_items.sql"
+done
 
 # make_refs ROWS: $TMP/ref-old.db (version 1 with ROWS items) and
 # $TMP/ref-new.db (the same upgraded by ferry), their state sums in
@@ -87,7 +95,11 @@ recover_boot() {
 make_refs "$POINT_ROWS"
 
 # crash_case POINT SET EXPECT: EXPECT is untouched (the database file was
-# never written), restored (recovery must put the snapshot back) or either.
+# never written), rolledback (the upgrade's transaction never committed:
+# recovery finds the old version and restores nothing, so that nothing
+# written since the crash is lost), restored (something was committed:
+# recovery must put the snapshot back), committed (the verified upgrade
+# had committed: recovery keeps it) or either.
 n=0
 crash_case() {
 	point=$1 set=$2 expect=$3
@@ -106,12 +118,20 @@ crash_case() {
 	*) fail "$point: old or new after the crash" "the database is in between (exit $rc)" "$err" ;;
 	esac
 	case $expect in
-	untouched | restored) is "$was" old "$point: the database is exactly the old one" ;;
+	untouched | restored | rolledback) is "$was" old "$point: the database is exactly the old one" ;;
+	committed) is "$was" new "$point: the database is exactly the new one" ;;
 	*) check "$point: the database is the old or the new one" test "$was" != between ;;
 	esac
-	if [ "$expect" = restored ]; then
-		like "$err" "[Rr]estor" "$point: the recovery log says it restored the snapshot"
-	fi
+	case $expect in
+	restored) like "$err" "[Rr]estor" "$point: the recovery log says it restored the snapshot" ;;
+	rolledback)
+		like "$err" "before it committed anything: the database is still at version 1, nothing to undo" \
+			"$point: the recovery log says nothing was committed, nothing to undo"
+		unlike "$err" "[Rr]estor" "$point: and restores nothing" ;;
+	committed)
+		like "$err" "after it was verified and committed" "$point: the recovery log says it was committed"
+		unlike "$err" "database restored from|: restoring the database from" "$point: and restores nothing" ;;
+	esac
 	is "$(q "$DB" 'PRAGMA integrity_check')" ok "$point: integrity_check after recovery"
 	check "$point: no journal after recovery" test ! -e "$DBDIR/.ferry/journal"
 	no_leftovers "$DBDIR" "$point: no temp files after recovery"
@@ -123,16 +143,24 @@ crash_case() {
 crash_case journal:snapshotting "$TMP/c3" untouched
 crash_case snapshot:mid "$TMP/c3" untouched
 crash_case journal:snapshotted "$TMP/c3" untouched
-crash_case journal:migrating "$TMP/c3" restored
-crash_case migration:2:before-commit "$TMP/c3" restored
-crash_case migration:2:after-commit "$TMP/c3" restored
-crash_case migration:3:before-commit "$TMP/c3" restored
-crash_case migration:3:after-commit "$TMP/c3" restored
-crash_case journal:verifying "$TMP/c3" restored
+crash_case journal:migrating "$TMP/c3" rolledback
+crash_case migration:2:before-commit "$TMP/c3" rolledback
+crash_case migration:2:after-commit "$TMP/c3" rolledback
+crash_case migration:3:before-commit "$TMP/c3" rolledback
+crash_case migration:3:after-commit "$TMP/c3" rolledback
+crash_case journal:verifying "$TMP/c3" rolledback
+crash_case journal:done "$TMP/c3" rolledback
+crash_case upgrade:committed "$TMP/c3" committed
+# a migration outside a transaction commits on its own: from then on a
+# crash needs the snapshot
+crash_case journal:migrating "$TMP/c3nt" rolledback
+crash_case migration:2:after-commit "$TMP/c3nt" restored
+crash_case migration:3:before-commit "$TMP/c3nt" restored
+crash_case journal:verifying "$TMP/c3nt" restored
+crash_case journal:done "$TMP/c3nt" restored
 # during the restore after a failed migration
-crash_case journal:restoring "$TMP/cbad" restored
-crash_case restore:mid "$TMP/cbad" restored
-crash_case restore:before-rename "$TMP/cbad" restored
+crash_case journal:restoring "$TMP/cbadnt" restored
+crash_case restore:mid "$TMP/cbadnt" restored
 
 # without a crash, the failing set is restored and says so
 new_db nocrash
@@ -140,6 +168,13 @@ cp "$TMP/ref-old.db" "$DB"
 fy "$DB" "$TMP/cbad" migrate
 expect_status 70 "setup check: the failing set fails without a crash"
 like "$err" "0003_bad failed: near line 4: .*UNIQUE constraint failed" "with the line and the error"
+like "$err" "rolled back: nothing was committed" "rolled back, nothing committed"
+is "$(old_or_new "$DB")" old "and is at the old state"
+new_db nocrashnt
+cp "$TMP/ref-old.db" "$DB"
+fy "$DB" "$TMP/cbadnt" migrate
+expect_status 70 "setup check: the failing set with 0002 outside a transaction fails"
+like "$err" "database restored from" "and says it restored the snapshot"
 is "$(old_or_new "$DB")" old "and is restored to the old state"
 
 # ---- random instants -----------------------------------------------------------------

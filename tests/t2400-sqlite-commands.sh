@@ -65,20 +65,20 @@ is "$(json 'j["dirty"]')" "['0002_email']" "--json: dirty lists the dirty migrat
 
 # an interrupted upgrade shows in status; status itself changes nothing
 v1_db stjournal
-FERRY_TEST_CRASH_AT=journal:migrating fy "$DB" "$TMP/m3" migrate
-expect_status 137 "setup: an upgrade killed in phase migrating"
+FERRY_TEST_CRASH_AT=migration:2:after-commit fy "$DB" "$TMP/m3nt" migrate
+expect_status 137 "setup: an upgrade killed in phase migrating, after 0002 committed"
 sum=$(filesum "$DB")
-fy "$DB" "$TMP/m3" status --json
+fy "$DB" "$TMP/m3nt" status --json
 expect_status 0 "status --json with an interrupted upgrade"
 is "$(json 'j["journal"]["phase"]')" migrating "--json: journal.phase"
 is "$(json 'j["journal"]["from"]')" 1 "--json: journal.from"
 is "$(json 'j["journal"]["to"]')" 3 "--json: journal.to"
-fy "$DB" "$TMP/m3" status
+fy "$DB" "$TMP/m3nt" status
 expect_status 0 "status (text) with an interrupted upgrade"
 like "$out" "journal: .*migrating" "the text says the journal is at migrating"
 is "$(filesum "$DB")" "$sum" "status does not touch the database"
 check "status leaves the journal for the next boot" test -e "$DBDIR/.ferry/journal"
-fy "$DB" "$TMP/m3" migrate
+fy "$DB" "$TMP/m3nt" migrate
 expect_status 0 "the next migrate recovers and upgrades"
 like "$err" "[Rr]estor" "it restored first"
 is "$(ledger_versions "$DB")" "1 2 3" "then upgraded"
