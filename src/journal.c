@@ -270,6 +270,13 @@ static int file_lock(struct state *st, long long timeout)
 		}
 		log_info("got the migration lock");
 	}
+	/* a journal write that a crash cut short, ours to remove now */
+	{
+		char *tmp = xasprintf("%s.tmp", st->journal_path);
+
+		unlink(tmp);
+		free(tmp);
+	}
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
 		log_debug("cannot record pid in '%s': %s", st->lock_path, strerror(errno));

@@ -1004,9 +1004,16 @@ static const char *pg_location(struct store *s)
 static int pg_check_migration(struct store *s, const struct migration *m)
 {
 	struct sql_statement *st;
+	char why[512];
 	size_t n;
 	int rc = 0;
 
+	/* what an unclosed comment or literal swallows would never run */
+	if (pg_split_check(m->sql, why, sizeof(why)) < 0) {
+		s->status = EXIT_DATA;
+		return error("migration '%s' %s: the rest of the file would never run "
+			     "(nothing was changed)", m->path, why);
+	}
 	if (store_outside_transaction(s, m))
 		return 0;
 	n = pg_split(m->sql, &st);

@@ -133,22 +133,59 @@ static int exec(struct store *s, const char *sql, char *msg, size_t size)
 	return 0;
 }
 
+/*
+ * The database's real path, symbolic links resolved: with /app/data/app.db
+ * -> /data/app.db the snapshot, the state dir, the sidecars and a restore
+ * must all be beside the volume's file, and no rename may ever replace
+ * the link. A link to nothing is refused: what it should create is a
+ * guess. -1 logged (status 78).
+ */
+static int resolve_path(struct store *s)
+{
+	char *real = realpath(s->path, NULL), *dir, *rdir;
+	struct stat lst;
+
+	if (real) {
+		if (strcmp(real, s->path))
+			log_debug("database '%s' is '%s'", s->path, real);
+		free(s->path);
+		s->path = real;
+		return 0;
+	}
+	if (errno != ENOENT)
+		return error("database '%s': %s", s->path, strerror(errno));
+	if (lstat(s->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
+		s->status = EXIT_CONFIG;
+		return error("database '%s' is a symbolic link to a file that does not "
+			     "exist: point it at the database on the volume, or name the "
+			     "real path in DATABASE_URL", s->path);
+	}
+	dir = dir_of(s->path);
+	rdir = realpath(dir, NULL);
+	if (!rdir) {
+		s->status = EXIT_CONFIG;
+		error("database '%s': directory '%s' does not exist", s->path, dir);
+		free(dir);
+		return -1;
+	}
+	real = xasprintf("%s/%s", rdir, base_of(s->path));
+	free(s->path);
+	s->path = real;
+	free(rdir);
+	free(dir);
+	return 0;
+}
+
 static int sq_exists(struct store *s)
 {
 	struct stat st;
 
+	if (resolve_path(s) < 0)
+		return -1;
 	if (stat(s->path, &st) == 0)
 		return 1;
-	if (errno == ENOENT) {
-		char *dir = dir_of(s->path);
-		struct stat dst;
-		int ok = stat(dir, &dst) == 0 && S_ISDIR(dst.st_mode);
-
-		if (!ok)
-			error("database '%s': directory '%s' does not exist", s->path, dir);
-		free(dir);
-		return ok ? 0 : -1;
-	}
+	if (errno == ENOENT)
+		return 0;
 	return error("database '%s': %s", s->path, strerror(errno));
 }
 
@@ -261,10 +298,10 @@ static bool wal_checkpointed(struct store *s);
 /*
  * From here until the close no other process commits: a write transaction
  * is open (their writes wait out their busy timeout, then fail loudly).
- * exclusive: locking_mode EXCLUSIVE too, so that the lock outlives the
- * commits of migrations that run outside a transaction (readers are then
- * kept out as well). -1 logged; status 75 when another process keeps the
- * lock.
+ * exclusive: locking_mode EXCLUSIVE instead, whose lock outlives the
+ * commits of migrations that run outside a transaction (readers are kept
+ * out as well); the transaction then opens with the first migration.
+ * -1 logged; status 75 when another process keeps the lock.
  */
 static int sq_hold(struct store *s, bool exclusive)
 {
@@ -282,7 +319,10 @@ static int sq_hold(struct store *s, bool exclusive)
 	    exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0)
 		return error("cannot prepare '%s' for the upgrade: %s", s->path, msg);
 	wal_checkpointed(s); /* lets the snapshot copy the file itself */
-	if (exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0) {
+	/* exclusive: the lock is taken now and kept with no transaction open,
+	 * so the snapshot can read through this very connection */
+	if (exec(s, exclusive ? "BEGIN EXCLUSIVE" : "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
+	    (exclusive && exec(s, "COMMIT", msg, sizeof(msg)) < 0)) {
 		if ((sqlite3_errcode(handle(s)) & 0xff) == SQLITE_BUSY) {
 			s->status = EXIT_TEMPFAIL;
 			return error("cannot lock '%s' for the upgrade: another process kept "
@@ -308,7 +348,8 @@ static int sq_settle(struct store *s, bool commit)
 	if (!p->held)
 		return 0;
 	p->held = false;
-	if (commit && exec(s, "COMMIT", msg, sizeof(msg)) < 0) {
+	if (commit && !sqlite3_get_autocommit(handle(s)) &&
+	    exec(s, "COMMIT", msg, sizeof(msg)) < 0) {
 		snprintf(s->err, sizeof(s->err), "cannot commit the upgrade: %s", msg);
 		rc = -1;
 	}
@@ -592,9 +633,12 @@ static int sq_apply(struct store *s, const struct migration *m, long long *ms)
 	char msg[1024] = "", ignored[256];
 	int rc;
 
-	if (!m->no_transaction)
-		rc = p->held ? apply_held(s, m, ms, msg, sizeof(msg)) :
-			       apply_alone(s, m, ms, msg, sizeof(msg));
+	if (!m->no_transaction && p->held)
+		rc = (sqlite3_get_autocommit(handle(s)) &&
+		      exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0) ? -1 :
+			apply_held(s, m, ms, msg, sizeof(msg));
+	else if (!m->no_transaction)
+		rc = apply_alone(s, m, ms, msg, sizeof(msg));
 	else if (!p->held)
 		rc = exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0 ? -1 :
 			apply_outside(s, m, ms, msg, sizeof(msg));
@@ -603,9 +647,9 @@ static int sq_apply(struct store *s, const struct migration *m, long long *ms)
 			 "holds no exclusive lock");
 		rc = -1;
 	} else /* commit what came before; locking_mode EXCLUSIVE keeps the lock */
-		rc = exec(s, "COMMIT", msg, sizeof(msg)) < 0 ||
-			     apply_outside(s, m, ms, msg, sizeof(msg)) < 0 ||
-			     exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ? -1 : 0;
+		rc = (!sqlite3_get_autocommit(handle(s)) &&
+		      exec(s, "COMMIT", msg, sizeof(msg)) < 0) ||
+			     apply_outside(s, m, ms, msg, sizeof(msg)) < 0 ? -1 : 0;
 	if (rc < 0) {
 		if (!p->held && !sqlite3_get_autocommit(handle(s)))
 			exec(s, "ROLLBACK", ignored, sizeof(ignored));
@@ -677,7 +721,8 @@ static int backup_pages(struct store *s, sqlite3 *dst, sqlite3 *src, const char 
 /*
  * The online backup API, for when a file copy cannot be consistent: read
  * through a second connection, since the first may hold the upgrade's
- * write transaction (which keeps the content as it is until then).
+ * write transaction (which keeps the content as it is until then), or
+ * through the first when an exclusive hold keeps everyone else out.
  */
 static int backup_to(struct store *s, const char *dst_path)
 {
@@ -685,15 +730,19 @@ static int backup_to(struct store *s, const char *dst_path)
 	sqlite3 *dst = NULL;
 	int rc;
 
-	if (open_handle(&src, s->path, SQLITE_OPEN_READWRITE) < 0)
-		return -1;
-	sqlite3_db_config(src.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	/* an exclusive hold keeps even readers out, but has no transaction
+	 * open: then this connection itself is read */
+	if (!sq_priv(s)->exclusive) {
+		if (open_handle(&src, s->path, SQLITE_OPEN_READWRITE) < 0)
+			return -1;
+		sqlite3_db_config(src.db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	}
 	if (sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    NULL) != SQLITE_OK) {
 		error("cannot write snapshot '%s': %s", dst_path, sqlite3_errmsg(dst));
 		goto fail;
 	}
-	rc = backup_pages(s, dst, src.db, "snapshot:mid");
+	rc = backup_pages(s, dst, src.db ? src.db : handle(s), "snapshot:mid");
 	if (rc != SQLITE_DONE) {
 		errno = (rc & 0xff) == SQLITE_FULL ? ENOSPC : EIO;
 		error("cannot write snapshot '%s': %s", dst_path, sqlite3_errstr(rc));
@@ -1037,6 +1086,25 @@ out:
 	return rc;
 }
 
+/*
+ * A file that ends inside a comment, a string or a trigger body would be
+ * cut short there by the parser, the rest never run: refused (65).
+ * sqlite3_complete() wants a final semicolon, so one is added.
+ */
+static int sq_check_migration(struct store *s, const struct migration *m)
+{
+	char *sql = xasprintf("%s\n;", m->sql);
+	int complete = sqlite3_complete(sql);
+
+	free(sql);
+	if (complete == 1)
+		return 0;
+	s->status = EXIT_DATA;
+	return error("migration '%s' ends inside a comment, a string or a trigger "
+		     "body: the rest of the file would never run (nothing was changed)",
+		     m->path);
+}
+
 /* A restore's journal holds at most every page of the database. */
 static int sq_restore_size(struct store *s, unsigned long long *bytes)
 {
@@ -1073,6 +1141,7 @@ const struct store_ops sqlite_ops = {
 	.snapshot = sq_snapshot,
 	.restore = sq_restore,
 	.restore_size = sq_restore_size,
+	.check_migration = sq_check_migration,
 	.restore_by_hand = sq_restore_by_hand,
 	.hold = sq_hold,
 	.settle = sq_settle,

@@ -24,7 +24,9 @@
 #include <unistd.h>
 
 struct boot {
-	const struct config *c;
+	const struct config *c; /* &cfg */
+	struct config cfg;      /* the caller's, directories resolved */
+	char *state_dir, *snapshot_dir;
 	struct store store;
 	struct state state;
 	struct migration_set set;
@@ -38,6 +40,8 @@ static void boot_close(struct boot *b)
 {
 	plan_release(&b->plan);
 	ledger_release(&b->ledger);
+	free(b->state_dir);
+	free(b->snapshot_dir);
 	if (b->have_set)
 		migrations_release(&b->set);
 	if (b->have_state)
@@ -52,7 +56,13 @@ static int boot_open(struct boot *b, const struct config *c, bool need_migration
 	int rc, e;
 
 	memset(b, 0, sizeof(*b));
-	b->c = c;
+	/* a symlinked directory is used by its real path, like the database */
+	b->cfg = *c;
+	if (c->state_dir && (b->state_dir = realpath(c->state_dir, NULL)))
+		b->cfg.state_dir = b->state_dir;
+	if (c->snapshot_dir && (b->snapshot_dir = realpath(c->snapshot_dir, NULL)))
+		b->cfg.snapshot_dir = b->snapshot_dir;
+	b->c = c = &b->cfg;
 	if (store_init(&b->store, c->database_url) < 0)
 		return EXIT_CONFIG;
 	if (need_migrations) {
@@ -201,9 +211,10 @@ static int resolve(struct boot *b, const struct journal *jp)
 	case PHASE_SNAPSHOTTING:
 		/* the partial snapshot: under its temp name, or a whole one that
 		 * had not moved to its place yet ([snapshot] keep > 1) */
-		for (int i = 0; i < 3; i++) {
-			tmp = xasprintf("%s%s", j.snapshot, (const char *[]){ ".tmp", ".new",
-									      ".new.tmp" }[i]);
+		for (int i = 0; i < 5; i++) {
+			/* (-journal: the backup API's, when it was copying) */
+			tmp = xasprintf("%s%s", j.snapshot, (const char *[]){
+				".tmp", ".new", ".new.tmp", ".tmp-journal", ".new.tmp-journal" }[i]);
 			unlink(tmp);
 			free(tmp);
 		}
@@ -326,11 +337,23 @@ static int create_fn(struct store *s, void *arg)
 	return 0;
 }
 
+/* Refuses (65) a pending migration the backend could not run whole. */
+static int check_pending(struct store *s, const struct plan *p)
+{
+	for (size_t i = 0; s->ops->check_migration && i < p->n_pending; i++)
+		if (s->ops->check_migration(s, p->pending[i]) < 0)
+			return s->status ? s->status : EXIT_DATA;
+	return 0;
+}
+
 static int create(struct boot *b)
 {
 	struct create_args a = { .plan = &b->plan };
 	char why[1200];
+	int rc = check_pending(&b->store, &b->plan);
 
+	if (rc)
+		return rc;
 	log_info("no database yet: creating %s at version %lld (%zu migrations)",
 		 b->store.path, b->plan.image_version, b->plan.n_pending);
 	if (b->store.ops->create(&b->store, create_fn, &a) < 0) {
@@ -451,9 +474,9 @@ static int upgrade(struct boot *b, bool for_run)
 			  p->db_version, p->image_version);
 		return EXIT_TEMPFAIL;
 	}
-	for (size_t i = 0; s->ops->check_migration && i < p->n_pending; i++)
-		if (s->ops->check_migration(s, p->pending[i]) < 0)
-			return s->status ? s->status : EXIT_DATA;
+	rc = check_pending(s, p);
+	if (rc)
+		return rc;
 	if (s->ops->check_privileges && s->ops->check_privileges(s) < 0)
 		return s->status ? s->status : EXIT_NOPERM;
 	if (s->ops->apply_all && !needs_snapshot(s, p))
@@ -658,7 +681,7 @@ int upgrade_snapshot(const struct config *c)
 	for (size_t i = 0; i < b.ledger.n; i++)
 		if (b.ledger.rows[i].version > version)
 			version = b.ledger.rows[i].version;
-	rc = snapshot_take(c, &b.store, version, false);
+	rc = snapshot_take(b.c, &b.store, version, false);
 out:
 	boot_close(&b);
 	return rc;
@@ -683,7 +706,7 @@ int upgrade_rollback(const struct config *c)
 	rc = recover(&b); /* an interrupted upgrade is undone the same way */
 	if (rc)
 		goto out;
-	snap = snapshot_path(c, &b.store, 0);
+	snap = snapshot_path(b.c, &b.store, 0);
 	if (!path_exists(snap)) {
 		log_error("no snapshot to roll back to: '%s' does not exist", snap);
 		rc = EXIT_DATA;
@@ -720,7 +743,7 @@ int upgrade_cleanup(const struct config *c)
 	rc = take_quiet_lock(&b);
 	if (rc)
 		goto out;
-	n = snapshot_remove_all(c, &b.store);
+	n = snapshot_remove_all(b.c, &b.store);
 	if (b.store.ops->cleanup)
 		b.store.ops->cleanup(&b.store);
 	for (size_t i = 0; i < 2; i++) {
@@ -768,7 +791,7 @@ int upgrade_status(const struct config *c, bool json)
 	rc = read_plan(&b);
 	if (rc)
 		goto out;
-	snap = snapshot_path(c, &b.store, 0);
+	snap = snapshot_path(b.c, &b.store, 0);
 	have_snap = stat(snap, &st) == 0;
 	if (json) {
 		printf("{\"database\":");

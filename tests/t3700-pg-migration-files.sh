@@ -4,9 +4,9 @@
 # UTF-8 by the plan (exit 65, one line naming the file and the byte
 # offset, nothing written); a directory without migrations is a
 # configuration error (78). The statement splitter drops nothing: a last
-# statement without semicolon runs, and text left inside an unclosed
-# comment or literal reaches the server, which refuses it (rolled back,
-# exit 70), instead of being cut off while the file is recorded as applied.
+# statement without semicolon runs, and a file that ends inside an
+# unclosed comment or literal is refused before anything runs (65),
+# instead of being cut off while the file is recorded as applied.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg-lib.sh"
 make_std_pg_migrations
@@ -100,23 +100,23 @@ v1_appdb
 state=$(pg_state)
 with_0002 opencomment 'ALTER TABLE users ADD COLUMN email text;\n/* CREATE TABLE later (x int);\n'
 pgf "$M" migrate
-expect_status 70 "an unclosed comment after the last statement"
-like "$err" "migration 0002_email failed: near line 2: unterminated /\* comment" "the server's refusal, with the line"
-like "$err" "rolled back, database still at version 1" "rolled back"
+expect_status 65 "an unclosed comment after the last statement: refused"
+like "$err" "0002_email\.sql' line 2: .*comment.*the rest of the file would never run \(nothing was changed\)" \
+	"names the file, the line and what was left open"
 untouched "unclosed comment"
 
 with_0002 openquote "ALTER TABLE users ADD COLUMN email text;\nUPDATE users SET email = 'x;\nALTER TABLE users DROP COLUMN name;\n"
 pgf "$M" migrate
-expect_status 70 "an unclosed string literal"
-like "$err" "migration 0002_email failed: near line 2: unterminated quoted string" "the server's refusal, with the line"
+expect_status 65 "an unclosed string literal: refused"
+like "$err" "0002_email\.sql' line 2: .*the rest of the file would never run" "names the file and the line"
 untouched "unclosed literal"
 
 # the same in a migration run statement by statement, outside a transaction
 with_0002 opencomment-notx '-- ferry:no-transaction\nCREATE INDEX CONCURRENTLY users_lower ON users (lower(name));\n/* CREATE TABLE later (x int);\n'
 pgf "$M" migrate
-expect_status 70 "no transaction: an unclosed comment after the last statement"
-like "$err" "migration 0002_email failed: near line 3: unterminated /\* comment" "the server's refusal, with the line"
-same_state "$(pg_state)" "$state" "no transaction: the database is restored"
+expect_status 65 "no transaction: an unclosed comment after the last statement: refused"
+like "$err" "0002_email\.sql' line 3: .*comment" "names the file and the line"
+same_state "$(pg_state)" "$state" "no transaction: the database is unchanged"
 is "$(ledger_versions)" 1 "no transaction: the ledger is back at 1"
 
 secret_never_shown
