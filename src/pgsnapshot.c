@@ -836,6 +836,21 @@ int pg_snapshot(struct store *s, const char *path, const char **how)
 	return rc;
 }
 
+static void end_late_sessions(struct store *s)
+{
+	const char *params[] = { pg_priv(s)->dbname };
+	PGresult *r = pg_query(s, pg_priv(s)->maint,
+			       "SELECT string_agg(pid::text, ', '), count(pg_terminate_backend(pid)) "
+			       "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+			       1, params);
+
+	if (r && strcmp(PQgetvalue(r, 0, 1), "0"))
+		log_info("restore: ended the sessions that connected to database '%s' during "
+			 "the upgrade (read-only; pid %s)", pg_priv(s)->dbname,
+			 PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
 static int template_restore(struct store *s, const char *copy_name)
 {
 	char *orig = db_ident(s, ""), *failed = db_ident(s, "_ferry_failed");
@@ -872,7 +887,11 @@ static int template_restore(struct store *s, const char *copy_name)
 				break;
 		}
 		pg_rollback(pg_priv(s)->maint);
-		/* object_in_use: a session is connected; it may be leaving */
+		/* object_in_use: a session is connected; it may be leaving. While
+		 * the upgrade holds writers out, every other session came during
+		 * the window, read-only: ending it loses nothing */
+		if (!strcmp(sqlstate, "55006") && pg_priv(s)->held)
+			end_late_sessions(s);
 		if (strcmp(sqlstate, "55006") || now_seconds() >= deadline) {
 			error("restore: cannot swap in the copy: %s", s->err);
 			goto out;

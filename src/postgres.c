@@ -89,9 +89,9 @@ static bool permanent(PGconn *c)
  * session running until its statement ends, and the mark tells the next
  * ferry which one it is (its application_name is the operator's).
  */
-static void mark_params(struct store *s, char hi[24], char lo[24])
+static void mark_params(struct store *s, char hi[24], char lo[24], int which)
 {
-	unsigned long long key = (unsigned long long)pg_priv(s)->lock_key ^ 1;
+	unsigned long long key = (unsigned long long)pg_priv(s)->lock_key ^ (unsigned)which;
 
 	snprintf(hi, 24, "%llu", key >> 32);
 	snprintf(lo, 24, "%llu", key & 0xffffffffULL);
@@ -406,7 +406,7 @@ static int end_orphans(struct store *s)
 	PGresult *r;
 	int rc = -1;
 
-	mark_params(s, hi, lo);
+	mark_params(s, hi, lo, 1);
 	for (;;) {
 		r = pg_query(s, c, list, 3, params);
 		if (!r) {
@@ -452,6 +452,12 @@ static int pg_lock(struct store *s, long long timeout)
 
 	if (maint_connect(s) < 0 || (!pg_priv(s)->maint && pg_open(s) < 0))
 		return -1;
+	/* waiting in the database itself: a mark (key ^ 2) tells pg_hold
+	 * that this session is only a waiting ferry */
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
+	if (!pg_priv(s)->maint)
+		PQclear(pg_query(s, lock_conn(s), "SELECT pg_advisory_lock_shared($1::bigint)", 1,
+				 params));
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	for (;;) {
 		/* autocommit, one statement: the poll holds no snapshot */
@@ -482,6 +488,11 @@ static int pg_lock(struct store *s, long long timeout)
 		usleep(100000);
 	}
 	pg_priv(s)->locked = true;
+	if (!pg_priv(s)->maint) {
+		snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
+		PQclear(pg_query(s, lock_conn(s), "SELECT pg_advisory_unlock_shared($1::bigint)",
+				 1, params));
+	}
 	/* A transaction-pooling proxy hands each statement to some server
 	 * session: the lock would not be ours for long. */
 	r = pg_query(s, lock_conn(s), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
@@ -596,12 +607,16 @@ static int read_only_default(struct store *s, bool on)
  */
 static int pg_hold(struct store *s, bool exclusive)
 {
+	/* every client session but ours and the ferries waiting here */
 	static const char others[] =
 		"SELECT count(*), coalesce(string_agg(DISTINCT coalesce(nullif(application_name, "
 		"''), usename::text, '?'), ', '), ''), coalesce(string_agg(pid::text, ', '), '') "
 		"FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
-		"pg_backend_pid() AND backend_type = 'client backend' AND "
-		"application_name <> 'ferry'";
+		"pg_backend_pid() AND backend_type = 'client backend' AND pid NOT IN "
+		"(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+		"objsubid = 1 AND classid = $1::oid AND objid = $2::oid)";
+	char hi[24], lo[24];
+	const char *params[] = { hi, lo };
 	double deadline = now_seconds() + (double)s->lock_timeout, next_log = 0;
 	PGresult *r;
 
@@ -609,6 +624,7 @@ static int pg_hold(struct store *s, bool exclusive)
 		return 0;
 	if (pg_open(s) < 0)
 		return -1;
+	mark_params(s, hi, lo, 2);
 	if (read_only_default(s, true) < 0) {
 		s->status = EXIT_NOPERM;
 		return error("cannot keep writers out of database '%s' for the upgrade "
@@ -619,7 +635,7 @@ static int pg_hold(struct store *s, bool exclusive)
 	}
 	pg_priv(s)->held = true;
 	for (;;) {
-		r = pg_query(s, pg_conn(s), others, 0, NULL);
+		r = pg_query(s, pg_conn(s), others, 2, params);
 		if (!r)
 			return error("cannot list the sessions on database '%s': %s",
 				     pg_priv(s)->dbname, s->err);

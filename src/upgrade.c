@@ -447,7 +447,9 @@ static int undo(struct boot *b, const struct journal *j, const char *why)
 		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : EXIT_UPGRADE_FAILED;
 	}
 	rc = restore(b, j);
-	if (s->ops->unhold)
+	/* after a failed restore others stay out: what they wrote now would be
+	 * lost to the next boot's restore */
+	if (rc == 0 && s->ops->unhold)
 		s->ops->unhold(s);
 	if (rc)
 		log_error("%s — and the restore failed too", why);
@@ -600,8 +602,10 @@ int upgrade_prepare(const struct config *c, bool dry_run, bool for_run)
 				 b.plan.db_version);
 			goto out;
 		}
-		b.store.ops->close(&b.store);
 	}
+	/* a replica that waits holds no session on the database itself: that
+	 * would keep a template copy or a restore from happening */
+	b.store.ops->close(&b.store);
 
 	rc = state_lock(&b.state, c->lock_timeout_seconds);
 	if (rc) {

@@ -42,6 +42,7 @@ base() {
 
 # logged: how many rows the writer saw committed so far
 logged() { wc -l <"$TMP/$name.log" | tr -d ' '; }
+logged_at_least() { test "$(logged)" -ge "$1"; }
 
 # start_writer NAME [--keep-open]: the writer on $DB, once it has committed a few rows
 start_writer() {
@@ -53,13 +54,13 @@ start_writer() {
 		>"$TMP/$name.wout" 2>"$TMP/$name.werr" &
 	wpid=$!
 	at_exit "touch '$TMP/$name.stop'"
-	wait_for test "$(logged)" -ge 5
+	wait_for logged_at_least 5
 }
 
 # stop_writer: once it has committed a few more rows after ferry ended
 stop_writer() {
 	_before=$(logged)
-	wait_for test "$(logged)" -ge $((_before + 5))
+	wait_for logged_at_least $((_before + 5))
 	check "$name: the writer commits again after ferry ended ($(logged) rows)" \
 		test "$(logged)" -ge $((_before + 5))
 	touch "$TMP/$name.stop"

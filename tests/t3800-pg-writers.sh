@@ -9,8 +9,8 @@
 # (restored) or succeeds.  A ferry killed mid-statement leaves its session
 # running: the next ferry ends it before migrating.  A crash inside the
 # window leaves writers out (loudly) until the next ferry's recovery.
-# Transactional-only upgrades wait for nobody.  Block f (known bugs, off by
-# default) has other ferries and late sessions beside a template restore.
+# Transactional-only upgrades wait for nobody.  Block f has other ferries
+# and late sessions beside a template restore.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg-lib.sh"
 make_std_pg_migrations
@@ -301,19 +301,16 @@ for point in journal:snapshotted journal:migrating pg:statement:2:2; do
 	writes_work "$d: after the upgrade"
 done
 
-# ---- f. sessions beside ferry that it must not trip over (known bugs) ----------------
-# A ferry that waits for the migration lock keeps an idle session on the
-# database itself (it read the journal there before polling the lock in
-# the maintenance database); a session of another process may connect
-# during the window (it is read-only, not kept out).  Off unless
-# T3800_KNOWN_SESSION_BUGS=1, as these fail today: (f1) a waiting replica
-# with an application_name of its own in the URL is waited for as if it
-# were the old release, and the migrating replica refuses (75) naming it;
-# (f2) with the default name it still blocks the rename of a template
-# restore, which gives up after 30 s (74) though only ferry was connected;
-# (f3) a session of another process that connected during the window does
-# the same, and after that 74 writers are let in (the read-only default is
-# reset) although the next boot restores the snapshot over their writes.
+# ---- f. sessions beside ferry that it must not trip over --------------------------------
+# A ferry waiting for the migration lock holds no session on the database
+# itself, and one waiting in it (no maintenance database) carries a mark;
+# sessions of other processes that connect during the window are
+# read-only, and a template restore ends them rather than give up. (f1) a
+# waiting replica with an application_name of its own is not waited for
+# as if it were the old release; (f2) with the default name it does not
+# block the rename of a template restore; (f3) neither does a session of
+# another process that connected during the window, and writers are not
+# let in after a failed restore.
 mkdir -p "$TMP/pbad"
 cp "$TMP/pnt/0001_users.sql" "$TMP/pbad/"
 cat >"$TMP/pbad/0002_email.sql" <<'EOF'
@@ -324,7 +321,7 @@ EOF
 cat >"$TMP/pbad/0003_bad.sql" <<'EOF'
 INSERT INTO no_such_table VALUES (1);
 EOF
-if [ "${T3800_KNOWN_SESSION_BUGS:-0}" = 1 ]; then
+if :; then
 	# f1: two replicas named in the URL, the old release still connected
 	v1_appdb
 	hold_connection
@@ -395,9 +392,6 @@ if [ "${T3800_KNOWN_SESSION_BUGS:-0}" = 1 ]; then
 		pass "f3: writes stayed refused until the database was restored"
 	fi
 	writes_work "f3"
-else
-	skip "f: a waiting replica is not waited for; sessions do not block a restore" \
-		"known bugs; T3800_KNOWN_SESSION_BUGS=1 runs them"
 fi
 
 secret_never_shown
