@@ -52,8 +52,15 @@ $(OUT)/unit-tests: tests/unit/unit.c $(LIB_OBJS) $(wildcard src/*.h)
 	$(CC) $(CPPFLAGS) $(WARNINGS) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ \
 		tests/unit/unit.c $(LIB_OBJS) $(LDLIBS)
 
-check: $(OUT)/ferry $(OUT)/unit-tests
+# Unit tests of what reads input from outside (redaction, libpq's refusals
+# in ferry's words, log escaping, INI in memory), with what fuzzing found.
+$(OUT)/unit-input: tests/unit/input.c $(LIB_OBJS) $(wildcard src/*.h)
+	$(CC) $(CPPFLAGS) $(WARNINGS) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ \
+		tests/unit/input.c $(LIB_OBJS) $(LDLIBS)
+
+check: $(OUT)/ferry $(OUT)/unit-tests $(OUT)/unit-input
 	FERRY=$(CURDIR)/$(OUT)/ferry UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
+		UNIT_INPUT=$(CURDIR)/$(OUT)/unit-input \
 		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
 
 deps:
@@ -83,9 +90,9 @@ demo-static: static
 	sh compose-examples/demo/run-demo.sh $(CURDIR)/build/static/ferry \
 		$(CURDIR)/build/static/demo-app
 
-check-static: static $(OUT)/unit-tests
+check-static: static $(OUT)/unit-tests $(OUT)/unit-input
 	FERRY=$(CURDIR)/build/static/ferry FERRY_STATIC=$(CURDIR)/build/static/ferry \
-		UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
+		UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests UNIT_INPUT=$(CURDIR)/$(OUT)/unit-input \
 		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
 
 # make bench: ferry against its peers (tini, dumb-init, sqlite3, cp,

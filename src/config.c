@@ -210,31 +210,50 @@ static bool first_error(struct ini_ctx *ctx)
 /*
  * inih's line reader. Counting the lines here gives errors that inih does
  * not see their line number: a section with no key in it (inih only calls
- * the handler for keys) and a line too long for inih's buffer (inih would
- * parse its tail as the next line).
+ * the handler for keys), a line too long for inih's buffer (inih would
+ * parse its tail as the next line) and a NUL byte (inih would stop the
+ * line there; a file saved as UTF-16 is full of them).
  */
 static char *read_line(char *buf, int size, void *stream)
 {
 	struct ini_ctx *ctx = stream;
 	const char *p, *end;
-	size_t len;
-	int ch;
+	bool any = false, nul = false, longer = false;
+	int n = 0;
 
-	if (!fgets(buf, size, ctx->f))
+	for (;;) {
+		int ch = getc(ctx->f);
+
+		if (ch == EOF)
+			break;
+		any = true;
+		if (ch == '\n') {
+			if (n < size - 1)
+				buf[n++] = '\n';
+			break;
+		}
+		nul |= ch == '\0';
+		if (n < size - 1)
+			buf[n++] = (char)ch;
+		else
+			longer = true;
+	}
+	if (!any)
 		return NULL;
+	buf[n] = '\0';
 	ctx->line++;
-	len = strlen(buf);
-	if (len > 0 && buf[len - 1] != '\n') {
-		ch = getc(ctx->f);
-		if (ch != '\n' && ch != EOF) {
-			while (ch != '\n' && ch != EOF)
-				ch = getc(ctx->f);
-			if (first_error(ctx))
+	if (longer || nul) {
+		if (first_error(ctx)) {
+			if (longer)
 				snprintf(ctx->msg, sizeof(ctx->msg),
 					 "line longer than %d characters", size - 2);
-			buf[0] = '\0';
-			return buf;
+			else
+				snprintf(ctx->msg, sizeof(ctx->msg),
+					 "a NUL byte in the line (a binary file, or "
+					 "text saved as UTF-16?)");
 		}
+		buf[0] = '\0';
+		return buf;
 	}
 	p = buf + strspn(buf, " \t\r");
 	end = *p == '[' ? strchr(p, ']') : NULL;
@@ -295,32 +314,53 @@ static int on_ini_key(void *user, const char *section, const char *name,
 	return 1;
 }
 
+/* Parses the INI text in f; name is the file named in messages. */
+static int load_stream(struct config *c, FILE *f, const char *name)
+{
+	struct ini_ctx ctx = { .c = c, .f = f };
+	int rc = ini_parse_stream(read_line, &ctx, on_ini_key, &ctx);
+
+	if (ferror(f))
+		return error("cannot read config file '%s': %s", name, strerror(errno));
+	if (rc == -2)
+		return error("%s: out of memory while parsing", name);
+	/* inih's rc is the first line it rejected, ours the first we did */
+	if (ctx.msg[0] && (rc <= 0 || ctx.msg_line <= rc))
+		return error("%s:%d: %s", name, ctx.msg_line, ctx.msg);
+	if (rc > 0)
+		return error("%s:%d: syntax error (expected [section] or key = value)",
+			     name, rc);
+	return 0;
+}
+
 int config_load(struct config *c, const char *path, bool required)
 {
-	struct ini_ctx ctx = { .c = c };
+	FILE *f = fopen(path, "re");
 	int rc;
 
-	ctx.f = fopen(path, "re");
-	if (!ctx.f) {
+	if (!f) {
 		if (errno == ENOENT && !required)
 			return 0;
 		return error("cannot read config file '%s': %s", path, strerror(errno));
 	}
-	rc = ini_parse_stream(read_line, &ctx, on_ini_key, &ctx);
-	if (ferror(ctx.f)) {
-		fclose(ctx.f);
-		return error("cannot read config file '%s': %s", path, strerror(errno));
-	}
-	fclose(ctx.f);
-	if (rc == -2)
-		return error("%s: out of memory while parsing", path);
-	/* inih's rc is the first line it rejected, ours the first we did */
-	if (ctx.msg[0] && (rc <= 0 || ctx.msg_line <= rc))
-		return error("%s:%d: %s", path, ctx.msg_line, ctx.msg);
-	if (rc > 0)
-		return error("%s:%d: syntax error (expected [section] or key = value)",
-			     path, rc);
-	return 0;
+	rc = load_stream(c, f, path);
+	fclose(f);
+	return rc;
+}
+
+int config_load_text(struct config *c, const char *name, const char *text, size_t len)
+{
+	FILE *f;
+	int rc;
+
+	if (len == 0)
+		return 0; /* an empty file: nothing to set (fmemopen wants a size) */
+	f = fmemopen((void *)text, len, "r");
+	if (!f)
+		return error("cannot parse %s: %s", name, strerror(errno));
+	rc = load_stream(c, f, name);
+	fclose(f);
+	return rc;
 }
 
 /* FERRY_RUN_GRACE_SECONDS -> "run", "grace_seconds" */

@@ -6,6 +6,7 @@
 #define FERRY_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "log.h"
 
@@ -44,6 +45,8 @@ void config_defaults(struct config *c);
  * returns -1.
  */
 int config_load(struct config *c, const char *path, bool required);
+/* The same for INI text in memory, name standing for the file (fuzzing). */
+int config_load_text(struct config *c, const char *name, const char *text, size_t len);
 int config_load_env(struct config *c);
 void config_release(struct config *c);
 

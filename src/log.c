@@ -1,20 +1,23 @@
 /*
  * log: the only place that writes ferry's own messages. Text lines start
  * with "ferry: " so they stand out in `docker compose logs` between the
- * server's lines; JSON lines carry time, level and message.
+ * server's lines; JSON lines carry time, level and message. Whoever wrote
+ * a message, it leaves here as one line (control characters escaped) with
+ * every remembered database password taken out.
  */
 #include "log.h"
+#include "redact.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 static enum log_level max_level = LOG_INFO;
 static enum log_format out_format = LOG_TEXT;
+static int out_fd = STDERR_FILENO;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -24,61 +27,112 @@ void log_setup(enum log_level level, enum log_format format)
 	out_format = format;
 }
 
-static size_t json_escape(char *dst, size_t size, const char *src)
+void log_set_fd(int fd)
+{
+	out_fd = fd;
+}
+
+/* Length of the well-formed UTF-8 sequence at s, 0 when none starts there. */
+static size_t utf8_len(const unsigned char *s)
+{
+	unsigned cp;
+	size_t n;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07u;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) { /* a NUL is no continuation byte */
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/*
+ * One event, one line: a newline or carriage return in a value (a file
+ * name, a variable, a URL) must not start a line of its own that looks
+ * like another event. Text: \n \r \t and \xNN for other control
+ * characters; JSON: its own escapes, and U+FFFD for bytes that are not
+ * UTF-8 (a JSON line must be UTF-8). dst holds 6 bytes per source byte.
+ */
+static void escape(char *dst, size_t size, const char *src, bool json)
 {
 	size_t n = 0;
 
-	for (; *src && n + 7 < size; src++) {
-		unsigned char c = (unsigned char)*src;
+	for (const unsigned char *s = (const unsigned char *)src; *s && n + 7 < size;) {
+		unsigned char c = *s;
+		size_t len;
 
-		if (c == '"' || c == '\\') {
+		if (c == '\n' || c == '\r' || c == '\t') {
+			dst[n++] = '\\';
+			dst[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+			s++;
+		} else if (c < 0x20 || c == 0x7f) {
+			n += (size_t)snprintf(dst + n, size - n,
+					      json ? "\\u%04x" : "\\x%02x", c);
+			s++;
+		} else if (json && (c == '"' || c == '\\')) {
 			dst[n++] = '\\';
 			dst[n++] = (char)c;
-		} else if (c == '\n') {
-			dst[n++] = '\\';
-			dst[n++] = 'n';
-		} else if (c < 0x20) {
-			n += (size_t)snprintf(dst + n, size - n, "\\u%04x", c);
+			s++;
+		} else if ((len = json ? utf8_len(s) : 1) == 0) {
+			n += (size_t)snprintf(dst + n, size - n, "\\ufffd");
+			s++;
 		} else {
-			dst[n++] = (char)c;
+			memcpy(dst + n, s, len);
+			n += len;
+			s += len;
 		}
 	}
 	dst[n] = '\0';
-	return n;
 }
 
 static void vlog(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 static void vlog(enum log_level level, const char *fmt, va_list ap)
 {
-	char msg[4096], line[8300];
+	/* formatted larger than shown, so a password is whole when it is
+	 * taken out and the cut falls in text that is left */
+	char raw[16384], msg[4096], esc[6 * sizeof(msg)], line[sizeof(esc) + 128];
 	int saved = errno;
 	int n;
 
 	if (level > max_level)
 		goto out;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
+	redact_text(raw, msg, sizeof(msg));
+	escape(esc, sizeof(esc), msg, out_format == LOG_JSON);
 	if (out_format == LOG_JSON) {
-		char esc[8192], stamp[32];
+		char stamp[32];
 		struct timespec ts;
 		struct tm tm;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-		json_escape(esc, sizeof(esc), msg);
 		n = snprintf(line, sizeof(line),
 			     "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
 			     stamp, ts.tv_nsec / 1000000, level_names[level], esc);
 	} else {
 		n = snprintf(line, sizeof(line), "ferry: %s%s\n",
-			     level == LOG_WARN ? "warning: " : "", msg);
+			     level == LOG_WARN ? "warning: " : "", esc);
 	}
 	if (n > (int)sizeof(line) - 1)
 		n = (int)sizeof(line) - 1;
 	/* One write per line so lines of concurrent processes do not interleave. */
 	for (const char *p = line; n > 0;) {
-		ssize_t w = write(STDERR_FILENO, p, (size_t)n);
+		ssize_t w = write(out_fd, p, (size_t)n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -108,79 +162,4 @@ int error(const char *fmt, ...)
 	vlog(LOG_ERROR, fmt, ap);
 	va_end(ap);
 	return -1;
-}
-
-/*
- * Hand-written because libpq has no "print this URL safely" call: covers
- * scheme://user:PASSWORD@host, ?password=... query parameters and
- * password=... in key=value conninfo strings (quoted values included).
- */
-char *redact_url(const char *url, char *buf, size_t size)
-{
-	const char *p = url, *scheme, *at, *colon, *end;
-	size_t n = 0;
-
-#define PUT(c) do { if (n + 1 < size) buf[n++] = (c); } while (0)
-	if (size == 0)
-		return buf;
-	scheme = strstr(url, "://");
-	if (scheme) {
-		const char *auth = scheme + 3;
-
-		/* as libpq reads it: user info is what comes before the last '@'
-		 * ahead of the first '/', so a password may hold '?' or '#' */
-		end = auth + strcspn(auth, "/");
-		at = memchr(auth, '@', (size_t)(end - auth));
-		/* the last '@' of the authority ends the user info */
-		while (at) {
-			const char *next = memchr(at + 1, '@', (size_t)(end - at - 1));
-			if (!next)
-				break;
-			at = next;
-		}
-		colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-		if (colon) {
-			for (; p <= colon; p++)
-				PUT(*p);
-			for (const char *s = "***"; *s; s++)
-				PUT(*s);
-			p = at;
-		}
-	}
-	while (*p) {
-		size_t kw = !strncasecmp(p, "password", 8) ? 8 :
-			    !strncasecmp(p, "sslpassword", 11) ? 11 : 0;
-
-		if (kw && (p == url || p[-1] == ' ' || p[-1] == '?' || p[-1] == '&' ||
-			   p[-1] == '\t')) {
-			const char *v = p + kw;
-
-			while (*v == ' ')
-				v++;
-			if (*v == '=') {
-				for (; p <= v; p++)
-					PUT(*p);
-				while (*p == ' ')
-					p++;
-				for (const char *s = "***"; *s; s++)
-					PUT(*s);
-				if (*p == '\'') {
-					for (p++; *p && *p != '\''; p++)
-						if (*p == '\\' && p[1])
-							p++;
-					if (*p)
-						p++;
-				} else {
-					while (*p && *p != ' ' && *p != '&' && *p != '\t')
-						p++;
-				}
-				continue;
-			}
-		}
-		PUT(*p);
-		p++;
-	}
-	buf[n] = '\0';
-#undef PUT
-	return buf;
 }

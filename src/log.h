@@ -1,17 +1,21 @@
 /*
  * log: one line per event on stderr, "ferry: ..." for people or one JSON
- * object per line for log collectors, plus the password redaction that every
- * printed database URL goes through.
+ * object per line for log collectors. Every printed database URL goes
+ * through redact.h, which this header brings along.
  */
 #ifndef FERRY_LOG_H
 #define FERRY_LOG_H
 
 #include <stddef.h>
 
+#include "redact.h"
+
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 enum log_format { LOG_TEXT, LOG_JSON };
 
 void log_setup(enum log_level level, enum log_format format);
+/* Where lines go, stderr by default (the fuzz harnesses read them back). */
+void log_set_fd(int fd);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -22,11 +26,5 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 /* Logs at error level and returns -1, for `return error(...)`. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/*
- * Copies a database URL or libpq conninfo into buf with any password
- * replaced by "***". Always NUL-terminates; returns buf.
- */
-char *redact_url(const char *url, char *buf, size_t size);
 
 #endif

@@ -5,28 +5,27 @@
 #include "store.h"
 #include "migrations.h"
 #include "log.h"
+#include "pgurl.h"
 #include "util.h"
 
-#include <libpq-fe.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* libpq's messages end in a newline */
-static const char *one_line_msg(const char *msg, char *buf, size_t size)
-{
-	snprintf(buf, size, "%s", msg);
-	buf[strcspn(buf, "\n")] = '\0';
-	return buf;
-}
-
-/* "host=db dbname=app": libpq's key=value form starts with a keyword */
+/*
+ * "host=db dbname=app": libpq's key=value form starts with a keyword. Any
+ * case and any blank: "PASSWORD=x host=db" must reach libpq's parser (and
+ * be refused there as an unknown option), not become a file name.
+ */
 static bool is_conninfo(const char *url)
 {
-	const char *p = url + strspn(url, " \t");
-	size_t key = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+	static const char word[] = "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	const char *p = url + strspn(url, " \t\n\r\f\v");
+	size_t key = isalpha((unsigned char)*p) || *p == '_' ? strspn(p, word) : 0;
 
-	return key > 0 && p[key + strspn(p + key, " ")] == '=';
+	return key > 0 && p[key + strspn(p + key, " \t\n\r\f\v")] == '=';
 }
 
 int store_init(struct store *s, const char *url)
@@ -35,6 +34,9 @@ int store_init(struct store *s, const char *url)
 	const char *path = NULL;
 
 	memset(s, 0, sizeof(*s));
+	/* from here on no log line shows what redact_url() masks, whoever
+	 * writes it (the SQLite file name in sqlite.c's messages included) */
+	redact_remember_url(url);
 	s->url_redacted = xstrdup(redact_url(url, red, sizeof(red)));
 	if (!strncmp(url, "sqlite://", 9))
 		path = url + 9; /* sqlite:///abs -> /abs */
@@ -42,18 +44,12 @@ int store_init(struct store *s, const char *url)
 		path = url + 7;
 	else if (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
 		 is_conninfo(url)) {
-		char *why = NULL;
-		PQconninfoOption *opts = PQconninfoParse(url, &why);
+		char why[512];
 
-		if (!opts) {
-			char msg[512];
-
-			error("database '%s': %s", s->url_redacted,
-			      why ? one_line_msg(why, msg, sizeof(msg)) : "out of memory");
-			PQfreemem(why);
-			return -1;
-		}
-		PQconninfoFree(opts);
+		/* not even redacted: which part is a password is a guess in a
+		 * string libpq cannot read (a misspelt "passwrd=..." key) */
+		if (pgurl_check(url, why, sizeof(why)) < 0)
+			return error("database URL: %s", why);
 		s->url = xstrdup(url);
 		s->ops = &postgres_ops;
 		return 0;
@@ -62,6 +58,11 @@ int store_init(struct store *s, const char *url)
 			     "sqlite:///path, sqlite:path or a file path)", s->url_redacted);
 	else
 		path = url;
+	if (redact_has_secret(url))
+		return error("database URL: it seems to hold a password, but is neither "
+			     "a postgres:// URL nor a key=value string (those start with "
+			     "a key such as host=); SQLite takes sqlite:///path or a file "
+			     "path");
 	if (!*path || strchr(path, '?'))
 		return error("database '%s': expected a file path after sqlite:",
 			     s->url_redacted);
