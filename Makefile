@@ -1,5 +1,6 @@
 # ferry: `make` builds build/ferry, `make check` runs every test,
-# `make asan` runs them again under AddressSanitizer + UBSan.
+# `make asan` runs them again under AddressSanitizer + UBSan, `make fuzz`
+# runs the libFuzzer harnesses of tests/fuzz/.
 
 CC ?= cc
 CFLAGS ?= -O2 -g
@@ -114,7 +115,41 @@ soak: $(OUT)/ferry
 
 .PHONY: soak
 
+# make fuzz: every harness of tests/fuzz/ built with clang's libFuzzer,
+# ASan and UBSan (ferry's sources again, with coverage), then each run
+# FUZZ_SECONDS from its seed corpus tests/fuzz/corpus/NAME. What they find
+# new stays in $(OUT)/fuzz/corpus/NAME, a crash's input in
+# $(OUT)/fuzz/crashes/; tests/fuzz/run.sh prints the figures.
+FUZZ_CC = clang
+FUZZ_SECONDS ?= 60
+FUZZ_OUT = $(OUT)/fuzz
+FUZZ_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+FUZZERS = $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/fuzz-%,$(wildcard tests/fuzz/*.c))
+FUZZ_OBJS = $(LIB_OBJS:$(OUT)/obj/%.o=$(FUZZ_OUT)/obj/%.o)
+
+$(FUZZ_OUT)/obj/%.o: src/%.c $(wildcard src/*.h) | $(FUZZ_OUT)/obj
+	$(FUZZ_CC) $(CPPFLAGS) $(WARNINGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link \
+		-c -o $@ $<
+
+$(FUZZ_OUT)/obj:
+	mkdir -p $@
+
+$(FUZZ_OUT)/fuzz-%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_OBJS)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARNINGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Isrc \
+		-o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
+# (kept: make would delete them as intermediate files of the pattern rules)
+.SECONDARY: $(FUZZ_OBJS)
+
+fuzz-build: $(FUZZERS)
+
+fuzz: $(FUZZERS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) sh tests/fuzz/run.sh $(FUZZ_OUT) \
+		$(patsubst $(FUZZ_OUT)/fuzz-%,%,$(FUZZERS))
+
 clean:
 	rm -rf build
 
-.PHONY: all check asan demo demo-app demo-static clean deps static check-static
+.PHONY: all check asan demo demo-app demo-static clean deps static check-static \
+	fuzz fuzz-build
