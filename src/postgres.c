@@ -612,7 +612,8 @@ static int pg_hold(struct store *s, bool exclusive)
 		"SELECT count(*), coalesce(string_agg(DISTINCT coalesce(nullif(application_name, "
 		"''), usename::text, '?'), ', '), ''), coalesce(string_agg(pid::text, ', '), '') "
 		"FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
-		"pg_backend_pid() AND backend_type = 'client backend' AND pid NOT IN "
+		"pg_backend_pid() AND backend_type NOT IN ('autovacuum worker', "
+		"'parallel worker', 'walsender') AND pid NOT IN "
 		"(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
 		"objsubid = 1 AND classid = $1::oid AND objid = $2::oid)";
 	char hi[24], lo[24];
@@ -625,6 +626,25 @@ static int pg_hold(struct store *s, bool exclusive)
 	if (pg_open(s) < 0)
 		return -1;
 	mark_params(s, hi, lo, 2);
+	/* a role's own setting would win over the database's */
+	r = pg_query(s, pg_conn(s), "SELECT coalesce(string_agg(DISTINCT r.rolname, ', '), '') "
+		     "FROM pg_db_role_setting d JOIN pg_roles r ON r.oid = d.setrole WHERE "
+		     "d.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = "
+		     "current_database())) AND array_to_string(d.setconfig, ',') LIKE "
+		     "'%default\\_transaction\\_read\\_only%'", 0, NULL);
+	if (!r)
+		return error("cannot read the roles' settings: %s", s->err);
+	if (PQgetvalue(r, 0, 0)[0]) {
+		s->status = EXIT_CONFIG;
+		error("role(s) %s set default_transaction_read_only of their own, so their "
+		      "sessions could write while a migration that runs outside a "
+		      "transaction can still be undone (and their writes lost): ALTER ROLE "
+		      "... RESET default_transaction_read_only; nothing was changed",
+		      PQgetvalue(r, 0, 0));
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
 	if (read_only_default(s, true) < 0) {
 		s->status = EXIT_NOPERM;
 		return error("cannot keep writers out of database '%s' for the upgrade "

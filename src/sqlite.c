@@ -351,6 +351,13 @@ static int sq_settle(struct store *s, bool commit)
 	if (commit && !sqlite3_get_autocommit(handle(s)) &&
 	    exec(s, "COMMIT", msg, sizeof(msg)) < 0) {
 		snprintf(s->err, sizeof(s->err), "cannot commit the upgrade: %s", msg);
+		if ((sqlite3_errcode(handle(s)) & 0xff) == SQLITE_BUSY) {
+			/* readers kept their lock past the busy timeout */
+			s->status = EXIT_TEMPFAIL;
+			snprintf(s->err, sizeof(s->err), "cannot commit the upgrade: other "
+				 "processes kept reading '%s' for more than %lld ms; start "
+				 "again later", s->path, s->busy_ms);
+		}
 		rc = -1;
 	}
 	if (!sqlite3_get_autocommit(handle(s)))
@@ -575,6 +582,45 @@ static int ledger_write(struct store *s, const struct migration *m, long long ms
 }
 
 /* The migration and its ledger row in a savepoint of the held transaction. */
+/*
+ * A BEGIN, COMMIT, END or ROLLBACK in a migration would end ferry's own
+ * transaction, and with it the lock that keeps other writers out: such a
+ * statement is not even prepared. Savepoints of the migration's own are
+ * fine; ferry's is left alone.
+ */
+static int no_transaction_control(void *arg, int action, const char *a, const char *b,
+				  const char *c, const char *d)
+{
+	(void)c;
+	(void)d;
+	if (action == SQLITE_TRANSACTION ||
+	    (action == SQLITE_SAVEPOINT && b && !sqlite3_stricmp(b, "ferry_migration"))) {
+		*(const char **)arg = action == SQLITE_TRANSACTION ? a : "a savepoint of ferry's";
+		return SQLITE_DENY;
+	}
+	return SQLITE_OK;
+}
+
+static int run_guarded(struct store *s, const char *sql, char *msg, size_t size)
+{
+	const char *denied = NULL;
+	int rc;
+
+	sqlite3_set_authorizer(handle(s), no_transaction_control, &denied);
+	rc = run_script(s, sql, msg, size);
+	sqlite3_set_authorizer(handle(s), NULL, NULL);
+	if (rc < 0 && denied) {
+		int line = 0;
+
+		if (sscanf(msg, "near line %d", &line) != 1)
+			line = 0;
+		snprintf(msg, size, "line %d: %s inside a migration would end the "
+			 "transaction ferry runs it in: remove it, or make the file's "
+			 "first line -- ferry:no-transaction", line, denied);
+	}
+	return rc;
+}
+
 static int apply_held(struct store *s, const struct migration *m, long long *ms,
 		      char *msg, size_t size)
 {
@@ -583,7 +629,7 @@ static int apply_held(struct store *s, const struct migration *m, long long *ms,
 
 	if (exec(s, "SAVEPOINT ferry_migration", msg, size) < 0)
 		return -1;
-	if (exec(s, LEDGER_DDL, msg, size) < 0 || run_script(s, m->sql, msg, size) < 0 ||
+	if (exec(s, LEDGER_DDL, msg, size) < 0 || run_guarded(s, m->sql, msg, size) < 0 ||
 	    fk_check(s, msg, size) < 0)
 		goto undo;
 	*ms = (long long)((now_seconds() - t0) * 1000);

@@ -193,8 +193,9 @@ static int recover(struct boot *b)
 	if (j.phase == PHASE_NONE)
 		return 0;
 	rc = resolve(b, &j);
-	/* the crashed upgrade may have left others kept out */
-	if (b->store.ops->unhold)
+	/* the crashed upgrade may have left others kept out; they stay out
+	 * while a restore is still to be done */
+	if (rc == 0 && b->store.ops->unhold)
 		b->store.ops->unhold(&b->store);
 	return rc;
 }
@@ -432,19 +433,25 @@ static int upgrade_in_one_transaction(struct boot *b)
  * would be the one step that can fail. 74 only when the database is not at
  * its old state.
  */
-static int undo(struct boot *b, const struct journal *j, const char *why)
+static int undo(struct boot *b, const struct journal *j, const char *why,
+		bool may_have_committed)
 {
 	struct store *s = &b->store;
 	int rc;
 
 	if (s->ops->settle)
 		s->ops->settle(s, false);
-	if (standing(b, j) == AT_FROM) {
+	/* without a step that commits on its own nothing was committed: no
+	 * need to read the ledger (nor a reason to restore if that fails) */
+	if (!may_have_committed || standing(b, j) == AT_FROM) {
 		log_error("%s — rolled back: nothing was committed, the database is still "
 			  "at version %lld (snapshot kept: %s)", why, j->from, j->snapshot);
 		if (s->ops->unhold)
 			s->ops->unhold(s);
-		return journal_clear(&b->state) < 0 ? EXIT_CANTCREAT : EXIT_UPGRADE_FAILED;
+		if (journal_clear(&b->state) < 0)
+			return EXIT_CANTCREAT;
+		/* busy: another process kept its lock; nothing changed, try later */
+		return s->status == EXIT_TEMPFAIL ? EXIT_TEMPFAIL : EXIT_UPGRADE_FAILED;
 	}
 	rc = restore(b, j);
 	/* after a failed restore others stay out: what they wrote now would be
@@ -517,13 +524,10 @@ static int upgrade(struct boot *b, bool for_run)
 	}
 	j.phase = PHASE_SNAPSHOTTED;
 	if (journal_write(&b->state, &j) < 0)
-		return EXIT_CANTCREAT;
-
+		goto cannot_journal;
 	j.phase = PHASE_MIGRATING;
-	if (journal_write(&b->state, &j) < 0) {
-		journal_clear(&b->state);
-		return EXIT_CANTCREAT;
-	}
+	if (journal_write(&b->state, &j) < 0)
+		goto cannot_journal;
 	if (apply_pending(s, p, &failed) < 0)
 		goto failed;
 	j.phase = PHASE_VERIFYING;
@@ -558,7 +562,15 @@ static int upgrade(struct boot *b, bool for_run)
 
 failed:
 	describe_failure(why, sizeof(why), s, failed);
-	return undo(b, &j, why);
+	return undo(b, &j, why, needs_snapshot(s, p));
+
+cannot_journal: /* nothing was changed yet */
+	if (s->ops->settle)
+		s->ops->settle(s, false);
+	if (s->ops->unhold)
+		s->ops->unhold(s);
+	journal_clear(&b->state);
+	return EXIT_CANTCREAT;
 }
 
 /* state_lock's 1 (timed out) or -1 (failed, maybe with the store's reason) */

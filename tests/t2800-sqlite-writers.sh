@@ -137,4 +137,46 @@ no_lost_rows
 is "$(q "$DB" 'SELECT x FROM facts'; ledger_versions "$DB")" "$sum" "$name: nothing was changed"
 check "$name: no journal left" test ! -e "$DBDIR/.ferry/journal"
 
+# ---- a COMMIT inside a migration cannot end ferry's transaction -------------------
+mkdir -p "$TMP/wcommit"
+cp "$TMP/wslow/"*.sql "$TMP/wcommit/"
+printf 'CREATE TABLE t3 (x INTEGER);\nCOMMIT;\nINSERT INTO t3 VALUES (1);\n' >"$TMP/wcommit/0003_commit.sql"
+for mode in delete wal; do
+	base "commit-$mode" "$mode"
+	start_writer "commit-$mode"
+	fy "$DB" "$TMP/wcommit" migrate
+	expect_status 70 "$name: a migration with COMMIT fails"
+	like "$err" "0003_commit failed: line 2: COMMIT inside a migration would end the transaction ferry runs it in" \
+		"$name: says why, with the line"
+	like "$err" "rolled back: nothing was committed" "$name: nothing was committed"
+	stop_writer
+	no_lost_rows
+	is "$(ledger_versions "$DB")" 1 "$name: still at version 1"
+done
+
+# ---- a reader that keeps its lock past the commit: try later ------------------------
+# (rollback-journal mode: the commit needs every reader gone; ferry waits
+# its busy timeout, 10 s, then gives up with nothing changed)
+base reader delete
+name=reader
+rm -f "$TMP/reader.ready"
+python3 -c "
+import sqlite3, time, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute('BEGIN'); c.execute('SELECT count(*) FROM facts').fetchall()
+open(sys.argv[2], 'w').close()
+time.sleep(float(sys.argv[3]))
+c.execute('COMMIT')
+" "$DB" "$TMP/reader.ready" 13 &
+rpid=$!
+at_exit "kill $rpid 2>/dev/null"
+wait_for test -e "$TMP/reader.ready"
+sum=$(q "$DB" 'SELECT x FROM facts'; ledger_versions "$DB")
+fy "$DB" "$TMP/wslow" migrate
+wait "$rpid"
+expect_status 75 "$name: a reader keeps its lock past the busy timeout: try later"
+like "$err" "other processes kept reading .* start again later" "$name: says why"
+like "$err" "rolled back: nothing was committed" "$name: and that nothing was committed"
+is "$(q "$DB" 'SELECT x FROM facts'; ledger_versions "$DB")" "$sum" "$name: nothing was changed"
+
 done_testing

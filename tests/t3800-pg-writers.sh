@@ -394,5 +394,18 @@ if :; then
 	writes_work "f3"
 fi
 
+# ---- g. a role's own default_transaction_read_only would win: refused ------------------
+v1_appdb
+state=$(pg_state)
+psql_su postgres "ALTER ROLE weak SET default_transaction_read_only = off" >/dev/null
+pgf "$TMP/pnt" migrate
+expect_status 78 "g: a role sets default_transaction_read_only itself: refused"
+like "$err" "role\(s\) weak set default_transaction_read_only of their own" "g: names the role"
+same_state "$(pg_state)" "$state" "g: database unchanged"
+is "$(psql_as app appdb "SHOW default_transaction_read_only")" off "g: writers are not kept out"
+psql_su postgres "ALTER ROLE weak RESET default_transaction_read_only" >/dev/null
+pgf "$TMP/pnt" migrate
+expect_status 0 "g: with the role's setting gone, the upgrade runs"
+
 secret_never_shown
 done_testing
