@@ -762,6 +762,7 @@ static int forget_journal_in_copy(struct store *s)
 		PQfinish(c);
 		return -1;
 	}
+	PQsetNoticeProcessor(c, pg_on_notice, NULL);
 	rc = pg_run(s, c, "DROP TABLE IF EXISTS " JOURNAL_TABLE, NULL);
 	PQfinish(c);
 	return rc;

@@ -255,8 +255,9 @@ static int first_words(const char *stmt, size_t len, char w[6][16])
 			while (p < end && *p != '\n')
 				p++;
 		} else if (*p == '/' && p + 1 < end && p[1] == '*') {
-			const char *close = strstr(p + 2, "*/");
-			p = close && close < end ? close + 2 : end;
+			/* bounded: the statement need not end with a NUL */
+			const char *close = memmem(p + 2, (size_t)(end - p - 2), "*/", 2);
+			p = close ? close + 2 : end;
 		} else if (*p == '(') { /* REINDEX (VERBOSE) ... */
 			while (p < end && *p != ')')
 				p++;

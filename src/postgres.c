@@ -63,7 +63,7 @@ static const char *one_line(const char *msg, char *buf, size_t size)
 	return buf;
 }
 
-static void on_notice(void *arg, const char *msg)
+void pg_on_notice(void *arg, const char *msg)
 {
 	char line[512];
 
@@ -131,7 +131,7 @@ static int pg_connect(struct store *s)
 			return error("out of memory connecting to the database");
 		}
 		if (PQstatus(c) == CONNECTION_OK) {
-			PQsetNoticeProcessor(c, on_notice, NULL);
+			PQsetNoticeProcessor(c, pg_on_notice, NULL);
 			s->db = c;
 			session_setup(s);
 			if (next_log > 0)
@@ -259,7 +259,7 @@ static int maint_connect(struct store *s)
 		return 0;
 	c = PQconnectdbParams(keys, values, 1);
 	if (c && PQstatus(c) == CONNECTION_OK) {
-		PQsetNoticeProcessor(c, on_notice, NULL);
+		PQsetNoticeProcessor(c, pg_on_notice, NULL);
 		pg_priv(s)->maint = c;
 		return 0;
 	}

@@ -37,6 +37,8 @@ int pg_run(struct store *s, PGconn *c, const char *sql, char sqlstate[6]);
 PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
 		   const char *const *params);
 void pg_rollback(PGconn *c);
+/* Server notices go to the log (debug), like every other line. */
+void pg_on_notice(void *arg, const char *msg);
 
 int pg_snapshot(struct store *s, const char *path, const char **how);
 int pg_restore(struct store *s, const char *path);
