@@ -607,6 +607,9 @@ int upgrade_prepare(const struct config *c, bool dry_run, bool for_run)
 				       "resolved first\n", phase_name(j.phase));
 			print_plan(&b);
 			rc = b.plan.kind == PLAN_REFUSE ? EXIT_DATA : 0;
+			/* what the upgrade would refuse before its first write */
+			if (b.plan.kind == PLAN_CREATE || b.plan.kind == PLAN_UPGRADE)
+				rc = check_pending(&b.store, &b.plan);
 			goto out;
 		}
 		if (b.plan.kind == PLAN_CURRENT) {

@@ -30,6 +30,9 @@ for kind in comment string trigger; do
 	like "$err" "0002_email\.sql' ends inside a comment, a string or a trigger body: the rest of the file would never run \(nothing was changed\)" \
 		"unclosed $kind: says so, naming the file"
 	is "$(filesum "$DB")" "$sum" "unclosed $kind: the database is untouched"
+	fy "$DB" "$TMP/mopen$kind" migrate --dry-run
+	expect_status 65 "unclosed $kind: migrate --dry-run refuses it too"
+	like "$err" "0002_email\.sql' ends inside" "unclosed $kind: the dry run says why"
 	new_db "open$kind-new"
 	fy "$DB" "$TMP/mopen$kind" migrate
 	expect_status 65 "unclosed $kind: refused at the first boot too"
