@@ -9,6 +9,7 @@
  */
 #include "pgurl.h"
 #include "redact.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <libpq-fe.h>
@@ -76,17 +77,6 @@ static bool nameable(const struct why *w, const char *key, const char *raw, size
 	       !redact_overlaps(w->text, at, at + len);
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decodes s[0..len) into out (as far as it fits). Returns 0, 1 for
  * a '%' without two hex digits, 2 for %00: libpq's two refusals.
@@ -99,10 +89,10 @@ static int decode(const char *s, size_t len, char *out, size_t size)
 		char c = s[i];
 
 		if (c == '%') {
-			if (i + 2 >= len || hex_value(s[i + 1]) < 0 ||
-			    hex_value(s[i + 2]) < 0)
+			if (i + 2 >= len || hex_digit(s[i + 1]) < 0 ||
+			    hex_digit(s[i + 2]) < 0)
 				return 1;
-			c = (char)(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
+			c = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
 			if (c == '\0')
 				return 2;
 			i += 2;

@@ -136,17 +136,6 @@ static void url_spans(const char *url, struct spans *sp)
 	}
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * The key at p, lower-cased into key: in a URL query percent-decoded and
  * ending at '=' or '&' (libpq decodes query keys), in key=value text the
@@ -174,9 +163,9 @@ static const char *read_key(const char *p, bool query, char *key, size_t size)
 	for (const char *q = start; q < end; q++) {
 		int c = (unsigned char)*q;
 
-		if (query && c == '%' && q + 2 < end && hex_value(q[1]) >= 0 &&
-		    hex_value(q[2]) >= 0) {
-			c = hex_value(q[1]) * 16 + hex_value(q[2]);
+		if (query && c == '%' && q + 2 < end && hex_digit(q[1]) >= 0 &&
+		    hex_digit(q[2]) >= 0) {
+			c = hex_digit(q[1]) * 16 + hex_digit(q[2]);
 			q += 2;
 		}
 		if (n + 1 >= size)
@@ -384,10 +373,10 @@ void redact_remember_url(const char *url)
 		/* as libpq hands it on: percent-decoded, or backslashes undone */
 		dec = xmalloc(len + 1);
 		for (size_t i = 0; i < len; i++) {
-			if (v[i] == '%' && i + 2 < len && hex_value(v[i + 1]) >= 0 &&
-			    hex_value(v[i + 2]) >= 0) {
-				dec[n++] = (char)(hex_value(v[i + 1]) * 16 +
-						  hex_value(v[i + 2]));
+			if (v[i] == '%' && i + 2 < len && hex_digit(v[i + 1]) >= 0 &&
+			    hex_digit(v[i + 2]) >= 0) {
+				dec[n++] = (char)(hex_digit(v[i + 1]) * 16 +
+						  hex_digit(v[i + 2]));
 				i += 2;
 			} else {
 				dec[n++] = v[i];

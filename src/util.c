@@ -62,6 +62,17 @@ char *xasprintf(const char *fmt, ...)
 	return n < 0 ? oom() : s;
 }
 
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 bool parse_ll(const char *s, long long min, long long max, long long *out)
 {
 	char *end;

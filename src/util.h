@@ -16,6 +16,8 @@ void *xrealloc(void *p, size_t size);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The value of a hex digit, -1 for anything else. */
+int hex_digit(char c);
 /* Whole decimal number in [min, max]; false on anything else. */
 bool parse_ll(const char *s, long long min, long long max, long long *out);
 
