@@ -39,6 +39,20 @@ for kind in comment string trigger; do
 	check "unclosed $kind: no database was created" test ! -e "$DB"
 done
 
+# ---- what a crash can leave behind is removed by the next boot ------------------
+# a journal write cut short, and a snapshot cut short while SQLite's backup
+# API wrote it (its own -journal beside the temp file)
+v1_db leftovers
+mkdir -p "$DBDIR/.ferry"
+printf 'phase=snapshotting\nfrom=1\nto=3\nsnapshot=%s\n' "$DB.pre-upgrade" >"$DBDIR/.ferry/journal"
+printf 'phase=migr' >"$DBDIR/.ferry/journal.tmp"
+printf 'partial' >"$DB.pre-upgrade.tmp"
+printf 'partial' >"$DB.pre-upgrade.tmp-journal"
+FERRY_MIGRATIONS_TARGET_VERSION=1 fy "$DB" "$TMP/m3" migrate
+expect_status 0 "leftovers: the boot after a crash mid-snapshot"
+like "$err" "interrupted while writing its snapshot.*discarded the partial snapshot" "leftovers: says so"
+no_leftovers "$DBDIR" "leftovers: no journal, journal.tmp, .tmp or .tmp-journal left"
+
 # ---- a symlinked database path ---------------------------------------------------
 v1_db vol
 mkdir -p "$TMP/app/data"

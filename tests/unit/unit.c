@@ -9,6 +9,7 @@
 #include "plan.h"
 #include "postgres.h"
 #include "store.h"
+#include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,6 +115,19 @@ static void autocommit(const char *stmt, int want)
 	ok(pg_needs_autocommit(stmt, strlen(stmt)) == want, msg);
 }
 
+/* A statement is not a C string: nothing past its length is read (ASan
+ * catches it in `make asan`), an unclosed comment included. */
+static void autocommit_bounded(const char *stmt, int want)
+{
+	size_t len = strlen(stmt);
+	char *copy = xmalloc(len), msg[300];
+
+	memcpy(copy, stmt, len);
+	snprintf(msg, sizeof(msg), "'%s', not NUL-terminated: read within its length", stmt);
+	ok(pg_needs_autocommit(copy, len) == want, msg);
+	free(copy);
+}
+
 /* url -> engine and (SQLite) path; want_engine NULL: refused */
 static void parses(const char *url, const char *want_engine, const char *want_path)
 {
@@ -212,6 +226,8 @@ int main(void)
 		 "BEGIN ATOMIC with its END");
 
 	autocommit("CREATE INDEX CONCURRENTLY i ON t (a)", 1);
+	autocommit_bounded("VACUUM /* an unclosed comment", 1);
+	autocommit_bounded("/* unclosed", 0);
 	autocommit("create unique index concurrently i on t (a)", 1);
 	autocommit("/* x */ DROP INDEX CONCURRENTLY i", 1);
 	autocommit("REINDEX (VERBOSE) TABLE CONCURRENTLY t", 1);
