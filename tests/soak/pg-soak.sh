@@ -151,28 +151,7 @@ pg_trial() {
 		trial_line postgres "$n" "$kind" "VIOLATION recovery: the writer did not start"
 		return
 	fi
-	case $kind in
-	kill-good) set=$GOOD secs=$SECS_GOOD ;;
-	*) set=$BAD secs=$SECS_BAD ;;
-	esac
-	start_ferry ferry migrate --migrations "$set"
-	if [ "$kind" = fail ]; then
-		wait_ferry
-		what="fail: ferry $frc"
-		if [ -n "$hung" ]; then
-			bad="$bad hang" what="fail: ferry hung, killed after $HANG_SECONDS s"
-		fi
-		sleep 0.2
-		writer_stop
-	else
-		delay=$(rnd_delay "$secs")
-		sleep "$delay"
-		writer_freeze
-		kill -KILL "$fpid" 2>/dev/null
-		wait_ferry
-		writer_kill
-		what="$kind: kill at ${delay}s, ferry $frc"
-	fi
+	upgrade_or_kill
 	case $(grep 'snapshot written' "$T/ferry.err") in
 	*'template database'*) how=template ;;
 	*logical*) how=logical ;;

@@ -113,6 +113,36 @@ writer_stop() {
 # writer_stats LOG: its counts, "committed=N busy=N errors=N ..."
 writer_stats() { tr '\n' ' ' <"$1.stats" | sed 's/ $//'; }
 
+# upgrade_or_kill: one trial's ferry run by $kind: "fail" lets the failing
+# set ($BAD) run to its restore, "kill-good"/"kill-bad" kill ferry with the
+# good or failing set at a random instant of its expected run time; the
+# writer is frozen at the kill. Sets $what and $delay, adds to $bad.
+upgrade_or_kill() {
+	case $kind in
+	kill-good) set=$GOOD secs=$SECS_GOOD ;;
+	*) set=$BAD secs=$SECS_BAD ;;
+	esac
+	start_ferry ferry migrate --migrations "$set"
+	if [ "$kind" = fail ]; then
+		wait_ferry
+		what="fail: ferry $frc"
+		if [ -n "$hung" ]; then
+			bad="$bad hang" what="fail: ferry hung, killed after $HANG_SECONDS s"
+		fi
+		# a while longer: rows committed after the restore count too
+		sleep 0.2
+		writer_stop
+	else
+		delay=$(rnd_delay "$secs")
+		sleep "$delay"
+		writer_freeze
+		kill -KILL "$fpid" 2>/dev/null
+		wait_ferry
+		writer_kill
+		what="$kind: kill at ${delay}s, ferry $frc"
+	fi
+}
+
 # ---- the tally ----------------------------------------------------------------
 # tally_init ENGINE: zero counts; the counts go to $SOAK_COUNTS (one line
 # per engine) at tally_write.

@@ -224,29 +224,7 @@ sqlite_trial() {
 		trial_line sqlite "$n" "$kind" "VIOLATION recovery: the writer did not start"
 		return
 	fi
-	case $kind in
-	kill-good) set=$GOOD secs=$SECS_GOOD ;;
-	*) set=$BAD secs=$SECS_BAD ;;
-	esac
-	start_ferry ferry migrate --migrations "$set"
-	if [ "$kind" = fail ]; then
-		wait_ferry
-		what="fail: ferry $frc"
-		if [ -n "$hung" ]; then
-			bad="$bad hang" what="fail: ferry hung, killed after $HANG_SECONDS s"
-		fi
-		# a while longer: rows committed after the restore count too
-		sleep 0.2
-		writer_stop
-	else
-		delay=$(rnd_delay "$secs")
-		sleep "$delay"
-		writer_freeze
-		kill -KILL "$fpid" 2>/dev/null
-		wait_ferry
-		writer_kill
-		what="$kind: kill at ${delay}s, ferry $frc"
-	fi
+	upgrade_or_kill
 	how=$(snapshot_how "$T/ferry.err")
 	what="$what${how:+ ($how)}"
 	wstats=$(writer_stats "$T/writer.log")
