@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,14 +199,6 @@ static int holder_pid(int fd)
 
 static int file_lock(struct state *st, long long timeout);
 
-/* ferry run blocks signals for its supervisor: a docker stop is pending */
-bool stop_requested(void)
-{
-	sigset_t pending;
-
-	return sigpending(&pending) == 0 &&
-	       (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
-}
 
 int state_lock(struct state *st, long long timeout)
 {

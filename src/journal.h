@@ -54,7 +54,5 @@ const char *phase_name(enum phase p);
  */
 int state_lock(struct state *st, long long timeout);
 void state_unlock(struct state *st);
-/* A SIGTERM or SIGINT waits (ferry run blocks them for the supervisor). */
-bool stop_requested(void);
 
 #endif

@@ -815,7 +815,7 @@ out:
 	return rc;
 }
 
-int pg_snapshot(struct store *s, const char *path, const char **how)
+int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 {
 	struct pg *p = pg_priv(s);
 	char why[400];
@@ -823,17 +823,18 @@ int pg_snapshot(struct store *s, const char *path, const char **how)
 
 	if (template_possible(s, why, sizeof(why))) {
 		if (template_snapshot(s, path, why, sizeof(why)) == 0) {
-			snprintf(p->how, sizeof(p->how), "template database %.255s_pre_upgrade",
-				 p->dbname);
-			*how = p->how;
+			snprintf(info->how, sizeof(info->how),
+				 "template database %.255s_pre_upgrade", p->dbname);
+			info->is_file = false;
 			return 0;
 		}
 		if (!s->db)
 			return -1;
 	}
 	rc = logical_snapshot(s, path);
-	snprintf(p->how, sizeof(p->how), "logical, DDL + COPY with zstd, because %.1000s", why);
-	*how = p->how;
+	snprintf(info->how, sizeof(info->how), "logical, DDL + COPY with zstd, because %.1000s",
+		 why);
+	info->is_file = true;
 	return rc;
 }
 

@@ -9,7 +9,6 @@
  */
 #include "postgres.h"
 #include "exits.h"
-#include "journal.h"
 #include "log.h"
 #include "migrations.h"
 #include "store.h"

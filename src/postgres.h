@@ -23,7 +23,6 @@ struct pg {
 	PGconn *maint;      /* to the maintenance database: lock, templates */
 	long long lock_key;
 	char dbname[256];
-	char how[1400];     /* how the last snapshot was taken, and why */
 };
 
 struct pg *pg_priv(struct store *s);
@@ -40,7 +39,8 @@ void pg_rollback(PGconn *c);
 /* Server notices go to the log (debug), like every other line. */
 void pg_on_notice(void *arg, const char *msg);
 
-int pg_snapshot(struct store *s, const char *path, const char **how);
+struct snapshot_info;
+int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info);
 int pg_restore(struct store *s, const char *path);
 bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
 long long pg_snapshot_version(struct store *s, const char *path);

@@ -102,7 +102,7 @@ int snapshot_take(const struct config *c, struct store *s, long long version,
 	char *fresh = xasprintf("%s.new", path);
 	unsigned long long need = 0, avail;
 	char a[32], b[32];
-	const char *how = "?";
+	struct snapshot_info info = { .how = "?" };
 	struct statvfs vfs;
 	double t0;
 	int rc = EXIT_CANTCREAT;
@@ -128,7 +128,7 @@ int snapshot_take(const struct config *c, struct store *s, long long version,
 	t0 = now_seconds();
 	s->snapshot_version = version;
 	/* with older snapshots to keep, they move only once the new one is whole */
-	if (s->ops->snapshot(s, c->snapshot_keep > 1 ? fresh : path, &how) < 0) {
+	if (s->ops->snapshot(s, c->snapshot_keep > 1 ? fresh : path, &info) < 0) {
 		log_error("no snapshot, so no upgrade: nothing was changed");
 		goto out;
 	}
@@ -146,14 +146,14 @@ int snapshot_take(const struct config *c, struct store *s, long long version,
 		struct stat st;
 
 		/* a file of its own size; a template copy's marker says little */
-		if (strncmp(how, "template", 8) && stat(path, &st) == 0)
+		if (info.is_file && stat(path, &st) == 0)
 			log_info("snapshot written: %s (version %lld, %s, %.2f s, %s)",
 				 path, version,
 				 human_size((unsigned long long)st.st_size, a, sizeof(a)),
-				 now_seconds() - t0, how);
+				 now_seconds() - t0, info.how);
 		else
 			log_info("snapshot written: %s (version %lld, %.2f s, %s)", path,
-				 version, now_seconds() - t0, how);
+				 version, now_seconds() - t0, info.how);
 	}
 	rc = 0;
 out:

@@ -13,7 +13,6 @@
  * processes hold stay valid and see the restored content.
  */
 #include "exits.h"
-#include "journal.h"
 #include "migrations.h"
 #include "log.h"
 #include "store.h"
@@ -838,8 +837,10 @@ static long long wal_size(struct store *s)
  * the backup API. Outside an upgrade (ferry snapshot) it holds the write
  * lock for the time of the copy.
  */
-static int sq_snapshot(struct store *s, const char *path, const char **how)
+static int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 {
+	const char *how = "?";
+
 	bool own = !sq_priv(s)->held;
 	char *tmp = xasprintf("%s.tmp", path);
 	int in, out = -1, rc = -1, saved;
@@ -854,7 +855,7 @@ static int sq_snapshot(struct store *s, const char *path, const char **how)
 		goto out;
 	if (wal_size(s) > 0) {
 		/* a reader keeps frames in the WAL: copy through SQLite */
-		*how = "backup API";
+		how = "backup API";
 		if (backup_to(s, tmp) < 0)
 			goto out_unlink;
 		goto out_check;
@@ -870,7 +871,7 @@ static int sq_snapshot(struct store *s, const char *path, const char **how)
 		goto out;
 	}
 	if (copy_fd(in, out, (unsigned long long)st.st_size, "snapshot", "snapshot:mid",
-		    how) < 0 ||
+		    &how) < 0 ||
 	    fsync(out) < 0) {
 		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
 		goto out_unlink;
@@ -902,6 +903,8 @@ out_unlink:
 out:
 	if (own)
 		sq_settle(s, false);
+	snprintf(info->how, sizeof(info->how), "%s", how);
+	info->is_file = true;
 	free(tmp);
 	return rc;
 }

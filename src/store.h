@@ -11,6 +11,13 @@
 
 struct migration;
 
+/* How a snapshot was taken, for the log line. */
+struct snapshot_info {
+	char how[1400];  /* "copy_file_range", "template database app_pre_upgrade" ... */
+	bool is_file;    /* the snapshot is the file at its path (its size means
+			  * something); else a marker of a copy kept elsewhere */
+};
+
 struct ledger_row {
 	long long version;
 	char *name;
@@ -79,7 +86,7 @@ struct store_ops {
 	/* Optional: lets others write again; also after a crash (recovery). */
 	void (*unhold)(struct store *s);
 	/* Writes a consistent copy to path (final name, crash-safe). */
-	int (*snapshot)(struct store *s, const char *path, const char **how);
+	int (*snapshot)(struct store *s, const char *path, struct snapshot_info *info);
 	/* Replaces the database with the snapshot at path; logs on failure. */
 	int (*restore)(struct store *s, const char *path);
 	/* Optional: builds a new database by fn(), then moves it into place. */

@@ -307,3 +307,12 @@ out:
 	free(buf);
 	return rc;
 }
+
+/* ferry run blocks signals for its supervisor: a docker stop is pending */
+bool stop_requested(void)
+{
+	sigset_t pending;
+
+	return sigpending(&pending) == 0 &&
+	       (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
+}

@@ -22,6 +22,8 @@ int hex_digit(char c);
 bool parse_ll(const char *s, long long min, long long max, long long *out);
 
 double now_seconds(void); /* CLOCK_MONOTONIC */
+/* A SIGTERM or SIGINT waits (ferry run blocks them for the supervisor). */
+bool stop_requested(void);
 
 int write_all(int fd, const void *buf, size_t len);
 int fsync_dir_of(const char *path); /* fsync the directory holding path */
