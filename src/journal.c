@@ -207,71 +207,81 @@ int state_lock(struct state *st, long long timeout)
 	return file_lock(st, timeout);
 }
 
+struct file_wait {
+	struct state *st;
+	int fd;
+	long long timeout;
+	bool waited;
+};
+
+static int file_try(void *arg, char *who, size_t size)
+{
+	struct file_wait *w = arg;
+
+	if (flock(w->fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	if (errno != EWOULDBLOCK && errno != EINTR)
+		return error("cannot lock '%s': %s", w->st->lock_path, strerror(errno));
+	snprintf(who, size, "pid %d", holder_pid(w->fd));
+	return 1;
+}
+
+static void file_waiting(void *arg, const char *who, bool first)
+{
+	struct file_wait *w = arg;
+
+	w->waited = true;
+	if (first)
+		log_info("waiting for another ferry (%s) that holds the migration lock "
+			 "'%s' (up to %lld s)", who, w->st->lock_path, w->timeout);
+	else
+		log_info("still waiting for the migration lock (%s)", who);
+}
+
+static void file_gave_up(void *arg, const char *who, bool stopped)
+{
+	struct file_wait *w = arg;
+
+	if (w->timeout == 0)
+		log_error("another ferry (%s) holds the migration lock '%s'", who,
+			  w->st->lock_path);
+	else if (stopped)
+		log_info("stop requested while waiting for the migration lock");
+	else
+		log_error("gave up waiting for the migration lock '%s' after %lld s "
+			  "([migrations] lock_timeout_seconds): another ferry (%s) is "
+			  "still migrating; try again later", w->st->lock_path, w->timeout,
+			  who);
+}
+
 static int file_lock(struct state *st, long long timeout)
 {
-	double deadline = now_seconds() + (double)timeout, next_log;
-	char pid[32];
-	int fd, n;
+	struct file_wait fw = { .st = st, .timeout = timeout };
+	struct wait w = { .timeout = timeout, .pause = 0.05, .try_once = file_try,
+			  .waiting = file_waiting, .gave_up = file_gave_up, .arg = &fw };
+	char pid[32], *tmp;
+	int n, rc;
 
 	if (state_usable(st) < 0)
 		return -1;
-	fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
+	fw.fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fw.fd < 0)
 		return error("cannot open lock '%s': %s", st->lock_path, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno != EWOULDBLOCK) {
-			error("cannot lock '%s': %s", st->lock_path, strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (timeout == 0) {
-			log_error("another ferry (pid %d) holds the migration lock '%s'",
-				  holder_pid(fd), st->lock_path);
-			close(fd);
-			return 1;
-		}
-		log_info("waiting for another ferry (pid %d) that holds the migration "
-			 "lock '%s' (up to %lld s)", holder_pid(fd), st->lock_path, timeout);
-		next_log = now_seconds() + 10;
-		while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-			if (errno != EWOULDBLOCK && errno != EINTR) {
-				error("cannot lock '%s': %s", st->lock_path, strerror(errno));
-				close(fd);
-				return -1;
-			}
-			if (now_seconds() >= deadline) {
-				log_error("gave up waiting for the migration lock '%s' after "
-					  "%lld s ([migrations] lock_timeout_seconds): another "
-					  "ferry (pid %d) is still migrating; try again later",
-					  st->lock_path, timeout, holder_pid(fd));
-				close(fd);
-				return 1;
-			}
-			if (stop_requested()) {
-				log_info("stop requested while waiting for the migration lock");
-				close(fd);
-				return 1;
-			}
-			if (now_seconds() >= next_log) {
-				log_info("still waiting for the migration lock (pid %d)",
-					 holder_pid(fd));
-				next_log = now_seconds() + 10;
-			}
-			usleep(50000);
-		}
+	rc = wait_for(&w);
+	if (rc) {
+		close(fw.fd);
+		return rc;
+	}
+	if (fw.waited)
 		log_info("got the migration lock");
-	}
 	/* a journal write that a crash cut short, ours to remove now */
-	{
-		char *tmp = xasprintf("%s.tmp", st->journal_path);
-
-		unlink(tmp);
-		free(tmp);
-	}
+	tmp = xasprintf("%s.tmp", st->journal_path);
+	unlink(tmp);
+	free(tmp);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+	if (ftruncate(fw.fd, 0) < 0 || pwrite(fw.fd, pid, (size_t)n, 0) != n)
 		log_debug("cannot record pid in '%s': %s", st->lock_path, strerror(errno));
-	st->lock_fd = fd;
+	st->lock_fd = fw.fd;
 	return 0;
 }
 

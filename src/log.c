@@ -6,6 +6,7 @@
  * every remembered database password taken out.
  */
 #include "log.h"
+#include "json.h"
 #include "redact.h"
 
 #include <errno.h>
@@ -32,72 +33,6 @@ void log_set_fd(int fd)
 	out_fd = fd;
 }
 
-/* Length of the well-formed UTF-8 sequence at s, 0 when none starts there. */
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned cp;
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1fu;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0fu;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07u;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) { /* a NUL is no continuation byte */
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/*
- * One event, one line: a newline or carriage return in a value (a file
- * name, a variable, a URL) must not start a line of its own that looks
- * like another event. Text: \n \r \t and \xNN for other control
- * characters; JSON: its own escapes, and U+FFFD for bytes that are not
- * UTF-8 (a JSON line must be UTF-8). dst holds 6 bytes per source byte.
- */
-static void escape(char *dst, size_t size, const char *src, bool json)
-{
-	size_t n = 0;
-
-	for (const unsigned char *s = (const unsigned char *)src; *s && n + 7 < size;) {
-		unsigned char c = *s;
-		size_t len;
-
-		if (c == '\n' || c == '\r' || c == '\t') {
-			dst[n++] = '\\';
-			dst[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-			s++;
-		} else if (c < 0x20 || c == 0x7f) {
-			n += (size_t)snprintf(dst + n, size - n,
-					      json ? "\\u%04x" : "\\x%02x", c);
-			s++;
-		} else if (json && (c == '"' || c == '\\')) {
-			dst[n++] = '\\';
-			dst[n++] = (char)c;
-			s++;
-		} else if ((len = json ? utf8_len(s) : 1) == 0) {
-			n += (size_t)snprintf(dst + n, size - n, "\\ufffd");
-			s++;
-		} else {
-			memcpy(dst + n, s, len);
-			n += len;
-			s += len;
-		}
-	}
-	dst[n] = '\0';
-}
-
 static void vlog(enum log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 static void vlog(enum log_level level, const char *fmt, va_list ap)
@@ -112,7 +47,7 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 		goto out;
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	redact_text(raw, msg, sizeof(msg));
-	escape(esc, sizeof(esc), msg, out_format == LOG_JSON);
+	escape_line(esc, sizeof(esc), msg, out_format == LOG_JSON);
 	if (out_format == LOG_JSON) {
 		char stamp[32];
 		struct timespec ts;

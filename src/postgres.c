@@ -441,57 +441,84 @@ out:
 	return rc;
 }
 
+struct pg_wait {
+	struct store *s;
+	long long timeout;
+	bool waited;
+};
+
+static int lock_try(void *arg, char *who, size_t size)
+{
+	struct pg_wait *w = arg;
+	struct store *s = w->s;
+	char key[24];
+	const char *params[] = { key };
+	PGresult *r;
+	bool got;
+
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
+	/* autocommit, one statement: the poll holds no snapshot */
+	r = pg_query(s, lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
+	if (!r)
+		return error("cannot take the migration lock: %s", s->err);
+	got = PQgetvalue(r, 0, 0)[0] == 't';
+	PQclear(r);
+	if (!got)
+		lock_holder(s, who, size);
+	return got ? 0 : 1;
+}
+
+static void lock_waiting(void *arg, const char *who, bool first)
+{
+	struct pg_wait *w = arg;
+
+	(void)first;
+	w->waited = true;
+	log_info("waiting for another ferry (%s) that holds the migration lock of "
+		 "database '%s' (up to %lld s)", who, pg_priv(w->s)->dbname, w->timeout);
+}
+
+static void lock_gave_up(void *arg, const char *who, bool stopped)
+{
+	struct pg_wait *w = arg;
+
+	(void)stopped;
+	log_error("gave up waiting for the migration lock of database '%s' after %lld s "
+		  "([migrations] lock_timeout_seconds): another ferry (%s) is still "
+		  "migrating; try again later", pg_priv(w->s)->dbname, w->timeout, who);
+}
+
+/* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
+static void waiter_mark(struct store *s, bool on)
+{
+	char key[24];
+	const char *params[] = { key };
+
+	if (pg_priv(s)->maint)
+		return;
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
+	PQclear(pg_query(s, lock_conn(s), on ? "SELECT pg_advisory_lock_shared($1::bigint)" :
+			 "SELECT pg_advisory_unlock_shared($1::bigint)", 1, params));
+}
+
 static int pg_lock(struct store *s, long long timeout)
 {
-	double deadline = now_seconds() + (double)timeout, next_log = 0;
-	char key[24], holder[256];
-	const char *params[] = { key };
-	bool waited = false;
+	struct pg_wait pw = { .s = s, .timeout = timeout };
+	struct wait w = { .timeout = timeout, .pause = 0.1, .try_once = lock_try,
+			  .waiting = lock_waiting, .gave_up = lock_gave_up, .arg = &pw };
 	PGresult *r;
+	int rc;
 
 	if (maint_connect(s) < 0 || (!pg_priv(s)->maint && pg_open(s) < 0))
 		return -1;
-	/* waiting in the database itself: a mark (key ^ 2) tells pg_hold
-	 * that this session is only a waiting ferry */
-	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
-	if (!pg_priv(s)->maint)
-		PQclear(pg_query(s, lock_conn(s), "SELECT pg_advisory_lock_shared($1::bigint)", 1,
-				 params));
-	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
-	for (;;) {
-		/* autocommit, one statement: the poll holds no snapshot */
-		r = pg_query(s, lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
-		if (!r)
-			return error("cannot take the migration lock: %s", s->err);
-		if (PQgetvalue(r, 0, 0)[0] == 't') {
-			PQclear(r);
-			break;
-		}
-		PQclear(r);
-		if (now_seconds() >= deadline || stop_requested()) {
-			lock_holder(s, holder, sizeof(holder));
-			log_error("gave up waiting for the migration lock of database '%s' "
-				  "after %lld s ([migrations] lock_timeout_seconds): another "
-				  "ferry (%s) is still migrating; try again later",
-				  pg_priv(s)->dbname, timeout, holder);
-			return 1;
-		}
-		if (now_seconds() >= next_log) {
-			lock_holder(s, holder, sizeof(holder));
-			log_info("waiting for another ferry (%s) that holds the migration "
-				 "lock of database '%s' (up to %lld s)", holder,
-				 pg_priv(s)->dbname, timeout);
-			next_log = now_seconds() + 10;
-		}
-		waited = true;
-		usleep(100000);
-	}
+	/* waiting in the database itself: the mark tells pg_hold that this
+	 * session is only a waiting ferry */
+	waiter_mark(s, true);
+	rc = wait_for(&w);
+	if (rc)
+		return rc;
 	pg_priv(s)->locked = true;
-	if (!pg_priv(s)->maint) {
-		snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
-		PQclear(pg_query(s, lock_conn(s), "SELECT pg_advisory_unlock_shared($1::bigint)",
-				 1, params));
-	}
+	waiter_mark(s, false);
 	/* A transaction-pooling proxy hands each statement to some server
 	 * session: the lock would not be ours for long. */
 	r = pg_query(s, lock_conn(s), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
@@ -505,7 +532,7 @@ static int pg_lock(struct store *s, long long timeout)
 			     s->url_redacted);
 	}
 	PQclear(r);
-	if (waited)
+	if (pw.waited)
 		log_info("got the migration lock");
 	if (end_orphans(s) < 0)
 		return -1;
@@ -595,6 +622,93 @@ static int read_only_default(struct store *s, bool on)
 	return rc;
 }
 
+/* every client session but ours and the ferries waiting here */
+static const char other_sessions[] =
+	"SELECT count(*), coalesce(string_agg(DISTINCT coalesce(nullif(application_name, "
+	"''), usename::text, '?'), ', '), ''), coalesce(string_agg(pid::text, ', '), '') "
+	"FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
+	"pg_backend_pid() AND backend_type NOT IN ('autovacuum worker', "
+	"'parallel worker', 'walsender') AND pid NOT IN "
+	"(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+	"objsubid = 1 AND classid = $1::oid AND objid = $2::oid)";
+
+struct others {
+	struct store *s;
+	char count[24], names[256], pids[256];
+};
+
+static int others_try(void *arg, char *who, size_t size)
+{
+	struct others *o = arg;
+	struct store *s = o->s;
+	char hi[24], lo[24];
+	const char *params[] = { hi, lo };
+	PGresult *r;
+
+	mark_params(s, hi, lo, 2);
+	r = pg_query(s, pg_conn(s), other_sessions, 2, params);
+	if (!r)
+		return error("cannot list the sessions on database '%s': %s",
+			     pg_priv(s)->dbname, s->err);
+	snprintf(o->count, sizeof(o->count), "%s", PQgetvalue(r, 0, 0));
+	snprintf(o->names, sizeof(o->names), "%s", PQgetvalue(r, 0, 1));
+	snprintf(o->pids, sizeof(o->pids), "%s", PQgetvalue(r, 0, 2));
+	PQclear(r);
+	snprintf(who, size, "%s", o->names);
+	return strcmp(o->count, "0") ? 1 : 0;
+}
+
+static void others_waiting(void *arg, const char *who, bool first)
+{
+	struct others *o = arg;
+
+	(void)who;
+	(void)first;
+	log_info("waiting up to %lld s for the %s other session(s) on database '%s' "
+		 "(%s; pid %s) to end: new sessions are read-only until the upgrade is "
+		 "over", o->s->lock_timeout, o->count, pg_priv(o->s)->dbname, o->names,
+		 o->pids);
+}
+
+static void others_gave_up(void *arg, const char *who, bool stopped)
+{
+	struct others *o = arg;
+
+	(void)who;
+	(void)stopped;
+	o->s->status = EXIT_TEMPFAIL;
+	error("%s other session(s) are still connected to database '%s' (%s; pid %s): a "
+	      "migration that runs outside a transaction is undone by restoring a "
+	      "snapshot, which would discard what they write; nothing was changed: stop "
+	      "them (the old release?) and start again", o->count, pg_priv(o->s)->dbname,
+	      o->names, o->pids);
+}
+
+/* A role's own default_transaction_read_only would win over the database's. */
+static int no_role_read_only(struct store *s)
+{
+	PGresult *r = pg_query(s, pg_conn(s), "SELECT coalesce(string_agg(DISTINCT "
+			       "r.rolname, ', '), '') FROM pg_db_role_setting d JOIN pg_roles r "
+			       "ON r.oid = d.setrole WHERE d.setdatabase IN (0, (SELECT oid FROM "
+			       "pg_database WHERE datname = current_database())) AND "
+			       "array_to_string(d.setconfig, ',') LIKE "
+			       "'%default\\_transaction\\_read\\_only%'", 0, NULL);
+	int rc = 0;
+
+	if (!r)
+		return error("cannot read the roles' settings: %s", s->err);
+	if (PQgetvalue(r, 0, 0)[0]) {
+		s->status = EXIT_CONFIG;
+		rc = error("role(s) %s set default_transaction_read_only of their own, so "
+			   "their sessions could write while a migration that runs outside a "
+			   "transaction can still be undone (and their writes lost): ALTER "
+			   "ROLE ... RESET default_transaction_read_only; nothing was changed",
+			   PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return rc;
+}
+
 /*
  * A migration outside a transaction is undone by putting a snapshot back,
  * which would discard what others wrote meanwhile. So for that window
@@ -606,44 +720,14 @@ static int read_only_default(struct store *s, bool on)
  */
 static int pg_hold(struct store *s, bool exclusive)
 {
-	/* every client session but ours and the ferries waiting here */
-	static const char others[] =
-		"SELECT count(*), coalesce(string_agg(DISTINCT coalesce(nullif(application_name, "
-		"''), usename::text, '?'), ', '), ''), coalesce(string_agg(pid::text, ', '), '') "
-		"FROM pg_stat_activity WHERE datname = current_database() AND pid <> "
-		"pg_backend_pid() AND backend_type NOT IN ('autovacuum worker', "
-		"'parallel worker', 'walsender') AND pid NOT IN "
-		"(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
-		"objsubid = 1 AND classid = $1::oid AND objid = $2::oid)";
-	char hi[24], lo[24];
-	const char *params[] = { hi, lo };
-	double deadline = now_seconds() + (double)s->lock_timeout, next_log = 0;
-	PGresult *r;
+	struct others o = { .s = s };
+	struct wait w = { .timeout = s->lock_timeout, .pause = 0.2, .try_once = others_try,
+			  .waiting = others_waiting, .gave_up = others_gave_up, .arg = &o };
 
 	if (!exclusive)
 		return 0;
-	if (pg_open(s) < 0)
+	if (pg_open(s) < 0 || no_role_read_only(s) < 0)
 		return -1;
-	mark_params(s, hi, lo, 2);
-	/* a role's own setting would win over the database's */
-	r = pg_query(s, pg_conn(s), "SELECT coalesce(string_agg(DISTINCT r.rolname, ', '), '') "
-		     "FROM pg_db_role_setting d JOIN pg_roles r ON r.oid = d.setrole WHERE "
-		     "d.setdatabase IN (0, (SELECT oid FROM pg_database WHERE datname = "
-		     "current_database())) AND array_to_string(d.setconfig, ',') LIKE "
-		     "'%default\\_transaction\\_read\\_only%'", 0, NULL);
-	if (!r)
-		return error("cannot read the roles' settings: %s", s->err);
-	if (PQgetvalue(r, 0, 0)[0]) {
-		s->status = EXIT_CONFIG;
-		error("role(s) %s set default_transaction_read_only of their own, so their "
-		      "sessions could write while a migration that runs outside a "
-		      "transaction can still be undone (and their writes lost): ALTER ROLE "
-		      "... RESET default_transaction_read_only; nothing was changed",
-		      PQgetvalue(r, 0, 0));
-		PQclear(r);
-		return -1;
-	}
-	PQclear(r);
 	if (read_only_default(s, true) < 0) {
 		s->status = EXIT_NOPERM;
 		return error("cannot keep writers out of database '%s' for the upgrade "
@@ -653,36 +737,7 @@ static int pg_hold(struct store *s, bool exclusive)
 			     "database; nothing was changed", pg_priv(s)->dbname, s->err);
 	}
 	pg_priv(s)->held = true;
-	for (;;) {
-		r = pg_query(s, pg_conn(s), others, 2, params);
-		if (!r)
-			return error("cannot list the sessions on database '%s': %s",
-				     pg_priv(s)->dbname, s->err);
-		if (!strcmp(PQgetvalue(r, 0, 0), "0"))
-			break;
-		if (now_seconds() >= deadline || stop_requested()) {
-			s->status = EXIT_TEMPFAIL;
-			error("%s other session(s) are still connected to database '%s' (%s; "
-			      "pid %s): a migration that runs outside a transaction is undone "
-			      "by restoring a snapshot, which would discard what they write; "
-			      "nothing was changed: stop them (the old release?) and start "
-			      "again", PQgetvalue(r, 0, 0), pg_priv(s)->dbname,
-			      PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
-			PQclear(r);
-			return -1;
-		}
-		if (now_seconds() >= next_log) {
-			log_info("waiting up to %lld s for the %s other session(s) on database "
-				 "'%s' (%s; pid %s) to end: new sessions are read-only until the "
-				 "upgrade is over", s->lock_timeout, PQgetvalue(r, 0, 0),
-				 pg_priv(s)->dbname, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
-			next_log = now_seconds() + 10;
-		}
-		PQclear(r);
-		usleep(200000);
-	}
-	PQclear(r);
-	return 0;
+	return wait_for(&w) == 0 ? 0 : -1;
 }
 
 /* Writers are welcome again; after a crash too (recovery calls it). */

@@ -268,28 +268,38 @@ static bool is_wal(struct store *s)
  * locking_mode EXCLUSIVE by us must be open in no other process: wait for
  * them to close it, up to the lock timeout. -1 logged, status 75.
  */
+static int alone_try(void *arg, char *who, size_t size)
+{
+	return shm_in_use(arg, who, size) ? 1 : 0;
+}
+
+static void alone_waiting(void *arg, const char *who, bool first)
+{
+	struct store *s = arg;
+
+	(void)first;
+	log_info("waiting up to %lld s for %s to close '%s': a migration that runs "
+		 "outside a transaction needs the database to itself", s->lock_timeout,
+		 who, s->path);
+}
+
+static void alone_gave_up(void *arg, const char *who, bool stopped)
+{
+	struct store *s = arg;
+
+	(void)stopped;
+	s->status = EXIT_TEMPFAIL;
+	error("'%s' is still open in %s: a migration that runs outside a transaction "
+	      "needs the database to itself; nothing was changed: stop the other "
+	      "process (the old release?) and start again", s->path, who);
+}
+
 static int wait_alone(struct store *s)
 {
-	double deadline = now_seconds() + (double)s->lock_timeout, next_log = 0;
-	char who[96];
+	struct wait w = { .timeout = s->lock_timeout, .pause = 0.1, .try_once = alone_try,
+			  .waiting = alone_waiting, .gave_up = alone_gave_up, .arg = s };
 
-	while (shm_in_use(s, who, sizeof(who))) {
-		if (now_seconds() >= deadline || stop_requested()) {
-			s->status = EXIT_TEMPFAIL;
-			return error("'%s' is still open in %s: a migration that runs outside "
-				     "a transaction needs the database to itself; nothing was "
-				     "changed: stop the other process (the old release?) and "
-				     "start again", s->path, who);
-		}
-		if (now_seconds() >= next_log) {
-			log_info("waiting up to %lld s for %s to close '%s': a migration "
-				 "that runs outside a transaction needs the database to itself",
-				 s->lock_timeout, who, s->path);
-			next_log = now_seconds() + 10;
-		}
-		usleep(100000);
-	}
-	return 0;
+	return wait_for(&w) == 0 ? 0 : -1;
 }
 
 static bool wal_checkpointed(struct store *s);

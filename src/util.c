@@ -316,3 +316,27 @@ bool stop_requested(void)
 	return sigpending(&pending) == 0 &&
 	       (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
 }
+
+int wait_for(const struct wait *w)
+{
+	double deadline = now_seconds() + (double)w->timeout, next_log = 0;
+	char who[512] = "";
+	bool first = true;
+	int rc;
+
+	while ((rc = w->try_once(w->arg, who, sizeof(who))) == 1) {
+		bool stopped = stop_requested();
+
+		if (w->timeout == 0 || now_seconds() >= deadline || stopped) {
+			w->gave_up(w->arg, who, stopped);
+			return 1;
+		}
+		if (now_seconds() >= next_log) {
+			w->waiting(w->arg, who, first);
+			first = false;
+			next_log = now_seconds() + 10;
+		}
+		usleep((useconds_t)(w->pause * 1e6));
+	}
+	return rc;
+}

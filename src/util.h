@@ -25,6 +25,27 @@ double now_seconds(void); /* CLOCK_MONOTONIC */
 /* A SIGTERM or SIGINT waits (ferry run blocks them for the supervisor). */
 bool stop_requested(void);
 
+/*
+ * The one way ferry waits for what another process holds (a lock, the
+ * database to itself): try, pause, try again until timeout seconds have
+ * passed or a stop is requested; say so when the wait starts and every
+ * 10 s.
+ */
+struct wait {
+	long long timeout; /* seconds; 0: a single try */
+	double pause;      /* seconds between tries */
+	/* 0: got it; 1: still held (who says by whom, for the log); -1: failed
+	 * (logged) */
+	int (*try_once)(void *arg, char *who, size_t size);
+	/* first: the wait starts now, else it goes on */
+	void (*waiting)(void *arg, const char *who, bool first);
+	/* the last word: timed out (or timeout 0), or stopped */
+	void (*gave_up)(void *arg, const char *who, bool stopped);
+	void *arg;
+};
+/* 0 got it; 1 gave up (logged by gave_up); -1 error (logged) */
+int wait_for(const struct wait *w);
+
 int write_all(int fd, const void *buf, size_t len);
 int fsync_dir_of(const char *path); /* fsync the directory holding path */
 int fsync_path(const char *path);
