@@ -1,0 +1,50 @@
+/*
+ * sqlite: the SQLite backend, cut in two: sqlite.c (the connection, the
+ * upgrade's hold, the ledger, migrations, the ops table) and sqsnapshot.c
+ * (snapshots, restores, new databases). This header is what they share;
+ * the rest of ferry sees only sqlite_ops in store.h.
+ */
+#ifndef FERRY_SQLITE_H
+#define FERRY_SQLITE_H
+
+#include "store.h"
+
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * Closing ANY descriptor of a file drops every POSIX lock the process holds
+ * on it, SQLite's included. So the descriptors the snapshot reads the live
+ * database through, and the one that probes its -shm, stay open until
+ * SQLite's connection is closed.
+ */
+struct sq {
+	int live_fd;
+	int shm_fd;
+	bool held;      /* the upgrade's write transaction is open */
+	bool exclusive; /* locking_mode EXCLUSIVE: the lock outlives commits */
+};
+
+static inline sqlite3 *handle(struct store *s)
+{
+	return s->db;
+}
+
+struct sq *sq_priv(struct store *s);
+/* Opens path as s->db with ferry's busy timeout; -1 logged. */
+int sq_open_handle(struct store *s, const char *path, int flags);
+void sq_close(struct store *s);
+/* The upgrade's lock (see sqlite.c); -1 logged, status 75 when busy. */
+int sq_hold(struct store *s, bool exclusive);
+int sq_settle(struct store *s, bool commit);
+/* PRAGMA quick_check of this connection; msg gets what it found. */
+int sq_quick_check(struct store *s, char *msg, size_t size);
+
+int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info);
+int sq_restore(struct store *s, const char *snap);
+bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
+void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size);
+int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg);
+
+#endif
