@@ -7,34 +7,34 @@
 #include "exits.h"
 #include "log.h"
 #include "pid1.h"
-#include "upgrade.h"
+#include "commands.h"
+#include "session.h"
 #include "util.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#ifndef FERRY_VERSION
-#define FERRY_VERSION "0.1.0"
-#endif
-
 struct opts {
 	const char *config_file;
 	const char *database_url;
 	const char *migrations_dir;
 	int verbosity; /* -q: -1, -v: +1 */
-	bool dry_run, json;
-	char **rest; /* run: the server command */
+	struct cmd_args args;
 };
 
+/*
+ * Adding a command is a cmd_NAME.c and a row here: the session flags say
+ * what it needs opened (session.h), the others what it takes.
+ */
 struct command {
 	const char *name;
-	int (*fn)(struct config *c, struct opts *o);
-	unsigned flags;
+	int (*fn)(struct session *s, const struct cmd_args *a);
+	unsigned takes;   /* TAKES_* */
+	unsigned session; /* session.h's NEED_* flags, 0: configuration only */
 	const char *usage;
 	const char *help;
 };
@@ -43,40 +43,37 @@ enum {
 	TAKES_COMMAND = 1 << 0, /* everything after the options is argv */
 	TAKES_DRY_RUN = 1 << 1,
 	TAKES_JSON = 1 << 2,
-	NO_CONFIG = 1 << 3, /* works even when the config is broken */
+	NO_CONFIG = 1 << 3,     /* works even when the config is broken */
+	NEEDS_ARGV = 1 << 4,    /* at least one word of argv */
+	SUPERVISES = 1 << 5,    /* signals wait for the supervisor from the start */
 };
 
-static int cmd_run(struct config *c, struct opts *o);
-static int cmd_migrate(struct config *c, struct opts *o);
-static int cmd_status(struct config *c, struct opts *o);
-static int cmd_snapshot(struct config *c, struct opts *o);
-static int cmd_rollback(struct config *c, struct opts *o);
-static int cmd_cleanup(struct config *c, struct opts *o);
-static int cmd_version(struct config *c, struct opts *o);
-static int cmd_help(struct config *c, struct opts *o);
+static int cmd_help(struct session *s, const struct cmd_args *a);
 
 static const struct command commands[] = {
-	{ "run", cmd_run, TAKES_COMMAND, "run [--] COMMAND [ARG...]",
+	{ "run", cmd_run, TAKES_COMMAND | NEEDS_ARGV | SUPERVISES, NEED_MIGRATIONS,
+	  "run [--] COMMAND [ARG...]",
 	  "Prepare the database, then run and supervise COMMAND.\n"
 	  "The database is brought to the image's schema version first; then ferry\n"
 	  "runs COMMAND as its supervisor: signals forwarded, zombies reaped, its\n"
 	  "exit status passed out (128+N when killed by signal N)." },
-	{ "migrate", cmd_migrate, TAKES_DRY_RUN, "migrate [--dry-run]",
+	{ "migrate", cmd_migrate, TAKES_DRY_RUN, NEED_DATABASE | NEED_MIGRATIONS,
+	  "migrate [--dry-run]",
 	  "Prepare the database only, then exit.\n"
 	  "With --dry-run print the plan and change nothing." },
-	{ "status", cmd_status, TAKES_JSON, "status [--json]",
+	{ "status", cmd_status, TAKES_JSON, NEED_DATABASE | NEED_MIGRATIONS, "status [--json]",
 	  "Show the schema versions and what an upgrade would do.\n"
 	  "Database and image versions, pending, unknown and dirty migrations,\n"
 	  "the snapshot and the journal state." },
-	{ "snapshot", cmd_snapshot, 0, "snapshot",
+	{ "snapshot", cmd_snapshot, 0, NEED_DATABASE, "snapshot",
 	  "Take a snapshot of the database now (<db>.pre-upgrade)." },
-	{ "rollback", cmd_rollback, 0, "rollback",
+	{ "rollback", cmd_rollback, 0, NEED_DATABASE, "rollback",
 	  "Restore the database from the latest pre-upgrade snapshot." },
-	{ "cleanup", cmd_cleanup, 0, "cleanup",
+	{ "cleanup", cmd_cleanup, 0, NEED_DATABASE | TAKE_LOCK | NO_UNFINISHED, "cleanup",
 	  "Delete snapshots and leftovers of finished upgrades." },
-	{ "version", cmd_version, 0, "version",
+	{ "version", cmd_version, 0, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
-	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, "help [COMMAND]",
+	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, 0, "help [COMMAND]",
 	  "Show help for ferry or one command." },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -212,11 +209,87 @@ static int setup_config(struct config *c, struct opts *o)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The command's own options, after its name; 0 or the exit status. */
+static int parse_command_args(const struct command *cmd, int argc, char **argv, int i,
+			      struct opts *o, bool *done)
+{
+	int t;
+
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (cmd->takes & TAKES_COMMAND && !strcmp(a, "--")) {
+			i++;
+			break;
+		}
+		if (a[0] != '-' || !a[1])
+			break;
+		if (is_help(a)) {
+			print_command_help(cmd);
+			*done = true;
+			return fflush(stdout) ? EXIT_CANTCREAT : 0;
+		}
+		if (cmd->takes & TAKES_DRY_RUN && !strcmp(a, "--dry-run")) {
+			o->args.dry_run = true;
+			continue;
+		}
+		if (cmd->takes & TAKES_JSON && !strcmp(a, "--json")) {
+			o->args.json = true;
+			continue;
+		}
+		t = take_global(argc, argv, &i, o);
+		if (t < 0)
+			return EXIT_USAGE;
+		if (t == 0) /* never echo a value: it may hold a password */
+			return usage_error("unknown option '%.*s'", (int)strcspn(a, "="), a);
+	}
+	if (i < argc && !(cmd->takes & TAKES_COMMAND))
+		return usage_error("unexpected argument '%s'", argv[i]);
+	o->args.rest = argv + i;
+	if (cmd->takes & NEEDS_ARGV && !o->args.rest[0])
+		return usage_error("%s needs a COMMAND to supervise", cmd->name);
+	return 0;
+}
+
+/*
+ * git's run_builtin: the setup the command's flags ask for, the command,
+ * then a check that stdout really reached its destination (ENOSPC on a
+ * full disk must not be a silent success).
+ */
+static int run_command(const struct command *cmd, struct opts *o)
 {
 	struct config cfg;
+	struct session s;
+	int rc;
+
+	config_defaults(&cfg);
+	memset(&s, 0, sizeof(s));
+	if (!(cmd->takes & NO_CONFIG) && setup_config(&cfg, o) < 0) {
+		rc = EXIT_CONFIG;
+		goto out;
+	}
+	/* from here on signals wait for the supervisor, none is lost */
+	if (cmd->takes & SUPERVISES)
+		pid1_block_signals();
+	rc = session_open(&s, &cfg, cmd->session);
+	if (rc == 0)
+		rc = cmd->fn(&s, &o->args);
+	session_close(&s);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		log_error("cannot write output: %s", strerror(errno));
+		if (rc == 0)
+			rc = EXIT_CANTCREAT;
+	}
+out:
+	config_release(&cfg);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
 	struct opts o = { 0 };
 	const struct command *cmd;
+	bool done = false;
 	int i = 1, rc, t;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -242,150 +315,26 @@ int main(int argc, char **argv)
 	cmd = find_command(argv[i]);
 	if (!cmd)
 		return usage_error("unknown command '%s'", argv[i]);
-	for (i++; i < argc; i++) {
-		const char *a = argv[i];
-
-		if (cmd->flags & TAKES_COMMAND && !strcmp(a, "--")) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || !a[1])
-			break;
-		if (is_help(a)) {
-			print_command_help(cmd);
-			return fflush(stdout) ? EXIT_CANTCREAT : 0;
-		}
-		if (cmd->flags & TAKES_DRY_RUN && !strcmp(a, "--dry-run")) {
-			o.dry_run = true;
-			continue;
-		}
-		if (cmd->flags & TAKES_JSON && !strcmp(a, "--json")) {
-			o.json = true;
-			continue;
-		}
-		t = take_global(argc, argv, &i, &o);
-		if (t < 0)
-			return EXIT_USAGE;
-		if (t == 0) /* never echo a value: it may hold a password */
-			return usage_error("unknown option '%.*s'", (int)strcspn(a, "="), a);
-	}
-	if (i < argc && !(cmd->flags & TAKES_COMMAND))
-		return usage_error("unexpected argument '%s'", argv[i]);
-	o.rest = argv + i;
-
-	config_defaults(&cfg);
-	if (!(cmd->flags & NO_CONFIG) && setup_config(&cfg, &o) < 0) {
-		rc = EXIT_CONFIG;
-		goto out;
-	}
-	rc = cmd->fn(&cfg, &o);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		log_error("cannot write output: %s", strerror(errno));
-		if (rc == 0)
-			rc = EXIT_CANTCREAT;
-	}
-out:
-	config_release(&cfg);
-	return rc;
+	rc = parse_command_args(cmd, argc, argv, i + 1, &o, &done);
+	if (rc || done)
+		return rc;
+	return run_command(cmd, &o);
 }
 
-static int cmd_run(struct config *c, struct opts *o)
-{
-	struct run_opts ro = {
-		.user = c->run_user,
-		.grace_seconds = (int)c->grace_seconds,
-		.signal_group = c->signal_group,
-		.exec = c->exec,
-		.exit_zero = c->exit_zero,
-	};
-	sigset_t pending;
-	int rc;
-
-	if (!o->rest[0])
-		return usage_error("%s", "run needs a COMMAND to supervise");
-	/* From here on signals wait for the supervisor, none is lost. */
-	pid1_block_signals();
-	if (c->database_url) {
-		rc = upgrade_prepare(c, false, true);
-		if (rc != 0)
-			return rc;
-	} else {
-		log_info("no database configured ([database] url, DATABASE_URL): "
-			 "starting without a schema check");
-	}
-	/* A stop request that came during the upgrade: do not start the server. */
-	if (sigpending(&pending) == 0 &&
-	    (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))) {
-		log_info("stop requested during preparation: not starting '%s'",
-			 o->rest[0]);
-		return 128 + (sigismember(&pending, SIGTERM) ? SIGTERM : SIGINT);
-	}
-	return pid1_run(&ro, o->rest);
-}
-
-static int need_database(const struct config *c)
-{
-	if (c->database_url)
-		return 0;
-	log_error("no database configured: set [database] url, DATABASE_URL or "
-		  "--database-url");
-	return EXIT_CONFIG;
-}
-
-static int cmd_migrate(struct config *c, struct opts *o)
-{
-	return need_database(c) ?: upgrade_prepare(c, o->dry_run, false);
-}
-
-static int cmd_status(struct config *c, struct opts *o)
-{
-	return need_database(c) ?: upgrade_status(c, o->json);
-}
-
-static int cmd_snapshot(struct config *c, struct opts *o)
-{
-	(void)o;
-	return need_database(c) ?: upgrade_snapshot(c);
-}
-
-static int cmd_rollback(struct config *c, struct opts *o)
-{
-	(void)o;
-	return need_database(c) ?: upgrade_rollback(c);
-}
-
-static int cmd_cleanup(struct config *c, struct opts *o)
-{
-	(void)o;
-	return need_database(c) ?: upgrade_cleanup(c);
-}
-
-static int cmd_version(struct config *c, struct opts *o)
-{
-	(void)o;
-	printf("ferry %s\n", FERRY_VERSION);
-#ifdef FERRY_BUILD_INFO
-	/* the static build's libraries and their Debian source versions */
-	printf("%s\n", FERRY_BUILD_INFO);
-#endif
-	upgrade_print_versions(c);
-	return 0;
-}
-
-static int cmd_help(struct config *c, struct opts *o)
+static int cmd_help(struct session *s, const struct cmd_args *a)
 {
 	const struct command *cmd;
 
-	(void)c;
-	if (!o->rest[0]) {
+	(void)s;
+	if (!a->rest[0]) {
 		print_usage(stdout);
 		return 0;
 	}
-	cmd = find_command(o->rest[0]);
+	cmd = find_command(a->rest[0]);
 	if (!cmd)
-		return usage_error("unknown command '%s'", o->rest[0]);
-	if (o->rest[1])
-		return usage_error("unexpected argument '%s'", o->rest[1]);
+		return usage_error("unknown command '%s'", a->rest[0]);
+	if (a->rest[1])
+		return usage_error("unexpected argument '%s'", a->rest[1]);
 	print_command_help(cmd);
 	return 0;
 }

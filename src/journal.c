@@ -21,14 +21,37 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *const phase_names[] = {
-	"none", "snapshotting", "snapshotted", "migrating",
-	"verifying", "restoring", "done",
+#define TO(p) (1u << (p))
+
+/* Each phase's name in the journal file and the phases it may move to (see
+ * journal.h for what each means and what recovery does in it). */
+static const struct {
+	const char *name;
+	unsigned next;
+} phases[PHASE_COUNT] = {
+	[PHASE_NONE] = { "none", TO(PHASE_SNAPSHOTTING) | TO(PHASE_RESTORING) },
+	[PHASE_SNAPSHOTTING] = { "snapshotting", TO(PHASE_SNAPSHOTTED) },
+	[PHASE_SNAPSHOTTED] = { "snapshotted", TO(PHASE_MIGRATING) },
+	[PHASE_MIGRATING] = { "migrating", TO(PHASE_VERIFYING) | TO(PHASE_RESTORING) },
+	[PHASE_VERIFYING] = { "verifying", TO(PHASE_DONE) | TO(PHASE_RESTORING) },
+	[PHASE_DONE] = { "done", TO(PHASE_APPLIED) | TO(PHASE_RESTORING) },
+	[PHASE_APPLIED] = { "applied", TO(PHASE_RESTORING) },
+	[PHASE_RESTORING] = { "restoring", TO(PHASE_RESTORING) },
+};
+
+static const char *const kind_names[KIND_COUNT] = {
+	[KIND_UPGRADE] = "upgrade",
+	[KIND_ROLLBACK] = "rollback",
 };
 
 const char *phase_name(enum phase p)
 {
-	return phase_names[p];
+	return phases[p].name;
+}
+
+const char *kind_name(enum journal_kind k)
+{
+	return kind_names[k];
 }
 
 void state_init(struct state *st, const char *dir, struct store *store)
@@ -51,6 +74,7 @@ void state_release(struct state *st)
 static void parse(const char *text, struct journal *j)
 {
 	char line[PATH_MAX + 64];
+	bool have_kind = false;
 
 	while (*text) {
 		size_t len = strcspn(text, "\n");
@@ -64,9 +88,13 @@ static void parse(const char *text, struct journal *j)
 		*eq = '\0';
 		v = eq + 1;
 		if (!strcmp(line, "phase")) {
-			for (size_t i = 0; i < sizeof(phase_names) / sizeof(phase_names[0]); i++)
-				if (!strcmp(v, phase_names[i]))
+			for (int i = 0; i < PHASE_COUNT; i++)
+				if (!strcmp(v, phases[i].name))
 					j->phase = (enum phase)i;
+		} else if (!strcmp(line, "kind")) {
+			for (int i = 0; i < KIND_COUNT; i++)
+				if (!strcmp(v, kind_names[i]))
+					j->kind = (enum journal_kind)i, have_kind = true;
 		} else if (!strcmp(line, "from")) {
 			parse_ll(v, 0, 999999999999999999LL, &j->from);
 		} else if (!strcmp(line, "to")) {
@@ -75,6 +103,9 @@ static void parse(const char *text, struct journal *j)
 			snprintf(j->snapshot, sizeof(j->snapshot), "%s", v);
 		}
 	}
+	/* written before kinds existed: a rollback's from and to were equal */
+	if (!have_kind && j->from == j->to)
+		j->kind = KIND_ROLLBACK;
 }
 
 /* "cannot read the journal in the state directory '/data/.ferry' as user
@@ -150,14 +181,18 @@ int journal_status(int rc)
 	return rc == -2 ? EXIT_DATA : EXIT_CANTCREAT;
 }
 
-int journal_write(const struct state *st, const struct journal *j)
+int journal_write(const struct state *st, struct journal *j, enum phase phase)
 {
 	char buf[PATH_MAX + 256], point[64];
 	int n;
 
-	n = snprintf(buf, sizeof(buf), "phase=%s\nfrom=%lld\nto=%lld\nsnapshot=%s\npid=%d\ntime=%lld\n",
-		     phase_names[j->phase], j->from, j->to, j->snapshot, (int)getpid(),
-		     (long long)time(NULL));
+	if (!(phases[j->phase].next & TO(phase)))
+		return error("internal error: the journal cannot go from %s to %s",
+			     phase_name(j->phase), phase_name(phase));
+	j->phase = phase;
+	n = snprintf(buf, sizeof(buf), "kind=%s\nphase=%s\nfrom=%lld\nto=%lld\nsnapshot=%s\n"
+		     "pid=%d\ntime=%lld\n", kind_names[j->kind], phase_name(j->phase),
+		     j->from, j->to, j->snapshot, (int)getpid(), (long long)time(NULL));
 	if (st->store && st->store->ops->journal_save) {
 		if (st->store->ops->journal_save(st->store, buf) < 0)
 			return -1;
@@ -165,7 +200,7 @@ int journal_write(const struct state *st, const struct journal *j)
 		   write_file_atomic(st->journal_path, buf, (size_t)n, 0600) < 0) {
 		return -1;
 	}
-	snprintf(point, sizeof(point), "journal:%s", phase_names[j->phase]);
+	snprintf(point, sizeof(point), "journal:%s", phase_name(j->phase));
 	crash_point(point);
 	return 0;
 }

@@ -11,17 +11,50 @@
 #include <limits.h>
 #include <stdbool.h>
 
+/*
+ * The phases, in the order an upgrade goes through them, and what the next
+ * boot does when it finds the journal in each (upgrade.c's recovery):
+ *
+ *   none          no journal: nothing was interrupted.
+ *   snapshotting  the snapshot was being written; the database is
+ *                 untouched: the partial snapshot is removed.
+ *   snapshotted   the snapshot is durable; the database is untouched:
+ *                 nothing to undo.
+ *   migrating     migrations were running: the ledger says where the
+ *                 database stands; exactly at `from`: nothing to undo;
+ *                 otherwise the snapshot goes back.
+ *   verifying     the same as migrating.
+ *   done          verified, the commit was under way: at `to` the upgrade
+ *                 is kept, at `from` nothing to undo, else restore.
+ *   applied       committed, but not yet accepted (a health gate is still
+ *                 to say yes): restore, unless nothing was committed.
+ *   restoring     the snapshot was going back: it is put back again.
+ *
+ * A rollback (`ferry rollback`) goes from none straight to restoring.
+ * Each phase is durable before the work it names starts; the legal
+ * transitions are journal.c's table, and journal_write refuses others.
+ */
 enum phase {
 	PHASE_NONE,
-	PHASE_SNAPSHOTTING, /* writing the snapshot: database untouched */
-	PHASE_SNAPSHOTTED,  /* snapshot durable: database untouched */
-	PHASE_MIGRATING,    /* database may be changed: restore to undo */
+	PHASE_SNAPSHOTTING,
+	PHASE_SNAPSHOTTED,
+	PHASE_MIGRATING,
 	PHASE_VERIFYING,
-	PHASE_RESTORING,    /* putting the snapshot back */
+	PHASE_RESTORING,
 	PHASE_DONE,
+	PHASE_APPLIED,
+	PHASE_COUNT
+};
+
+/* What the journalled work is: its phases are the same table. */
+enum journal_kind {
+	KIND_UPGRADE,  /* an upgrade of the schema from `from` to `to` */
+	KIND_ROLLBACK, /* ferry rollback: the snapshot put back by hand */
+	KIND_COUNT
 };
 
 struct journal {
+	enum journal_kind kind;
 	enum phase phase;
 	long long from, to;
 	char snapshot[PATH_MAX];
@@ -44,9 +77,12 @@ void state_release(struct state *st);
 int journal_read(const struct state *st, struct journal *j);
 /* the exit status for journal_read's -1 or -2 */
 int journal_status(int rc);
-int journal_write(const struct state *st, const struct journal *j);
+/* Moves j to phase (durable before it returns); an illegal transition is a
+ * bug, refused with -1 like a failed write. */
+int journal_write(const struct state *st, struct journal *j, enum phase phase);
 int journal_clear(const struct state *st);
 const char *phase_name(enum phase p);
+const char *kind_name(enum journal_kind k);
 
 /*
  * Takes the migrator lock, waiting up to timeout seconds (0: do not wait).

@@ -192,3 +192,19 @@ int snapshot_remove_all(const struct config *c, const struct store *s)
 	}
 	return removed;
 }
+
+void snapshot_discard_partial(struct store *s, const char *path)
+{
+	/* the backend's temp name, and with [snapshot] keep > 1 the new one
+	 * that had not moved to its place yet (and its temp name) */
+	static const char *const suffixes[] = { ".tmp", ".new", ".new.tmp" };
+
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char *p = xasprintf("%s%s", path, suffixes[i]);
+
+		unlink(p);
+		free(p);
+	}
+	if (s->ops->remove_partial)
+		s->ops->remove_partial(s, path);
+}

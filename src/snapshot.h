@@ -20,6 +20,8 @@ char *snapshot_path(const struct config *c, const struct store *s, int index);
  */
 int snapshot_take(const struct config *c, struct store *s, long long version,
 		  bool undo_room);
+/* Removes what a snapshot to path that was cut short left behind. */
+void snapshot_discard_partial(struct store *s, const char *path);
 /* Removes every snapshot and leftover temp file; returns how many. */
 int snapshot_remove_all(const struct config *c, const struct store *s);
 

@@ -718,6 +718,34 @@ static const char *sq_location(struct store *s)
 	return s->path;
 }
 
+/* The backup API's rollback journal, when a snapshot was copying through it */
+static void sq_remove_partial(struct store *s, const char *path)
+{
+	static const char *const suffixes[] = { ".tmp-journal", ".new.tmp-journal" };
+
+	(void)s;
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		char *p = xasprintf("%s%s", path, suffixes[i]);
+
+		unlink(p);
+		free(p);
+	}
+}
+
+/* What a crashed create or restore left under its temp name. */
+static void sq_cleanup(struct store *s)
+{
+	static const char *const leftovers[] = { ".ferry-new", ".ferry-restore" };
+
+	for (size_t i = 0; i < sizeof(leftovers) / sizeof(leftovers[0]); i++) {
+		char *p = xasprintf("%s%s", s->path, leftovers[i]);
+
+		if (unlink(p) == 0)
+			log_info("removed leftover %s", p);
+		free(p);
+	}
+}
+
 const struct store_ops sqlite_ops = {
 	.engine = "sqlite",
 	.exists = sq_exists,
@@ -738,4 +766,6 @@ const struct store_ops sqlite_ops = {
 	.create = sq_create,
 	.size = sq_size,
 	.location = sq_location,
+	.cleanup = sq_cleanup,
+	.remove_partial = sq_remove_partial,
 };

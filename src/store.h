@@ -105,8 +105,12 @@ struct store_ops {
 	/* Optional journal storage: the text of the journal, "" for none */
 	int (*journal_load)(struct store *s, char *buf, size_t size);
 	int (*journal_save)(struct store *s, const char *text); /* NULL: clear */
-	/* Optional: removes snapshots the backend keeps outside files */
+	/* Optional: removes snapshots the backend keeps outside files, and
+	 * leftovers of its own (temp names of a create or a restore) */
 	void (*cleanup)(struct store *s);
+	/* Optional: removes what an interrupted snapshot to path left beside
+	 * it, other than path.tmp (which every backend writes first) */
+	void (*remove_partial)(struct store *s, const char *path);
 };
 
 struct store {

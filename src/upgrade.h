@@ -1,21 +1,25 @@
 /*
- * upgrade: the boot sequence of DESIGN.md, and the database commands built
- * on the same pieces. Each function returns ferry's exit status.
+ * upgrade: the boot sequence of DESIGN.md as one state machine: fast
+ * path, lock, recovery of an unfinished upgrade, plan, then one strategy
+ * of the table (create, one transaction, in place with a snapshot), each
+ * step journalled so a crash anywhere is finished or undone next time.
+ * Each function returns ferry's exit status.
  */
 #ifndef FERRY_UPGRADE_H
 #define FERRY_UPGRADE_H
 
 #include <stdbool.h>
 
-struct config;
+struct session;
 
-/* for_run: honour [migrations] auto_upgrade (ferry run); dry_run: plan only */
-int upgrade_prepare(const struct config *c, bool dry_run, bool for_run);
-int upgrade_status(const struct config *c, bool json);
-int upgrade_snapshot(const struct config *c);
-int upgrade_rollback(const struct config *c);
-int upgrade_cleanup(const struct config *c);
-/* Prints "image schema: N" / "database schema: N" lines as far as known. */
-void upgrade_print_versions(const struct config *c);
+/* ferry run and ferry migrate: bring the database to the image's version.
+ * for_run: honour [migrations] auto_upgrade. */
+int upgrade_boot(struct session *s, bool for_run);
+/* Finishes or undoes what an earlier boot left in the journal. */
+int upgrade_recover(struct session *s);
+/* ferry rollback: puts the snapshot at path back, journalled. */
+int upgrade_rollback(struct session *s, const char *path);
+/* What an upgrade of s->plan would refuse before its first write (65). */
+int upgrade_check_pending(struct session *s);
 
 #endif

@@ -1,0 +1,26 @@
+/* ferry snapshot: a snapshot of the database now, as an upgrade takes it. */
+#include "commands.h"
+#include "exits.h"
+#include "log.h"
+#include "session.h"
+#include "snapshot.h"
+
+int cmd_snapshot(struct session *s, const struct cmd_args *a)
+{
+	int rc;
+
+	(void)a;
+	if (!s->db_exists) {
+		log_error("no database at '%s' to snapshot", s->store.path);
+		return EXIT_DATA;
+	}
+	rc = session_lock(s, 0);
+	if (rc == 0)
+		rc = session_check_finished(s);
+	if (rc)
+		return rc;
+	if (s->store.ops->open(&s->store) < 0 ||
+	    s->store.ops->read_ledger(&s->store, &s->ledger) < 0)
+		return EXIT_DATA;
+	return snapshot_take(s->c, &s->store, session_ledger_top(s), false);
+}

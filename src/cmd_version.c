@@ -1,0 +1,52 @@
+/*
+ * ferry version: ferry's own version (and the static build's libraries),
+ * then the schema versions of image and database as far as they can be
+ * known: a missing database or migrations directory is no error here.
+ */
+#include "commands.h"
+#include "session.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "0.1.0"
+#endif
+
+static void print_schema_versions(const struct config *c)
+{
+	struct session s;
+	struct stat st;
+
+	if (stat(c->migrations_dir, &st) < 0)
+		return;
+	if (!c->database_url) {
+		struct migration_set set;
+
+		if (migrations_load(&set, c->migrations_dir) == 0)
+			printf("image schema version: %lld\n", migrations_latest(&set));
+		migrations_release(&set);
+		return;
+	}
+	if (session_open(&s, c, NEED_DATABASE | NEED_MIGRATIONS) == 0) {
+		printf("image schema version: %lld\n", s.c->target_version ?
+		       s.c->target_version : migrations_latest(&s.set));
+		if (s.db_exists && session_read_plan(&s) == 0)
+			printf("database schema version: %lld\n", s.plan.db_version);
+		else if (!s.db_exists)
+			printf("database schema version: none (not created yet)\n");
+	}
+	session_close(&s);
+}
+
+int cmd_version(struct session *s, const struct cmd_args *a)
+{
+	(void)a;
+	printf("ferry %s\n", FERRY_VERSION);
+#ifdef FERRY_BUILD_INFO
+	/* the static build's libraries and their Debian source versions */
+	printf("%s\n", FERRY_BUILD_INFO);
+#endif
+	print_schema_versions(s->c);
+	return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * commands: one function per subcommand, each in its own cmd_NAME.c, all
+ * registered in cli.c's table with the session flags they need. cli.c has
+ * already opened what the flags ask for when a command runs.
+ */
+#ifndef FERRY_COMMANDS_H
+#define FERRY_COMMANDS_H
+
+#include <stdbool.h>
+
+struct session;
+
+struct cmd_args {
+	bool dry_run, json;
+	char **rest; /* run: the server command; help: the command asked about */
+};
+
+int cmd_run(struct session *s, const struct cmd_args *a);
+int cmd_migrate(struct session *s, const struct cmd_args *a);
+int cmd_status(struct session *s, const struct cmd_args *a);
+int cmd_snapshot(struct session *s, const struct cmd_args *a);
+int cmd_rollback(struct session *s, const struct cmd_args *a);
+int cmd_cleanup(struct session *s, const struct cmd_args *a);
+int cmd_version(struct session *s, const struct cmd_args *a);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * session: what a command works on, opened once as the command table's
+ * flags ask (git's RUN_SETUP): the database's store, the image's
+ * migrations, the state dir with journal and lock, the ledger and plan.
+ * Only the command layer (cli.c and cmd_*.c) opens one.
+ */
+#ifndef FERRY_SESSION_H
+#define FERRY_SESSION_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "journal.h"
+#include "migrations.h"
+#include "plan.h"
+#include "store.h"
+
+enum session_flags {
+	NEED_DATABASE = 1 << 0,   /* a database URL must be configured (78) */
+	NEED_MIGRATIONS = 1 << 1, /* the image's migrations are read */
+	TAKE_LOCK = 1 << 2,       /* the migrator lock, without waiting (75) */
+	NO_UNFINISHED = 1 << 3,   /* refuse (75) while an upgrade is unfinished */
+};
+
+struct session {
+	const struct config *c; /* &cfg */
+	struct config cfg;      /* the command's, directories resolved */
+	char *state_dir, *snapshot_dir;
+	struct store store;
+	struct state state;
+	struct migration_set set;
+	struct ledger ledger;
+	struct plan plan;
+	bool db_exists;
+	bool have_store, have_state, have_set;
+};
+
+/* Opens what flags ask for; returns 0 or the exit status (logged). */
+int session_open(struct session *s, const struct config *c, unsigned flags);
+void session_close(struct session *s);
+/* Opens the database if it exists, reads the ledger, makes the plan. */
+int session_read_plan(struct session *s);
+/* The migrator lock, waiting up to timeout s: 0, or the exit status. */
+int session_lock(struct session *s, long long timeout);
+/* 0, or 75 (logged) while an earlier upgrade is unfinished. */
+int session_check_finished(struct session *s);
+/* The highest version in the ledger read (0 for none). */
+long long session_ledger_top(const struct session *s);
+
+#endif
