@@ -15,6 +15,10 @@ enum {
 	EXIT_TEMPFAIL = 75,    /* try later */
 	EXIT_NOPERM = 77,
 	EXIT_CONFIG = 78,
+	/* ferry run, the shell's conventions for the server it starts */
+	EXIT_CANNOT_RUN = 126, /* found but not executable */
+	EXIT_NOT_FOUND = 127,
+	EXIT_SIGNALED = 128,   /* + N: the server was killed by signal N */
 };
 
 #endif

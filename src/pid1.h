@@ -9,12 +9,42 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/*
+ * A caller's say in the supervision (a health gate: probe the server every
+ * few seconds, stop it and restore the database when it never gets healthy).
+ * Both callbacks run in the supervisor's loop, so they should return soon:
+ * signals for the server wait while they run. Unused with exec = true.
+ */
+struct run_hook {
+	double interval_seconds; /* > 0: time between two calls of check */
+	/*
+	 * Called every interval_seconds while the server runs and no stop is
+	 * under way; never before the first interval. Returns 0 to keep going,
+	 * or non-zero to stop the server (SIGTERM as if forwarded, the grace
+	 * period, then SIGKILL to its process group) and make pid1_run return
+	 * the status (0-255) the hook put in *status. May be NULL: no periodic
+	 * call.
+	 */
+	int (*check)(void *arg, pid_t child, int *status);
+	/*
+	 * Called once the server and its whole process group are gone, unless
+	 * check asked for the stop (its status is final then): an exit, a
+	 * crash, a forwarded SIGTERM. Gets the status pid1_run would return (exit
+	 * status or 128+N, exit_zero applied) and returns the one it returns.
+	 * Not called when the server never started (unknown user, fork
+	 * failed). May be NULL: the status stands.
+	 */
+	int (*exited)(void *arg, int status);
+	void *arg;
+};
+
 struct run_opts {
 	const char *user;     /* NAME|UID[:GID] or NULL */
 	int grace_seconds;
 	bool signal_group;    /* forward to the child's process group */
 	bool exec;            /* replace ferry instead of supervising */
 	const bool *exit_zero; /* 256 flags: statuses reported as 0 */
+	const struct run_hook *hook; /* NULL: none */
 };
 
 /* Blocks the signals the supervisor takes synchronously; call first thing. */
@@ -33,7 +63,10 @@ struct run_user {
 };
 int pid1_resolve_user(const char *spec, struct run_user *u);
 
-/* Runs argv; returns the exit status ferry should exit with. */
+/*
+ * Runs argv; returns the exit status ferry should exit with. Expects
+ * pid1_block_signals to have run: the signals it takes must be blocked.
+ */
 int pid1_run(const struct run_opts *o, char **argv);
 
 #endif

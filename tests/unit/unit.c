@@ -4,16 +4,23 @@
  * checksum normalisation; and for the plan.
  */
 #include "config.h"
+#include "exits.h"
 #include "log.h"
 #include "migrations.h"
+#include "pid1.h"
 #include "plan.h"
 #include "postgres.h"
 #include "store.h"
 #include "util.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static int n, failed;
 
@@ -143,6 +150,99 @@ static void parses(const char *url, const char *want_engine, const char *want_pa
 	ok(good, msg);
 	store_release(&st);
 }
+
+/* ---- pid1: the supervisor's hook, on real children ---- */
+
+/* What a hook saw, and what it answers. */
+struct hook_probe {
+	int stop_at;     /* the call of check that asks for the stop, 0: none */
+	int checks;      /* calls of check */
+	pid_t child;     /* the pid check was given */
+	int exits;       /* calls of exited */
+	int exited_with; /* the status exited was given */
+	int replace;     /* the status exited returns */
+};
+
+static int probe_check(void *arg, pid_t child, int *status)
+{
+	struct hook_probe *p = arg;
+
+	p->child = child;
+	if (++p->checks != p->stop_at)
+		return 0;
+	*status = EXIT_UPGRADE_FAILED;
+	return 1;
+}
+
+static int probe_exited(void *arg, int status)
+{
+	struct hook_probe *p = arg;
+
+	p->exits++;
+	p->exited_with = status;
+	return p->replace;
+}
+
+/*
+ * pid1_run as `ferry run` calls it, from this ordinary process: signals
+ * blocked for the run only, stdin away from any terminal (the child would
+ * take its foreground from us).
+ */
+static int supervise(struct hook_probe *p, char **argv)
+{
+	struct run_hook hook = { .interval_seconds = 0.01, .check = probe_check,
+				 .exited = probe_exited, .arg = p };
+	struct run_opts o = { .grace_seconds = 5, .hook = &hook };
+	int in = dup(STDIN_FILENO), null = open("/dev/null", O_RDONLY);
+	sigset_t saved;
+	int rc;
+
+	if (null >= 0 && dup2(null, STDIN_FILENO) < 0)
+		perror("dup2");
+	if (null >= 0)
+		close(null);
+	sigprocmask(SIG_SETMASK, NULL, &saved);
+	pid1_block_signals();
+	rc = pid1_run(&o, argv);
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	if (in >= 0 && dup2(in, STDIN_FILENO) < 0)
+		perror("dup2");
+	if (in >= 0)
+		close(in);
+	return rc;
+}
+
+static void pid1_hook_tests(void)
+{
+	char sleep_path[] = "/bin/sleep", thirty[] = "30", sh_path[] = "/bin/sh",
+	     dash_c[] = "-c", exit3[] = "exit 3";
+	char *sleeper[] = { sleep_path, thirty, NULL }, *exiter[] = { sh_path, dash_c, exit3, NULL };
+	struct hook_probe p = { .stop_at = 3 };
+	char msg[200];
+	int rc;
+
+	rc = supervise(&p, sleeper);
+	snprintf(msg, sizeof(msg), "pid1 hook: the check's stop returns its status (got %d)", rc);
+	ok(rc == EXIT_UPGRADE_FAILED, msg);
+	snprintf(msg, sizeof(msg), "pid1 hook: check called 3 times, none after its stop (got %d)",
+		 p.checks);
+	ok(p.checks == 3, msg);
+	ok(p.child > 0 && kill(p.child, 0) < 0 && errno == ESRCH,
+	   "pid1 hook: the server it stopped is gone");
+	ok(p.child > 0 && waitpid(p.child, NULL, WNOHANG) < 0 && errno == ECHILD,
+	   "pid1 hook: and reaped");
+	ok(p.exits == 0, "pid1 hook: exited is not called after the check's own stop");
+
+	p = (struct hook_probe){ .replace = EXIT_DATA };
+	rc = supervise(&p, exiter);
+	snprintf(msg, sizeof(msg), "pid1 hook: exited saw the server's status 3 (got %d, %d calls)",
+		 p.exited_with, p.exits);
+	ok(p.exits == 1 && p.exited_with == 3, msg);
+	snprintf(msg, sizeof(msg), "pid1 hook: exited's status is returned (got %d)", rc);
+	ok(rc == EXIT_DATA, msg);
+}
+
+/* ---- end of pid1 ---- */
 
 int main(void)
 {
@@ -280,6 +380,8 @@ int main(void)
 		plans(v123, v13, 2, PLAN_REFUSE, "", "the database is at 3",
 		      "target below the highest applied: ahead");
 	}
+
+	pid1_hook_tests();
 
 	printf("1..%d\n", n);
 	return failed != 0;
