@@ -20,7 +20,7 @@ int cmd_snapshot(struct session *s, const struct cmd_args *a)
 	if (rc)
 		return rc;
 	if (s->store.ops->open(&s->store) < 0 ||
-	    s->store.ops->read_ledger(&s->store, &s->ledger) < 0)
+	    ledger_read(&s->store, &s->ledger) < 0)
 		return EXIT_DATA;
-	return snapshot_take(s->c, &s->store, session_ledger_top(s), false);
+	return snapshot_take(s->c, &s->store, ledger_top(&s->ledger), false);
 }

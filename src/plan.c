@@ -6,6 +6,7 @@
  * applied), then pending files the engines would not read as written.
  */
 #include "plan.h"
+#include "ledger.h"
 #include "migrations.h"
 #include "store.h"
 #include "util.h"

@@ -22,13 +22,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define LEDGER_DDL                                                          \
-	"CREATE TABLE IF NOT EXISTS ferry_migrations ("                     \
-	"version bigint PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL, " \
-	"applied_at timestamptz NOT NULL DEFAULT now(), "                   \
-	"duration_ms bigint NOT NULL DEFAULT 0, "                           \
-	"dirty boolean NOT NULL DEFAULT false, "                            \
-	"statements_done integer NOT NULL DEFAULT 0)"
 PGconn *pg_conn(struct store *s)
 {
 	return s->db;
@@ -306,56 +299,60 @@ static PGconn *lock_conn(struct store *s)
 /* ------------------------------------------------------------------ */
 /* Ledger, lock, journal, privileges */
 
-static int pg_read_ledger(struct store *s, struct ledger *l)
+static int pg_sql_query(struct store *s, const char *sql, int n, const char *const *params,
+			store_row_fn row, void *arg)
 {
+	const char *values[16];
 	PGresult *r;
+	int ncols, rc = 0;
 
 	if (pg_open(s) < 0)
 		return -1;
-	memset(l, 0, sizeof(*l));
-	r = pg_query(s, pg_conn(s), "SELECT c.relname, n.nspname = current_schema() "
-		     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		     "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
-		     "AND n.nspname NOT LIKE 'pg\\_%'", 0, NULL);
+	r = pg_query(s, pg_conn(s), sql, n, params);
 	if (!r)
-		goto fail;
-	for (int i = 0; i < PQntuples(r); i++) {
-		const char *name = PQgetvalue(r, i, 0);
-		bool here = PQgetvalue(r, i, 1)[0] == 't';
-
-		if (here && !strcmp(name, "ferry_migrations"))
-			l->exists = true;
-		else if (!(here && !strcmp(name, JOURNAL_TABLE)))
-			l->has_user_tables = true;
+		return -1;
+	ncols = PQnfields(r) < 16 ? PQnfields(r) : 16;
+	for (int i = 0; row && rc == 0 && i < PQntuples(r); i++) {
+		for (int c = 0; c < ncols; c++)
+			values[c] = PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+		if (row(arg, ncols, values) != 0) {
+			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s", sql);
+			rc = -1;
+		}
 	}
 	PQclear(r);
-	if (!l->exists)
+	return rc;
+}
+
+static int pg_sql_exec(struct store *s, const char *sql, int n, const char *const *params)
+{
+	return pg_sql_query(s, sql, n, params, NULL, NULL);
+}
+
+struct table_walk {
+	store_table_fn fn;
+	void *arg;
+};
+
+/* every table but the backend's own journal */
+static int see_table(void *arg, int ncols, const char *const *v)
+{
+	struct table_walk *w = arg;
+	bool here = ncols > 1 && v[1] && v[1][0] == 't';
+
+	if (ncols < 2 || !v[0] || (here && !strcmp(v[0], JOURNAL_TABLE)))
 		return 0;
-	r = pg_query(s, pg_conn(s), "SELECT version, name, sha256, "
-		     "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-		     "duration_ms, dirty FROM ferry_migrations ORDER BY version", 0, NULL);
-	if (!r)
-		goto fail;
-	l->n = (size_t)PQntuples(r);
-	l->rows = xcalloc(l->n, sizeof(*l->rows));
-	for (size_t i = 0; i < l->n; i++) {
-		struct ledger_row *row = &l->rows[i];
+	return w->fn(w->arg, v[0], here);
+}
 
-		parse_ll(PQgetvalue(r, (int)i, 0), -999999999999999999LL,
-			 999999999999999999LL, &row->version);
-		row->name = xstrdup(PQgetvalue(r, (int)i, 1));
-		snprintf(row->sha256, sizeof(row->sha256), "%s", PQgetvalue(r, (int)i, 2));
-		snprintf(row->applied_at, sizeof(row->applied_at), "%s",
-			 PQgetvalue(r, (int)i, 3));
-		parse_ll(PQgetvalue(r, (int)i, 4), 0, 999999999999999999LL, &row->duration_ms);
-		row->dirty = PQgetvalue(r, (int)i, 5)[0] == 't';
-	}
-	PQclear(r);
-	return 0;
-fail:
-	error("cannot read the ledger of %s: %s", s->url_redacted, s->err);
-	ledger_release(l);
-	return -1;
+static int pg_list_tables(struct store *s, store_table_fn fn, void *arg)
+{
+	struct table_walk w = { fn, arg };
+
+	return pg_sql_query(s, "SELECT c.relname, n.nspname = current_schema() "
+			    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+			    "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
+			    "AND n.nspname NOT LIKE 'pg\\_%'", 0, NULL, see_table, &w);
 }
 
 /* Who holds the lock: "pid 123, application_name 'ferry'" */
@@ -754,11 +751,11 @@ static void pg_unhold(struct store *s)
 
 static int pg_check_privileges(struct store *s)
 {
-	PGresult *r = pg_open(s) < 0 ? NULL : pg_query(s, pg_conn(s), "SELECT current_schema(), current_user, "
-			       "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
-			       "to_regclass('ferry_migrations') IS NULL OR "
-			       "has_table_privilege('ferry_migrations', 'INSERT, UPDATE, DELETE')",
-			       0, NULL);
+	const char *params[] = { s->recorder->table };
+	PGresult *r = pg_open(s) < 0 ? NULL : pg_query(s, pg_conn(s), "SELECT current_schema(), "
+			       "current_user, coalesce(has_schema_privilege(current_schema(), "
+			       "'CREATE'), false), to_regclass($1) IS NULL OR "
+			       "has_table_privilege($1, 'INSERT, UPDATE, DELETE')", 1, params);
 	int rc = 0;
 
 	if (!r) {
@@ -778,8 +775,8 @@ static int pg_check_privileges(struct store *s)
 	} else if (PQgetvalue(r, 0, 3)[0] != 't') {
 		s->status = EXIT_NOPERM;
 		rc = error("role '%s' cannot write the ledger: GRANT INSERT, UPDATE, "
-			   "DELETE ON ferry_migrations TO %s (nothing was changed)",
-			   PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 1));
+			   "DELETE ON %s TO %s (nothing was changed)", PQgetvalue(r, 0, 1),
+			   s->recorder->table, PQgetvalue(r, 0, 1));
 	}
 	PQclear(r);
 	return rc;
@@ -864,26 +861,6 @@ static int run_script(struct store *s, const struct migration *m, char sqlstate[
 	return rc;
 }
 
-static int ledger_insert(struct store *s, const struct migration *m, long long ms,
-			 bool dirty)
-{
-	char version[24], dur[24];
-	const char *params[] = { version, m->name, m->sha256, dur, dirty ? "t" : "f" };
-	PGresult *r;
-
-	snprintf(version, sizeof(version), "%lld", m->version);
-	snprintf(dur, sizeof(dur), "%lld", ms);
-	r = pg_query(s, pg_conn(s), "INSERT INTO ferry_migrations (version, name, sha256, duration_ms, "
-		     "dirty) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (version) DO UPDATE "
-		     "SET name = EXCLUDED.name, sha256 = EXCLUDED.sha256, "
-		     "duration_ms = EXCLUDED.duration_ms, dirty = EXCLUDED.dirty, "
-		     "applied_at = now()", 5, params);
-	if (!r)
-		return -1;
-	PQclear(r);
-	return 0;
-}
-
 static bool lock_timed_out(const char *sqlstate)
 {
 	return !strcmp(sqlstate, "55P03"); /* lock_not_available */
@@ -907,14 +884,14 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 		snprintf(set, sizeof(set), "SET LOCAL lock_timeout = '%llds'",
 			 s->statement_lock_timeout);
 		if (pg_run(s, pg_conn(s), "BEGIN", sqlstate) < 0 || pg_run(s, pg_conn(s), set, sqlstate) < 0 ||
-		    pg_run(s, pg_conn(s), LEDGER_DDL, sqlstate) < 0)
+		    s->recorder->prepare(s) < 0)
 			goto fail;
 		for (; i < n; i++) {
 			double t1 = now_seconds();
 
 			if (run_script(s, m[i], sqlstate) < 0 ||
-			    ledger_insert(s, m[i], (long long)((now_seconds() - t1) * 1000),
-					  false) < 0)
+			    s->recorder->record(s, m[i], (long long)((now_seconds() - t1) * 1000),
+						false) < 0)
 				goto fail;
 			snprintf(point, sizeof(point), "migration:%lld:before-commit",
 				 m[i]->version);
@@ -1001,19 +978,17 @@ static void drop_new_invalid(struct store *s, const char *before)
  */
 static int apply_outside(struct store *s, const struct migration *m, long long *ms)
 {
+	const struct store_recorder *rec = s->recorder;
 	struct sql_statement *st;
 	size_t n = pg_split(m->sql, &st);
 	double t0 = now_seconds();
-	char sqlstate[6], version[24], done[24], point[80];
-	const char *params[] = { done, version };
+	char sqlstate[6], point[80];
 	int rc = -1;
 
-	snprintf(version, sizeof(version), "%lld", m->version);
-	if (pg_run(s, pg_conn(s), LEDGER_DDL, sqlstate) < 0 || ledger_insert(s, m, 0, true) < 0)
+	if (rec->prepare(s) < 0 || rec->record(s, m, 0, true) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		char *before = invalid_indexes(s);
-		PGresult *r;
 
 		if (run_statement(s, &st[i], sqlstate) < 0) {
 			drop_new_invalid(s, before);
@@ -1021,24 +996,14 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 			goto out;
 		}
 		free(before);
-		snprintf(done, sizeof(done), "%zu", i + 1);
-		r = pg_query(s, pg_conn(s), "UPDATE ferry_migrations SET statements_done = $1 "
-			     "WHERE version = $2", 2, params);
-		if (!r)
+		if (rec->progress && rec->progress(s, m, i + 1) < 0)
 			goto out;
-		PQclear(r);
 		snprintf(point, sizeof(point), "pg:statement:%lld:%zu", m->version, i + 1);
 		crash_point(point);
 	}
 	*ms = (long long)((now_seconds() - t0) * 1000);
-	snprintf(done, sizeof(done), "%lld", *ms);
-	{
-		PGresult *r = pg_query(s, pg_conn(s), "UPDATE ferry_migrations SET dirty = false, "
-				       "duration_ms = $1 WHERE version = $2", 2, params);
-		if (!r)
-			goto out;
-		PQclear(r);
-	}
+	if (rec->record(s, m, *ms, false) < 0)
+		goto out;
 	rc = 0;
 out:
 	free(st);
@@ -1139,7 +1104,10 @@ const struct store_ops postgres_ops = {
 	.exists = pg_exists,
 	.open = pg_open,
 	.close = pg_close,
-	.read_ledger = pg_read_ledger,
+	.dialect = SQL_POSTGRES,
+	.sql_exec = pg_sql_exec,
+	.sql_query = pg_sql_query,
+	.list_tables = pg_list_tables,
 	.check = pg_check,
 	.apply = pg_apply,
 	.apply_all = pg_apply_all,

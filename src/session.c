@@ -117,6 +117,7 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 	s->have_store = true; /* released whatever store_init got to */
 	if (store_init(st, c->database_url) < 0)
 		return EXIT_CONFIG;
+	ledger_attach(st);
 	if ((flags & NEED_MIGRATIONS) && (rc = load_migrations(s)))
 		return rc;
 	st->wait_seconds = c->wait_seconds;
@@ -143,19 +144,9 @@ int session_read_plan(struct session *s)
 	if (s->db_exists) {
 		if (!s->store.db && s->store.ops->open(&s->store) < 0)
 			return EXIT_DATA;
-		if (s->store.ops->read_ledger(&s->store, &s->ledger) < 0)
+		if (ledger_read(&s->store, &s->ledger) < 0)
 			return EXIT_DATA;
 	}
 	plan_make(&s->plan, &s->set, &s->ledger, s->db_exists, s->c->target_version);
 	return 0;
-}
-
-long long session_ledger_top(const struct session *s)
-{
-	long long top = 0;
-
-	for (size_t i = 0; i < s->ledger.n; i++)
-		if (s->ledger.rows[i].version > top)
-			top = s->ledger.rows[i].version;
-	return top;
 }

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "journal.h"
+#include "ledger.h"
 #include "migrations.h"
 #include "plan.h"
 #include "store.h"
@@ -44,7 +45,5 @@ int session_read_plan(struct session *s);
 int session_lock(struct session *s, long long timeout);
 /* 0, or 75 (logged) while an earlier upgrade is unfinished. */
 int session_check_finished(struct session *s);
-/* The highest version in the ledger read (0 for none). */
-long long session_ledger_top(const struct session *s);
 
 #endif

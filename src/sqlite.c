@@ -27,12 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LEDGER_DDL                                                        \
-	"CREATE TABLE IF NOT EXISTS ferry_migrations ("                   \
-	"version INTEGER PRIMARY KEY, name TEXT NOT NULL, "                \
-	"sha256 TEXT NOT NULL, applied_at TEXT NOT NULL, "                \
-	"duration_ms INTEGER NOT NULL, dirty INTEGER NOT NULL DEFAULT 0)"
-
 struct sq *sq_priv(struct store *s)
 {
 	if (!s->priv) {
@@ -333,63 +327,77 @@ static int sq_open(struct store *s)
 	return 0;
 }
 
-static int sq_read_ledger(struct store *s, struct ledger *l)
+/* Binds text parameters to $1..$n, whatever order they appear in. */
+static int bind_params(sqlite3_stmt *st, int n, const char *const *params)
 {
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		int at;
+
+		snprintf(name, sizeof(name), "$%d", i + 1);
+		at = sqlite3_bind_parameter_index(st, name);
+		if (at > 0 && sqlite3_bind_text(st, at, params[i], -1, SQLITE_STATIC) != SQLITE_OK)
+			return -1;
+	}
+	return 0;
+}
+
+static int sq_sql_query(struct store *s, const char *sql, int n, const char *const *params,
+			store_row_fn row, void *arg)
+{
+	const char *values[16];
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	memset(l, 0, sizeof(*l));
-	if (sqlite3_prepare_v2(handle(s),
-			       "SELECT name FROM sqlite_master WHERE type = 'table' "
-			       "AND name NOT LIKE 'sqlite_%'",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(handle(s), sql, -1, &st, NULL) != SQLITE_OK ||
+	    bind_params(st, n, params) < 0)
 		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
+		int ncols = sqlite3_column_count(st);
 
-		if (name && !strcmp(name, "ferry_migrations"))
-			l->exists = true;
-		else
-			l->has_user_tables = true;
+		if (ncols > 16)
+			ncols = 16;
+		for (int i = 0; i < ncols; i++)
+			values[i] = (const char *)sqlite3_column_text(st, i);
+		if (row && row(arg, ncols, values) != 0) {
+			sqlite3_finalize(st);
+			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s", sql);
+			return -1;
+		}
 	}
-	sqlite3_finalize(st);
-	st = NULL;
 	if (rc != SQLITE_DONE)
 		goto fail;
-	if (!l->exists)
-		return 0;
-	if (sqlite3_prepare_v2(handle(s),
-			       "SELECT version, name, sha256, applied_at, duration_ms, "
-			       "dirty FROM ferry_migrations ORDER BY version",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto fail;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct ledger_row *r;
-		const char *t;
-
-		l->rows = xrealloc(l->rows, (l->n + 1) * sizeof(*l->rows));
-		r = &l->rows[l->n++];
-		memset(r, 0, sizeof(*r));
-		r->version = sqlite3_column_int64(st, 0);
-		t = (const char *)sqlite3_column_text(st, 1);
-		r->name = xstrdup(t ? t : "");
-		t = (const char *)sqlite3_column_text(st, 2);
-		snprintf(r->sha256, sizeof(r->sha256), "%s", t ? t : "");
-		t = (const char *)sqlite3_column_text(st, 3);
-		snprintf(r->applied_at, sizeof(r->applied_at), "%s", t ? t : "");
-		r->duration_ms = sqlite3_column_int64(st, 4);
-		r->dirty = sqlite3_column_int(st, 5) != 0;
-	}
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		goto fail_msg;
 	return 0;
 fail:
+	snprintf(s->err, sizeof(s->err), "%s", sqlite3_errmsg(handle(s)));
 	sqlite3_finalize(st);
-fail_msg:
-	error("cannot read the ledger of '%s': %s", s->path, sqlite3_errmsg(handle(s)));
-	ledger_release(l);
 	return -1;
+}
+
+static int sq_sql_exec(struct store *s, const char *sql, int n, const char *const *params)
+{
+	return sq_sql_query(s, sql, n, params, NULL, NULL);
+}
+
+struct table_walk {
+	store_table_fn fn;
+	void *arg;
+};
+
+static int see_table(void *arg, int ncols, const char *const *v)
+{
+	struct table_walk *w = arg;
+
+	return ncols > 0 && v[0] ? w->fn(w->arg, v[0], true) : 0;
+}
+
+static int sq_list_tables(struct store *s, store_table_fn fn, void *arg)
+{
+	struct table_walk w = { fn, arg };
+
+	return sq_sql_query(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
+			    "AND name NOT LIKE 'sqlite_%'", 0, NULL, see_table, &w);
 }
 
 /* First row of a PRAGMA check must be "ok"; else msg gets what it said. */
@@ -499,35 +507,22 @@ static int run_script(struct store *s, const char *sql, char *msg, size_t size)
 	return 0;
 }
 
+/* The migration's ledger row, through the ledger layer's recorder. */
 static int ledger_write(struct store *s, const struct migration *m, long long ms,
 			bool dirty, char *msg, size_t size)
 {
-	sqlite3_stmt *st = NULL;
-	char stamp[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	int rc;
+	if (s->recorder->record(s, m, ms, dirty) == 0)
+		return 0;
+	snprintf(msg, size, "ledger: %.900s", s->err);
+	return -1;
+}
 
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (sqlite3_prepare_v2(handle(s),
-			       "INSERT OR REPLACE INTO ferry_migrations (version, name, "
-			       "sha256, applied_at, duration_ms, dirty) "
-			       "VALUES (?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK) {
-		snprintf(msg, size, "ledger: %s", sqlite3_errmsg(handle(s)));
-		return -1;
-	}
-	sqlite3_bind_int64(st, 1, m->version);
-	sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, m->sha256, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, stamp, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, ms);
-	sqlite3_bind_int(st, 6, dirty);
-	rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		snprintf(msg, size, "ledger: %s", sqlite3_errmsg(handle(s)));
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+static int ledger_prepare(struct store *s, char *msg, size_t size)
+{
+	if (s->recorder->prepare(s) == 0)
+		return 0;
+	snprintf(msg, size, "%s", s->err);
+	return -1;
 }
 
 /* The migration and its ledger row in a savepoint of the held transaction. */
@@ -578,7 +573,7 @@ static int apply_held(struct store *s, const struct migration *m, long long *ms,
 
 	if (exec(s, "SAVEPOINT ferry_migration", msg, size) < 0)
 		return -1;
-	if (exec(s, LEDGER_DDL, msg, size) < 0 || run_guarded(s, m->sql, msg, size) < 0 ||
+	if (ledger_prepare(s, msg, size) < 0 || run_guarded(s, m->sql, msg, size) < 0 ||
 	    fk_check(s, msg, size) < 0)
 		goto undo;
 	*ms = (long long)((now_seconds() - t0) * 1000);
@@ -601,7 +596,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 {
 	double t0 = now_seconds();
 
-	if (exec(s, "BEGIN IMMEDIATE", msg, size) < 0 || exec(s, LEDGER_DDL, msg, size) < 0 ||
+	if (exec(s, "BEGIN IMMEDIATE", msg, size) < 0 || ledger_prepare(s, msg, size) < 0 ||
 	    ledger_write(s, m, 0, true, msg, size) < 0 || exec(s, "COMMIT", msg, size) < 0)
 		return -1;
 	if (run_script(s, m->sql, msg, size) < 0 || fk_check(s, msg, size) < 0)
@@ -751,7 +746,10 @@ const struct store_ops sqlite_ops = {
 	.exists = sq_exists,
 	.open = sq_open,
 	.close = sq_close,
-	.read_ledger = sq_read_ledger,
+	.dialect = SQL_SQLITE,
+	.sql_exec = sq_sql_exec,
+	.sql_query = sq_sql_query,
+	.list_tables = sq_list_tables,
 	.check = sq_check,
 	.apply = sq_apply,
 	.verify = sq_verify,

@@ -84,22 +84,6 @@ void store_release(struct store *s)
 	memset(s, 0, sizeof(*s));
 }
 
-void ledger_release(struct ledger *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		free(l->rows[i].name);
-	free(l->rows);
-	memset(l, 0, sizeof(*l));
-}
-
-const struct ledger_row *ledger_find(const struct ledger *l, long long version)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->rows[i].version == version)
-			return &l->rows[i];
-	return NULL;
-}
-
 bool store_outside_transaction(const struct store *s, const struct migration *m)
 {
 	if (m->no_transaction)

@@ -18,23 +18,30 @@ struct snapshot_info {
 			  * something); else a marker of a copy kept elsewhere */
 };
 
-struct ledger_row {
-	long long version;
-	char *name;
-	char sha256[65];
-	char applied_at[32];
-	long long duration_ms;
-	bool dirty;
-};
-
-struct ledger {
-	bool exists;          /* the ledger table is there */
-	bool has_user_tables; /* tables other than the ledger */
-	struct ledger_row *rows; /* by version */
-	size_t n;
-};
+/* The engines' SQL dialects, for the few statements that differ. */
+enum sql_dialect { SQL_SQLITE, SQL_POSTGRES, SQL_DIALECTS };
 
 struct store;
+
+/*
+ * What a backend calls, inside its own transaction, to keep the ledger
+ * beside a migration; the ledger layer (ledger.c) provides it, so the
+ * backends run the ledger's SQL without knowing it.
+ */
+struct store_recorder {
+	const char *table;                 /* for privilege checks */
+	int (*prepare)(struct store *s);   /* creates the table if missing */
+	/* the migration as applied (dirty: started outside a transaction) */
+	int (*record)(struct store *s, const struct migration *m, long long ms, bool dirty);
+	/* Optional: done of its statements have run (statement by statement) */
+	int (*progress)(struct store *s, const struct migration *m, size_t done);
+};
+
+/* One row of a query's result: ncols text values (NULL for SQL NULL). */
+typedef int (*store_row_fn)(void *arg, int ncols, const char *const *values);
+/* One table of the database; in_schema: in the schema ferry works in. */
+typedef int (*store_table_fn)(void *arg, const char *name, bool in_schema);
+
 
 /*
  * Each backend fills what it has. Optional entries (NULL) fall back to the
@@ -49,7 +56,17 @@ struct store_ops {
 	/* Opens an existing database; -1 logged (65 for a corrupt file). */
 	int (*open)(struct store *s);
 	void (*close)(struct store *s);
-	int (*read_ledger)(struct store *s, struct ledger *l);
+	enum sql_dialect dialect;
+	/*
+	 * The SQL surface for the layers above (ledgers): a statement with
+	 * text parameters $1..$n, a query calling row() per result row (a
+	 * non-zero return stops it), the tables of the database but the
+	 * backend's own. -1 with s->err set.
+	 */
+	int (*sql_exec)(struct store *s, const char *sql, int n, const char *const *params);
+	int (*sql_query)(struct store *s, const char *sql, int n, const char *const *params,
+			 store_row_fn row, void *arg);
+	int (*list_tables)(struct store *s, store_table_fn fn, void *arg);
 	/* integrity check: 0 fine, -1 logged */
 	int (*check)(struct store *s);
 	/* Runs one migration with its ledger row; fills *ms. -1, s->err set. */
@@ -120,6 +137,7 @@ struct store {
 	char *path;         /* SQLite file; PostgreSQL: <snapshot dir>/<db name> */
 	void *db;           /* the backend's handle */
 	void *priv;         /* more backend state */
+	const struct store_recorder *recorder; /* the ledger's, ledger_attach() */
 	long long busy_ms;
 	long long lock_timeout;        /* seconds to wait for other processes */
 	long long wait_seconds;        /* for a database that is not up yet */
@@ -134,8 +152,6 @@ struct store {
 /* Parses a database URL; -1 (logged, 78) when it names no known engine. */
 int store_init(struct store *s, const char *url);
 void store_release(struct store *s);
-void ledger_release(struct ledger *l);
-const struct ledger_row *ledger_find(const struct ledger *l, long long version);
 /* m runs outside a transaction: declared, or detected by the backend */
 bool store_outside_transaction(const struct store *s, const struct migration *m);
 

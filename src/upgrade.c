@@ -61,18 +61,14 @@ static enum standing standing(struct session *b, const struct journal *j)
 {
 	enum standing st = BETWEEN;
 	struct ledger l;
-	long long top = 0;
+	long long top;
 	bool dirty = false;
 
-	if (!b->store.db && b->store.ops->open(&b->store) < 0)
+	if (ledger_read(&b->store, &l) < 0)
 		return BETWEEN;
-	if (b->store.ops->read_ledger(&b->store, &l) < 0)
-		return BETWEEN;
-	for (size_t i = 0; i < l.n; i++) {
+	top = ledger_top(&l);
+	for (size_t i = 0; i < l.n; i++)
 		dirty |= l.rows[i].dirty;
-		if (l.rows[i].version > top)
-			top = l.rows[i].version;
-	}
 	if (!dirty && top == j->from)
 		st = AT_FROM;
 	else if (!dirty && top == j->to)

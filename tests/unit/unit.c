@@ -11,6 +11,7 @@
 #include "plan.h"
 #include "postgres.h"
 #include "store.h"
+#include "ledger.h"
 #include "util.h"
 
 #include <errno.h>

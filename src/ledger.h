@@ -1,0 +1,41 @@
+/*
+ * ledger: the table in the database that says which migrations were
+ * applied. Each ledger shape (ferry's own ferry_migrations now; the
+ * tables of golang-migrate, dbmate, goose, Flyway and diesel next) is one
+ * row of ledger.c's table, reading and writing through the store's small
+ * SQL surface, so a shape is written once for every engine.
+ */
+#ifndef FERRY_LEDGER_H
+#define FERRY_LEDGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct migration;
+struct store;
+
+struct ledger_row {
+	long long version;
+	char *name;
+	char sha256[65];
+	char applied_at[32];
+	long long duration_ms;
+	bool dirty;
+};
+
+struct ledger {
+	bool exists;          /* the ledger table is there */
+	bool has_user_tables; /* tables other than the ledger */
+	struct ledger_row *rows; /* by version */
+	size_t n;
+};
+
+/* Attaches the ledger shape to the store: what its migrations record. */
+void ledger_attach(struct store *s);
+/* Reads the ledger of the open database; -1 logged. */
+int ledger_read(struct store *s, struct ledger *l);
+void ledger_release(struct ledger *l);
+const struct ledger_row *ledger_find(const struct ledger *l, long long version);
+long long ledger_top(const struct ledger *l);
+
+#endif
