@@ -1,7 +1,7 @@
 /*
  * unit: TAP tests for the parsers: config values, URL redaction, the
  * PostgreSQL statement splitter and its no-transaction detection,
- * checksum normalisation; and for the plan.
+ * checksum normalisation, versions; and for the plan.
  */
 #include "config.h"
 #include "log.h"
@@ -10,6 +10,7 @@
 #include "postgres.h"
 #include "store.h"
 #include "util.h"
+#include "version.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,94 @@ static void parses(const char *url, const char *want_engine, const char *want_pa
 		 want_engine ? want_engine : "refused", want_path ? want_path : "");
 	ok(good, msg);
 	store_release(&st);
+}
+
+/* ---- versions --------------------------------------------- */
+
+/* a and b parse and compare as want (<0, 0, >0), the other way round too */
+static void orders(const char *a, const char *b, int want)
+{
+	struct version x, y;
+	char msg[300];
+	int ab = 2, ba = 2;
+
+	if (version_parse(&x, a, strlen(a)) && version_parse(&y, b, strlen(b))) {
+		ab = version_cmp(&x, &y);
+		ba = version_cmp(&y, &x);
+	}
+	snprintf(msg, sizeof(msg), "version %s %s %s (got %d, reversed %d)", a,
+		 want < 0 ? "<" : want ? ">" : "==", b, ab, ba);
+	ok(ab != 2 && (ab > 0) - (ab < 0) == want && (ba > 0) - (ba < 0) == -want, msg);
+}
+
+/* len bytes of s parse to the canonical text want; want NULL: refused */
+static void canonical(const char *s, size_t len, const char *want, const char *what)
+{
+	struct version v = VERSION_ZERO;
+	bool parsed = version_parse(&v, s, len);
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "version %s -> %s (got %s)", what, want ? want : "refused",
+		 parsed ? version_str(&v) : "refused");
+	ok(want ? parsed && !strcmp(version_str(&v), want) : !parsed && version_is_zero(&v),
+	   msg);
+}
+
+static void version_tests(void)
+{
+	char zeros[VERSION_INPUT_MAX + 2], digits[VERSION_TEXT_MAX + 2];
+	struct version v, w;
+	long long ll = -7;
+
+	orders("1.1", "1.2", -1), orders("1.2", "1.10", -1), orders("1.1", "1.10", -1);
+	orders("9", "10", -1), orders("20240101120000", "20240101120001", -1);
+	orders("1", "1.1", -1), orders("1.9", "2", -1), orders("1.99", "2", -1);
+	orders("0", "1", -1), orders("0", "0.1", -1), orders("1", "1.0.1", -1);
+	orders("99999999999999999999999", "100000000000000000000000", -1);
+	orders("0001", "1", 0), orders("1.0", "1", 0), orders("1.0.0", "1", 0);
+	orders("01.002", "1.2", 0), orders("0", "0.0", 0), orders("000", "0", 0);
+	orders("3.0.7", "3.0.6", 1);
+
+	canonical("0003", 4, "3", "0003"), canonical("0", 1, "0", "0");
+	canonical("0.0.0", 5, "0", "0.0.0"), canonical("1.02.0", 6, "1.2", "1.02.0");
+	canonical("1.0.1", 5, "1.0.1", "1.0.1"), canonical("0.1", 3, "0.1", "0.1");
+	canonical("20240101120000", 14, "20240101120000", "a timestamp");
+	canonical("12", 1, "1", "the first byte of 12 (a length, no NUL needed)");
+	canonical("", 0, NULL, "empty"), canonical(".", 1, NULL, "a dot");
+	canonical("1.", 2, NULL, "a trailing dot"), canonical(".1", 2, NULL, "a leading dot");
+	canonical("1..2", 4, NULL, "an empty segment"), canonical("1a", 2, NULL, "a letter");
+	canonical("-1", 2, NULL, "a sign"), canonical(" 1", 2, NULL, "a space");
+	canonical("1_2", 3, NULL, "an underscore"), canonical("1\0", 2, NULL, "a NUL byte");
+	canonical("0x10", 4, NULL, "hex"), canonical(NULL, 1, NULL, "NULL");
+
+	memset(zeros, '0', sizeof(zeros));
+	canonical(zeros, VERSION_INPUT_MAX, "0", "255 zeros (the longest input)");
+	zeros[VERSION_INPUT_MAX - 1] = '7';
+	canonical(zeros, VERSION_INPUT_MAX, "7", "254 zeros and 7");
+	canonical(zeros, VERSION_INPUT_MAX + 1, NULL, "256 bytes (too long)");
+	memset(digits, '9', sizeof(digits));
+	canonical(digits, VERSION_TEXT_MAX, "99999999999999999999999999999999999999999999999",
+		  "47 digits (the longest canonical text)");
+	canonical(digits, VERSION_TEXT_MAX + 1, NULL, "48 digits (too long)");
+
+	ok(version_parse(&v, "0000000000000000000003", 22) && version_to_ll(&v, &ll) && ll == 3,
+	   "version 0000000000000000000003 as an integer: 3");
+	ok(version_parse(&v, "999999999999999999", 18) && version_to_ll(&v, &ll) &&
+	   ll == 999999999999999999LL, "18 digits fit an integer");
+	ll = -7;
+	ok(version_parse(&v, "1000000000000000000", 19) && !version_to_ll(&v, &ll) && ll == -7,
+	   "19 digits do not");
+	ok(version_parse(&v, "1.2", 3) && !version_to_ll(&v, &ll) && ll == -7 &&
+	   !version_is_integer(&v) && v.segments == 2, "a dotted version is not an integer");
+	ok(version_parse(&v, "1.0", 3) && version_is_integer(&v) && version_to_ll(&v, &ll) &&
+	   ll == 1, "1.0 is the integer 1");
+	w = VERSION_ZERO;
+	ok(version_is_zero(&w) && !strcmp(version_str(&w), "0") && version_to_ll(&w, &ll) &&
+	   ll == 0 && version_parse(&v, "00", 2) && version_is_zero(&v) && !version_cmp(&v, &w),
+	   "the zero version prints 0, is 0, and is what 00 parses to");
+	ok(version_from_ll(&v, 42) && !strcmp(version_str(&v), "42") && version_from_ll(&w, 0) &&
+	   version_is_zero(&w) && !version_from_ll(&w, -1) && version_is_zero(&w),
+	   "from an integer: 42, 0; -1 refused");
 }
 
 int main(void)
@@ -280,6 +369,8 @@ int main(void)
 		plans(v123, v13, 2, PLAN_REFUSE, "", "the database is at 3",
 		      "target below the highest applied: ahead");
 	}
+
+	version_tests();
 
 	printf("1..%d\n", n);
 	return failed != 0;
