@@ -1,7 +1,8 @@
 /*
  * unit: TAP tests for the parsers: config values, URL redaction, the
  * PostgreSQL statement splitter and its no-transaction detection,
- * checksum normalisation, versions; and for the plan.
+ * checksum normalisation, versions and migration formats; and for the
+ * plan.
  */
 #include "config.h"
 #include "log.h"
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int n, failed;
 
@@ -145,7 +148,7 @@ static void parses(const char *url, const char *want_engine, const char *want_pa
 	store_release(&st);
 }
 
-/* ---- versions --------------------------------------------- */
+/* ---- versions and migration formats --------------------------------------------- */
 
 /* a and b parse and compare as want (<0, 0, >0), the other way round too */
 static void orders(const char *a, const char *b, int want)
@@ -231,6 +234,115 @@ static void version_tests(void)
 	ok(version_from_ll(&v, 42) && !strcmp(version_str(&v), "42") && version_from_ll(&w, 0) &&
 	   version_is_zero(&w) && !version_from_ll(&w, -1) && version_is_zero(&w),
 	   "from an integer: 42, 0; -1 refused");
+}
+
+/* Writes the files (name=content pairs, NULL-terminated; a name ending in
+ * '/' is a directory) into a fresh directory and loads it: want is the
+ * status, want_log a text of the one log line, want_format the format. */
+static void loads(const char *const *files, int want, const char *want_log,
+		  const char *want_format, const char *what)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", msg[1600];
+	FILE *logf = tmpfile();
+	struct migration_set set;
+	int rc;
+
+	if (!mkdtemp(dir) || !logf)
+		abort();
+	for (size_t i = 0; files[i]; i += 2) {
+		char *path = xasprintf("%s/%s", dir, files[i]);
+		FILE *f;
+
+		if (path[strlen(path) - 1] == '/') {
+			if (mkdir(path, 0755) < 0)
+				abort();
+		} else if (!(f = fopen(path, "w")) || fputs(files[i + 1], f) < 0 || fclose(f)) {
+			abort();
+		}
+		free(path);
+	}
+	log_set_fd(fileno(logf));
+	rc = migrations_load(&set, dir);
+	log_set_fd(2);
+	rewind(logf);
+	if (!fgets(log, sizeof(log), logf))
+		log[0] = '\0';
+	fclose(logf);
+	snprintf(msg, sizeof(msg), "load %s: status %d (got %d, format %s, log '%.*s')", what,
+		 want, rc, set.format ? set.format : "none", (int)strcspn(log, "\n"), log);
+	ok(rc == want && (!want_log || strstr(log, want_log)) &&
+	   (!want_format || (set.format && !strcmp(set.format, want_format))), msg);
+	migrations_release(&set);
+	for (size_t i = 0; files[i]; i += 2) {
+		char *path = xasprintf("%s/%s", dir, files[i]);
+
+		if (remove(path) < 0)
+			abort();
+		free(path);
+	}
+	if (rmdir(dir) < 0)
+		abort();
+}
+
+static void format_tests(void)
+{
+	static const char *const ferry3[] = { "0001_a.sql", "SELECT 1;\n", "03_c.sql",
+					      "-- ferry:no-transaction\nSELECT 3;\n", "README.md",
+					      "x", "0002_b.sql~", "x", "0009_dir.sql/", "", NULL };
+	static const char *const golang[] = { "000001_a.up.sql", "SELECT 1;\n",
+					      "000001_a.down.sql", "SELECT 0;\n",
+					      "junk.down.sql", "", "x.up.sql/", "", NULL };
+	static const char *const mixed[] = { "000001_a.up.sql", "SELECT 1;\n", "0002_b.sql",
+					     "SELECT 2;\n", NULL };
+	static const char *const ferry_down[] = { "0001_a.sql", "SELECT 1;\n",
+						  "0001_a.down.sql", "SELECT 0;\n", NULL };
+	static const char *const stray[] = { "000001_a.up.sql", "SELECT 1;\n", "notes.sql",
+					     "SELECT 2;\n", NULL };
+	static const char *const unnamed[] = { "0001_a.sql", "SELECT 1;\n", "abc.sql", "x", NULL };
+	static const char *const down_only[] = { "000002_b.down.sql", "SELECT 0;\n", NULL };
+	static const char *const dup[] = { "0001_a.sql", "SELECT 1;\n", "1_b.sql", "SELECT 2;\n",
+					   NULL };
+	static const char *const big[] = { "1000000000000000000_a.sql", "SELECT 1;\n", NULL };
+	static const char *const dir_only[] = { "0001_a.up.sql/", "", "0002_b.sql", "SELECT 2;\n",
+						NULL };
+
+	loads(ferry3, 0, NULL, "ferry", "ferry files, other names ignored");
+	loads(golang, 0, NULL, "golang-migrate", "golang-migrate, .down.sql skipped");
+	loads(mixed, 65, "mixes two formats", NULL, "golang-migrate and ferry files");
+	loads(ferry_down, 65, "mixes two formats", NULL, "ferry files and a .down.sql");
+	loads(stray, 65, "notes.sql': cannot read a version from the name (golang-migrate "
+	      "format expects 000001_name.up.sql)", NULL, "an unnamed .sql file, golang-migrate");
+	loads(unnamed, 65, "abc.sql': cannot read a version from the name (ferry format "
+	      "expects 0001_name.sql)", NULL, "an unnamed .sql file, ferry");
+	loads(down_only, 78, "holds no migrations (no *.up.sql file)", NULL, "only a .down.sql");
+	loads(dup, 65, "have the same version 1", NULL, "0001 and 1");
+	loads(big, 65, "cannot read a version", NULL, "19 digits");
+	loads(dir_only, 0, NULL, "ferry", "a directory named like a golang-migrate file");
+	{
+		struct migration_set set;
+		char dir[] = "/tmp/ferry-unit-XXXXXX", *p;
+		struct version latest;
+		FILE *f;
+		int rc;
+
+		if (!mkdtemp(dir))
+			abort();
+		p = xasprintf("%s/0042_x.sql", dir);
+		if (!(f = fopen(p, "w")) || fputs("-- ferry:no-transaction\nVACUUM;\n", f) < 0 ||
+		    fclose(f))
+			abort();
+		rc = migrations_load(&set, dir);
+		latest = migrations_latest_version(&set);
+		ok(rc == 0 && set.n == 1 && set.items[0].version == 42 &&
+		   !strcmp(version_str(&set.items[0].ver), "42") && set.items[0].no_transaction &&
+		   !strcmp(set.items[0].name, "0042_x") && !strcmp(version_str(&latest), "42") &&
+		   migrations_find_version(&set, &latest) == &set.items[0],
+		   "0042_x.sql: version 42 in both fields, its name, the directive");
+		migrations_release(&set);
+		unlink(p);
+		rmdir(dir);
+		free(p);
+	}
 }
 
 int main(void)
@@ -371,6 +483,7 @@ int main(void)
 	}
 
 	version_tests();
+	format_tests();
 
 	printf("1..%d\n", n);
 	return failed != 0;
