@@ -1,8 +1,11 @@
 /*
- * migrations: each format is one entry of a table that says which file
- * names it owns and how to read a version and name from them; the first
- * format that owns any file of the directory reads the whole directory.
- * Later formats (dbmate, goose, Flyway, diesel) are new table entries.
+ * migrations: reading a directory of migrations. A format is a struct
+ * format (migrations.h), a row of the table below: which entries it
+ * claims, how an entry's name gives a version, how a file gives its SQL
+ * and directives. The loader reads the entries once, lets the formats
+ * claim them, refuses a directory of two formats, then reads the one
+ * format's migrations. ferry's and golang-migrate's formats live here;
+ * the later ones (dbmate, goose, Flyway, diesel) are a file and a row each.
  */
 #include "migrations.h"
 #include "exits.h"
@@ -18,19 +21,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-struct format {
-	const char *name;
-	const char *up_suffix;   /* what an up file's name ends with */
-	const char *skip_suffix; /* files of the format that are not up files */
-	const char *directive;   /* first-line no-transaction directive */
-};
-
-/* golang-migrate first: its names also end in ".sql". */
-static const struct format formats[] = {
-	{ "golang-migrate", ".up.sql", ".down.sql", NULL },
-	{ "ferry", ".sql", NULL, "-- ferry:no-transaction" },
-};
 
 void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -67,18 +57,20 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && !strcmp(s + a - b, suffix);
 }
 
+/* Reads a whole file: 0, or an errno value (the caller says which file). */
 static int read_text(const char *path, char **out, size_t *len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), e = 0;
 	struct stat st;
 	char *buf;
 	size_t n = 0;
 
 	if (fd < 0)
-		return error("cannot read migration '%s': %s", path, strerror(errno));
+		return errno;
 	if (fstat(fd, &st) < 0) {
+		e = errno;
 		close(fd);
-		return error("cannot read migration '%s': %s", path, strerror(errno));
+		return e;
 	}
 	buf = xmalloc((size_t)st.st_size + 1);
 	while (n < (size_t)st.st_size) {
@@ -87,11 +79,10 @@ static int read_text(const char *path, char **out, size_t *len)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			int e = errno;
-
+			e = errno;
 			free(buf);
 			close(fd);
-			return error("cannot read migration '%s': %s", path, strerror(e));
+			return e;
 		}
 		if (r == 0)
 			break;
@@ -164,59 +155,311 @@ static int check_bytes(struct migration *m, const char *text, size_t len)
 	return 0;
 }
 
+
+/* ---- the formats ---------------------------------------------------------- */
+
+/*
+ * "0002_add_tags.sql" with a suffix of 4 -> 2, "0002_add_tags": digits (at
+ * most 31, a value of at most 18 digits: ledgers keep an INTEGER), '_',
+ * a name, the suffix. -1 for anything else.
+ */
+static int parse_numbered(const char *entry, size_t suffix_len, struct version *v,
+			  char **name)
+{
+	size_t digits = strspn(entry, "0123456789");
+	size_t stem = strlen(entry) - suffix_len;
+	struct version ver;
+	long long n;
+
+	if (digits == 0 || digits >= 32 || entry[digits] != '_' || digits + 1 >= stem)
+		return -1;
+	if (!version_parse(&ver, entry, digits) || !version_to_ll(&ver, &n))
+		return -1;
+	*v = ver;
+	*name = xasprintf("%.*s", (int)stem, entry);
+	return 0;
+}
+
+/* golang-migrate: 000001_name.up.sql, and its .down.sql, which ferry skips */
+static bool golang_claims(const char *entry, const char *text)
+{
+	(void)text;
+	return ends_with(entry, ".up.sql") || ends_with(entry, ".down.sql");
+}
+
+static int golang_parse_name(const char *entry, struct version *v, char **name,
+			     bool *is_up)
+{
+	*is_up = !ends_with(entry, ".down.sql");
+	if (!*is_up)
+		return 0;
+	return parse_numbered(entry, strlen(".up.sql"), v, name);
+}
+
+/* The whole file migrates up, with no directive. */
+static int read_plain(struct migration *m, size_t len)
+{
+	(void)m;
+	(void)len;
+	return 0;
+}
+
+static const struct format format_golang_migrate = {
+	.name = "golang-migrate",
+	.example = "000001_name.up.sql",
+	.up_files = "*.up.sql",
+	.claims = golang_claims,
+	.parse_name = golang_parse_name,
+	.read = read_plain,
+};
+
+/* ferry: 0001_name.sql, up only; first line "-- ferry:no-transaction" */
+static bool ferry_claims(const char *entry, const char *text)
+{
+	size_t digits = strspn(entry, "0123456789");
+
+	(void)text;
+	return digits > 0 && entry[digits] == '_' && ends_with(entry, ".sql");
+}
+
+static int ferry_parse_name(const char *entry, struct version *v, char **name,
+			    bool *is_up)
+{
+	*is_up = true;
+	return parse_numbered(entry, strlen(".sql"), v, name);
+}
+
+static int ferry_read(struct migration *m, size_t len)
+{
+	static const char directive[] = "-- ferry:no-transaction";
+	size_t n = sizeof(directive) - 1;
+
+	(void)len;
+	if (!strncmp(m->sql, directive, n) && strchr(" \t\n", m->sql[n]))
+		m->no_transaction = true;
+	return 0;
+}
+
+static const struct format format_ferry = {
+	.name = "ferry",
+	.example = "0001_name.sql",
+	.up_files = "*.sql",
+	.claims = ferry_claims,
+	.parse_name = ferry_parse_name,
+	.read = ferry_read,
+};
+
+/*
+ * In claim order: an entry belongs to the first format that claims it, so
+ * a more specific rule comes before a broader one it overlaps. The last
+ * row is the format of a directory where no format claims anything.
+ * Formats defined in files of their own are declared here:
+ * extern const struct format format_NAME;
+ */
+static const struct format *const formats[] = {
+	&format_golang_migrate,
+	&format_ferry,
+};
+
+#define N_FORMATS (sizeof(formats) / sizeof(formats[0]))
+
+/* ---- the loader ----------------------------------------------------------- */
+
+/* A directory entry offered to the formats, with what was read of it. */
+struct entry {
+	char *name;
+	char *path;		/* the up file: dir/name, or dir/name/member */
+	const struct format *f; /* the format that claimed it; NULL: none */
+	char *text;		/* its content when read, NUL-terminated */
+	size_t len;
+	int read_errno;		/* why reading it failed; 0: read or not tried */
+};
+
+struct entries {
+	struct entry *items; /* in readdir order */
+	size_t n, cap;
+};
+
+static const struct format *claimer(const char *name, const char *text, bool is_dir)
+{
+	for (size_t i = 0; i < N_FORMATS; i++)
+		if (!formats[i]->member == !is_dir && formats[i]->claims(name, text))
+			return formats[i];
+	return NULL;
+}
+
+/*
+ * Offers one entry to the formats: a regular file (read first when it is
+ * a *.sql file), or a directory to the formats whose migrations are
+ * directories. Kept: what a format claims, and unclaimed *.sql files
+ * (refused later); anything else is ignored, as are entries stat()
+ * cannot follow.
+ */
+static void collect_one(struct entries *es, const char *dir, const char *name)
+{
+	struct entry e = { .path = xasprintf("%s/%s", dir, name) };
+	bool sql = ends_with(name, ".sql");
+	struct stat st;
+
+	if (stat(e.path, &st) < 0)
+		goto skip;
+	if (S_ISREG(st.st_mode)) {
+		if (sql)
+			e.read_errno = read_text(e.path, &e.text, &e.len);
+		e.f = claimer(name, e.text, false);
+		if (!e.f && !sql)
+			goto skip;
+	} else if (S_ISDIR(st.st_mode) && (e.f = claimer(name, NULL, true))) {
+		char *up = xasprintf("%s/%s", e.path, e.f->member);
+
+		free(e.path);
+		e.path = up;
+	} else {
+		goto skip;
+	}
+	e.name = xstrdup(name);
+	if (es->n == es->cap) {
+		es->cap = es->cap ? 2 * es->cap : 16;
+		es->items = xrealloc(es->items, es->cap * sizeof(*es->items));
+	}
+	es->items[es->n++] = e;
+	return;
+skip:
+	free(e.path);
+	free(e.text);
+}
+
+static void entries_release(struct entries *es)
+{
+	for (size_t i = 0; i < es->n; i++) {
+		free(es->items[i].name);
+		free(es->items[i].path);
+		free(es->items[i].text);
+	}
+	free(es->items);
+}
+
+/*
+ * The directory's format: the one format that claimed entries, the last
+ * row when none did; files of two formats are refused, one of each named.
+ */
+static int detect(const struct entries *es, const char *dir, const struct format **out)
+{
+	const struct entry *first = NULL;
+
+	for (size_t i = 0; i < es->n; i++) {
+		const struct entry *e = &es->items[i];
+
+		if (!e->f)
+			continue;
+		if (!first) {
+			first = e;
+		} else if (e->f != first->f) {
+			error("[migrations] dir '%s' mixes two formats: '%s' is a %s migration, "
+			      "'%s' a %s one; keep one format per directory (nothing was "
+			      "changed)", dir, first->name, first->f->name, e->name, e->f->name);
+			return EXIT_DATA;
+		}
+	}
+	*out = first ? first->f : formats[N_FORMATS - 1];
+	return 0;
+}
+
+/*
+ * Reads one up file into *m (which it then owns: path and text move
+ * there). Returns 0, 1 for an entry the format skips, or EXIT_DATA after
+ * one log line.
+ */
+static int load_one(const struct format *f, struct entry *e, struct migration *m)
+{
+	bool is_up = true;
+	size_t len;
+
+	memset(m, 0, sizeof(*m));
+	if (e->f != f || f->parse_name(e->name, &m->ver, &m->name, &is_up) < 0) {
+		error("migration '%s': cannot read a version from the name (%s format "
+		      "expects %s)", e->path, f->name, f->example);
+		return EXIT_DATA;
+	}
+	if (!is_up)
+		return 1;
+	if (!e->text && !e->read_errno)
+		e->read_errno = read_text(e->path, &e->text, &e->len);
+	if (e->read_errno) {
+		error("cannot read migration '%s': %s", e->path, strerror(e->read_errno));
+		goto fail;
+	}
+	m->path = e->path, m->sql = e->text;
+	e->path = e->text = NULL;
+	if (check_bytes(m, m->sql, e->len) < 0)
+		goto fail;
+	len = migrations_normalise(m->sql, e->len);
+	if (m->sql[strspn(m->sql, " \t\n\r")] == '\0') {
+		error("migration '%s' is empty", m->path);
+		goto fail;
+	}
+	sha256_hex(m->sql, len, m->sha256);
+	if (f->read(m, len) < 0)
+		goto fail;
+	if (!version_to_ll(&m->ver, &m->version))
+		m->version = -1;
+	return 0;
+fail:
+	free(m->name), free(m->path), free(m->sql);
+	memset(m, 0, sizeof(*m));
+	return EXIT_DATA;
+}
+
 static int by_version(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
-	return (x->version > y->version) - (x->version < y->version);
+	return version_cmp(&x->ver, &y->ver);
 }
 
-/* Does the format own this .sql file name? */
-static bool owns(const struct format *f, const char *name)
+/* Reads the format's up files into set, sorted; 65 for a duplicate version. */
+static int load_all(struct migration_set *set, const struct format *f, struct entries *es)
 {
-	return ends_with(name, f->up_suffix) ||
-	       (f->skip_suffix && ends_with(name, f->skip_suffix));
-}
+	size_t cap = 0;
 
-static const struct format *detect(DIR *d)
-{
-	struct dirent *e;
+	for (size_t i = 0; i < es->n; i++) {
+		struct migration m;
+		int rc = load_one(f, &es->items[i], &m);
 
-	for (size_t i = 0; i + 1 < sizeof(formats) / sizeof(formats[0]); i++) {
-		rewinddir(d);
-		while ((e = readdir(d)))
-			if (e->d_name[0] != '.' && owns(&formats[i], e->d_name))
-				return &formats[i];
+		if (rc == 1)
+			continue;
+		if (rc)
+			return rc;
+		if (set->n == cap) {
+			cap = cap ? 2 * cap : 16;
+			set->items = xrealloc(set->items, cap * sizeof(*set->items));
+		}
+		set->items[set->n++] = m;
 	}
-	return &formats[sizeof(formats) / sizeof(formats[0]) - 1];
-}
-
-/* "0002_add_tags.sql" -> version 2, name "0002_add_tags"; -1 if no match */
-static int parse_name(const struct format *f, const char *file, struct migration *m)
-{
-	size_t digits = strspn(file, "0123456789");
-	size_t stem = strlen(file) - strlen(f->up_suffix);
-	char num[32];
-
-	if (digits == 0 || digits >= sizeof(num) || file[digits] != '_' ||
-	    digits + 1 >= stem)
-		return -1;
-	memcpy(num, file, digits);
-	num[digits] = '\0';
-	if (!parse_ll(num, 0, 999999999999999999LL, &m->version))
-		return -1;
-	m->name = strndup(file, stem);
-	if (!m->name)
-		return -1;
+	if (set->n == 0) {
+		error("[migrations] dir '%s' holds no migrations (no %s file): this image "
+		      "ships nothing to bring a database to; check that it copies its "
+		      "migrations there (nothing was changed)", set->dir, f->up_files);
+		return EXIT_CONFIG;
+	}
+	qsort(set->items, set->n, sizeof(*set->items), by_version);
+	for (size_t i = 1; i < set->n; i++) {
+		if (version_cmp(&set->items[i].ver, &set->items[i - 1].ver) == 0) {
+			error("migrations '%s' and '%s' have the same version %s",
+			      set->items[i - 1].path, set->items[i].path,
+			      version_str(&set->items[i].ver));
+			return EXIT_DATA;
+		}
+	}
 	return 0;
 }
 
 int migrations_load(struct migration_set *set, const char *dir)
 {
+	struct entries es = { 0 };
 	const struct format *f;
 	struct dirent *e;
-	size_t cap = 0;
 	DIR *d;
-	int rc = 0;
+	int rc;
 
 	memset(set, 0, sizeof(*set));
 	set->dir = xstrdup(dir);
@@ -225,78 +468,16 @@ int migrations_load(struct migration_set *set, const char *dir)
 		error("[migrations] dir '%s': %s", dir, strerror(errno));
 		return EXIT_CONFIG;
 	}
-	f = detect(d);
-	set->format = f->name;
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		struct migration m = { 0 };
-		struct stat st;
-		size_t len = 0;
-
-		if (e->d_name[0] == '.' || !ends_with(e->d_name, ".sql"))
-			continue;
-		if (f->skip_suffix && ends_with(e->d_name, f->skip_suffix))
-			continue;
-		m.path = xasprintf("%s/%s", dir, e->d_name);
-		if (stat(m.path, &st) < 0 || !S_ISREG(st.st_mode)) {
-			free(m.path);
-			continue;
-		}
-		if (!owns(f, e->d_name) || parse_name(f, e->d_name, &m) < 0) {
-			error("migration '%s': cannot read a version from the name "
-			      "(%s format expects %s)", m.path, f->name,
-			      f == &formats[0] ? "000001_name.up.sql" : "0001_name.sql");
-			free(m.path);
-			rc = EXIT_DATA;
-			goto out;
-		}
-		if (read_text(m.path, &m.sql, &len) < 0) {
-			free(m.path);
-			free(m.name);
-			rc = EXIT_DATA;
-			goto out;
-		}
-		if (check_bytes(&m, m.sql, len) < 0) {
-			free(m.path), free(m.name), free(m.sql);
-			rc = EXIT_DATA;
-			goto out;
-		}
-		len = migrations_normalise(m.sql, len);
-		if (m.sql[strspn(m.sql, " \t\n\r")] == '\0') {
-			error("migration '%s' is empty", m.path);
-			free(m.path), free(m.name), free(m.sql);
-			rc = EXIT_DATA;
-			goto out;
-		}
-		sha256_hex(m.sql, len, m.sha256);
-		if (f->directive && !strncmp(m.sql, f->directive, strlen(f->directive)) &&
-		    strchr(" \t\n", m.sql[strlen(f->directive)]))
-			m.no_transaction = true;
-		if (set->n == cap) {
-			cap = cap ? 2 * cap : 16;
-			set->items = xrealloc(set->items, cap * sizeof(*set->items));
-		}
-		set->items[set->n++] = m;
-	}
-	if (set->n == 0) {
-		error("[migrations] dir '%s' holds no migrations (no *%s file): this image "
-		      "ships nothing to bring a database to; check that it copies its "
-		      "migrations there (nothing was changed)", dir, f->up_suffix);
-		rc = EXIT_CONFIG;
-		goto out;
-	}
-	qsort(set->items, set->n, sizeof(*set->items), by_version);
-	for (size_t i = 1; i < set->n; i++) {
-		if (set->items[i].version == set->items[i - 1].version) {
-			error("migrations '%s' and '%s' have the same version %lld",
-			      set->items[i - 1].path, set->items[i].path,
-			      set->items[i].version);
-			rc = EXIT_DATA;
-			goto out;
-		}
-	}
-out:
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			collect_one(&es, dir, e->d_name);
 	closedir(d);
+	rc = detect(&es, dir, &f);
+	if (rc == 0) {
+		set->format = f->name;
+		rc = load_all(set, f, &es);
+	}
+	entries_release(&es);
 	return rc;
 }
 
@@ -321,7 +502,21 @@ const struct migration *migrations_find(const struct migration_set *set,
 	return NULL;
 }
 
+const struct migration *migrations_find_version(const struct migration_set *set,
+						const struct version *v)
+{
+	for (size_t i = 0; i < set->n; i++)
+		if (version_cmp(&set->items[i].ver, v) == 0)
+			return &set->items[i];
+	return NULL;
+}
+
 long long migrations_latest(const struct migration_set *set)
 {
 	return set->n ? set->items[set->n - 1].version : 0;
+}
+
+struct version migrations_latest_version(const struct migration_set *set)
+{
+	return set->n ? set->items[set->n - 1].ver : VERSION_ZERO;
 }

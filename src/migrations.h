@@ -1,19 +1,26 @@
 /*
  * migrations: the files an image ships. Discovery per directory through a
- * small table of formats, numeric version order, normalised checksums.
+ * table of formats (struct format below), version order, normalised
+ * checksums.
  */
 #ifndef FERRY_MIGRATIONS_H
 #define FERRY_MIGRATIONS_H
+
+#include "version.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
 struct migration {
+	/* ver as an integer, for the callers that still take one; -1 when ver
+	 * does not fit (dotted, or over 18 digits: no format yet ships one) */
 	long long version;
+	struct version ver;
 	char *name;         /* file name without the format's suffix */
 	char *path;         /* the up file */
-	char *sql;          /* normalised content: no BOM, LF line ends */
-	char sha256[65];    /* of sql */
+	char *sql;          /* the SQL that migrates up: normalised (no BOM, LF
+			       line ends), for ferry and golang-migrate the file */
+	char sha256[65];    /* of the whole normalised file */
 	bool no_transaction;
 	/* the first byte that is not UTF-8: its line (0: the whole file is
 	 * UTF-8) and its offset in the file */
@@ -29,16 +36,73 @@ struct migration_set {
 };
 
 /*
+ * A format: how its migrations are named and read. migrations_load() offers
+ * each entry of the directory to the formats in table order (migrations.c)
+ * and the first that claims it owns it; the directory's format is the one
+ * format that owns entries (ferry, the last row, when none does). Entries
+ * of two formats in one directory are refused (65, naming one of each). A
+ * *.sql file no format claims is refused as a name without version; other
+ * unclaimed entries are ignored (README.md, 0001_x.sql~, subdirectories).
+ *
+ * A new format is one file defining `const struct format format_NAME`
+ * (declared next to the table) and one row of the table, placed before
+ * the formats whose entries it would also claim: a name rule more
+ * specific than theirs (golang-migrate's .up.sql before ferry's .sql), or
+ * the same names told apart by content (dbmate's "-- migrate:up", goose's
+ * "-- +goose Up" before ferry).
+ */
+struct format {
+	const char *name;     /* "golang-migrate": set->format, messages */
+	const char *example;  /* "000001_name.up.sql": the name it expects */
+	const char *up_files; /* "*.up.sql": in "holds no migrations (no ...)" */
+	/*
+	 * NULL: migrations are regular files. Else they are directories that
+	 * hold their up file under this name (diesel's
+	 * 2024-01-01-120000_name/up.sql): only directories are offered to the
+	 * format, and m->path is that file.
+	 */
+	const char *member;
+	/*
+	 * Is the entry called entry one of this format's (an up file, a down
+	 * file, anything the format would read or skip)? text is the content
+	 * of a regular *.sql file as read (NUL-terminated; a BOM, CRLF or NUL
+	 * bytes possible), NULL for an unreadable file, another name or a
+	 * directory. No I/O, no log.
+	 */
+	bool (*claims)(const char *entry, const char *text);
+	/*
+	 * Reads a claimed entry's name: 0 with *v, *name (the migration's
+	 * name, malloc'd) and *is_up true for an up migration; 0 with *is_up
+	 * false for an entry the loader skips (golang-migrate's .down.sql);
+	 * -1 when the name holds no version the format accepts (the loader
+	 * logs "cannot read a version from the name", 65). No log.
+	 */
+	int (*parse_name)(const char *entry, struct version *v, char **name, bool *is_up);
+	/*
+	 * Reads an up file: m->path is set, m->sql holds its normalised text
+	 * (len bytes, NUL-terminated, not empty), m->sha256 that text's sum.
+	 * Leaves in m->sql the SQL that migrates up (it may cut it in place,
+	 * at a down section) and sets the directives (m->no_transaction).
+	 * Returns 0, or logs one line naming m->path and returns -1 (65).
+	 */
+	int (*read)(struct migration *m, size_t len);
+};
+
+/*
  * Reads dir. Returns 0, or logs one line naming the file and returns the
  * exit status: 78 for a missing directory or one without migrations, 65
  * for a bad file (unreadable, empty, a NUL byte, a name without version,
- * a duplicate version).
+ * a duplicate version) or files of two formats.
  */
 int migrations_load(struct migration_set *set, const char *dir);
 void migrations_release(struct migration_set *set);
 const struct migration *migrations_find(const struct migration_set *set,
 					long long version);
+const struct migration *migrations_find_version(const struct migration_set *set,
+						const struct version *v);
+/* The highest version shipped, 0 (zero) for an empty set. */
 long long migrations_latest(const struct migration_set *set);
+struct version migrations_latest_version(const struct migration_set *set);
 /* Normalises text in place (BOM, CRLF) and returns its new length. */
 size_t migrations_normalise(char *text, size_t len);
 void sha256_hex(const void *data, size_t len, char out[65]);

@@ -5,8 +5,8 @@
  * content may hold single NUL bytes; a '/' in a name makes a
  * subdirectory). Properties: the status is 0, 65 or 78, and a refusal is
  * exactly one log line; an accepted set is in strictly increasing version
- * order, each item has a name and a path in the directory, and its sha256
- * is that of its text.
+ * order (ver and version alike), each item has a name and a path in the
+ * directory, and its sha256 is that of its text.
  */
 #include "fuzz.h"
 #include "migrations.h"
@@ -138,9 +138,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; rc == 0 && i < set.n; i++) {
 		const struct migration *m = &set.items[i];
 		char sum[65];
+		long long n;
 
 		if (i > 0 && m->version <= set.items[i - 1].version)
 			fuzz_fail("versions are not strictly increasing", log, len);
+		if (!version_to_ll(&m->ver, &n) || n != m->version)
+			fuzz_fail("a migration's ver is not its version", log, len);
 		if (!m->name || !m->sql || !m->path || strncmp(m->path, dir, strlen(dir)))
 			fuzz_fail(
 			    "a migration without name, text or path in the directory",

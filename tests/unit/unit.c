@@ -1,7 +1,8 @@
 /*
  * unit: TAP tests for the parsers: config values, URL redaction, the
  * PostgreSQL statement splitter and its no-transaction detection,
- * checksum normalisation; and for the plan.
+ * checksum normalisation, versions and migration formats; and for the
+ * plan.
  */
 #include "config.h"
 #include "exits.h"
@@ -13,6 +14,7 @@
 #include "store.h"
 #include "ledger.h"
 #include "util.h"
+#include "version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int n, failed;
@@ -245,6 +248,203 @@ static void pid1_hook_tests(void)
 
 /* ---- end of pid1 ---- */
 
+/* ---- versions and migration formats --------------------------------------------- */
+
+/* a and b parse and compare as want (<0, 0, >0), the other way round too */
+static void orders(const char *a, const char *b, int want)
+{
+	struct version x, y;
+	char msg[300];
+	int ab = 2, ba = 2;
+
+	if (version_parse(&x, a, strlen(a)) && version_parse(&y, b, strlen(b))) {
+		ab = version_cmp(&x, &y);
+		ba = version_cmp(&y, &x);
+	}
+	snprintf(msg, sizeof(msg), "version %s %s %s (got %d, reversed %d)", a,
+		 want < 0 ? "<" : want ? ">" : "==", b, ab, ba);
+	ok(ab != 2 && (ab > 0) - (ab < 0) == want && (ba > 0) - (ba < 0) == -want, msg);
+}
+
+/* len bytes of s parse to the canonical text want; want NULL: refused */
+static void canonical(const char *s, size_t len, const char *want, const char *what)
+{
+	struct version v = VERSION_ZERO;
+	bool parsed = version_parse(&v, s, len);
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "version %s -> %s (got %s)", what, want ? want : "refused",
+		 parsed ? version_str(&v) : "refused");
+	ok(want ? parsed && !strcmp(version_str(&v), want) : !parsed && version_is_zero(&v),
+	   msg);
+}
+
+static void version_tests(void)
+{
+	char zeros[VERSION_INPUT_MAX + 2], digits[VERSION_TEXT_MAX + 2];
+	struct version v, w;
+	long long ll = -7;
+
+	orders("1.1", "1.2", -1), orders("1.2", "1.10", -1), orders("1.1", "1.10", -1);
+	orders("9", "10", -1), orders("20240101120000", "20240101120001", -1);
+	orders("1", "1.1", -1), orders("1.9", "2", -1), orders("1.99", "2", -1);
+	orders("0", "1", -1), orders("0", "0.1", -1), orders("1", "1.0.1", -1);
+	orders("99999999999999999999999", "100000000000000000000000", -1);
+	orders("0001", "1", 0), orders("1.0", "1", 0), orders("1.0.0", "1", 0);
+	orders("01.002", "1.2", 0), orders("0", "0.0", 0), orders("000", "0", 0);
+	orders("3.0.7", "3.0.6", 1);
+
+	canonical("0003", 4, "3", "0003"), canonical("0", 1, "0", "0");
+	canonical("0.0.0", 5, "0", "0.0.0"), canonical("1.02.0", 6, "1.2", "1.02.0");
+	canonical("1.0.1", 5, "1.0.1", "1.0.1"), canonical("0.1", 3, "0.1", "0.1");
+	canonical("20240101120000", 14, "20240101120000", "a timestamp");
+	canonical("12", 1, "1", "the first byte of 12 (a length, no NUL needed)");
+	canonical("", 0, NULL, "empty"), canonical(".", 1, NULL, "a dot");
+	canonical("1.", 2, NULL, "a trailing dot"), canonical(".1", 2, NULL, "a leading dot");
+	canonical("1..2", 4, NULL, "an empty segment"), canonical("1a", 2, NULL, "a letter");
+	canonical("-1", 2, NULL, "a sign"), canonical(" 1", 2, NULL, "a space");
+	canonical("1_2", 3, NULL, "an underscore"), canonical("1\0", 2, NULL, "a NUL byte");
+	canonical("0x10", 4, NULL, "hex"), canonical(NULL, 1, NULL, "NULL");
+
+	memset(zeros, '0', sizeof(zeros));
+	canonical(zeros, VERSION_INPUT_MAX, "0", "255 zeros (the longest input)");
+	zeros[VERSION_INPUT_MAX - 1] = '7';
+	canonical(zeros, VERSION_INPUT_MAX, "7", "254 zeros and 7");
+	canonical(zeros, VERSION_INPUT_MAX + 1, NULL, "256 bytes (too long)");
+	memset(digits, '9', sizeof(digits));
+	canonical(digits, VERSION_TEXT_MAX, "99999999999999999999999999999999999999999999999",
+		  "47 digits (the longest canonical text)");
+	canonical(digits, VERSION_TEXT_MAX + 1, NULL, "48 digits (too long)");
+
+	ok(version_parse(&v, "0000000000000000000003", 22) && version_to_ll(&v, &ll) && ll == 3,
+	   "version 0000000000000000000003 as an integer: 3");
+	ok(version_parse(&v, "999999999999999999", 18) && version_to_ll(&v, &ll) &&
+	   ll == 999999999999999999LL, "18 digits fit an integer");
+	ll = -7;
+	ok(version_parse(&v, "1000000000000000000", 19) && !version_to_ll(&v, &ll) && ll == -7,
+	   "19 digits do not");
+	ok(version_parse(&v, "1.2", 3) && !version_to_ll(&v, &ll) && ll == -7 &&
+	   !version_is_integer(&v) && v.segments == 2, "a dotted version is not an integer");
+	ok(version_parse(&v, "1.0", 3) && version_is_integer(&v) && version_to_ll(&v, &ll) &&
+	   ll == 1, "1.0 is the integer 1");
+	w = VERSION_ZERO;
+	ok(version_is_zero(&w) && !strcmp(version_str(&w), "0") && version_to_ll(&w, &ll) &&
+	   ll == 0 && version_parse(&v, "00", 2) && version_is_zero(&v) && !version_cmp(&v, &w),
+	   "the zero version prints 0, is 0, and is what 00 parses to");
+	ok(version_from_ll(&v, 42) && !strcmp(version_str(&v), "42") && version_from_ll(&w, 0) &&
+	   version_is_zero(&w) && !version_from_ll(&w, -1) && version_is_zero(&w),
+	   "from an integer: 42, 0; -1 refused");
+}
+
+/* Writes the files (name=content pairs, NULL-terminated; a name ending in
+ * '/' is a directory) into a fresh directory and loads it: want is the
+ * status, want_log a text of the one log line, want_format the format. */
+static void loads(const char *const *files, int want, const char *want_log,
+		  const char *want_format, const char *what)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", msg[1600];
+	FILE *logf = tmpfile();
+	struct migration_set set;
+	int rc;
+
+	if (!mkdtemp(dir) || !logf)
+		abort();
+	for (size_t i = 0; files[i]; i += 2) {
+		char *path = xasprintf("%s/%s", dir, files[i]);
+		FILE *f;
+
+		if (path[strlen(path) - 1] == '/') {
+			if (mkdir(path, 0755) < 0)
+				abort();
+		} else if (!(f = fopen(path, "w")) || fputs(files[i + 1], f) < 0 || fclose(f)) {
+			abort();
+		}
+		free(path);
+	}
+	log_set_fd(fileno(logf));
+	rc = migrations_load(&set, dir);
+	log_set_fd(2);
+	rewind(logf);
+	if (!fgets(log, sizeof(log), logf))
+		log[0] = '\0';
+	fclose(logf);
+	snprintf(msg, sizeof(msg), "load %s: status %d (got %d, format %s, log '%.*s')", what,
+		 want, rc, set.format ? set.format : "none", (int)strcspn(log, "\n"), log);
+	ok(rc == want && (!want_log || strstr(log, want_log)) &&
+	   (!want_format || (set.format && !strcmp(set.format, want_format))), msg);
+	migrations_release(&set);
+	for (size_t i = 0; files[i]; i += 2) {
+		char *path = xasprintf("%s/%s", dir, files[i]);
+
+		if (remove(path) < 0)
+			abort();
+		free(path);
+	}
+	if (rmdir(dir) < 0)
+		abort();
+}
+
+static void format_tests(void)
+{
+	static const char *const ferry3[] = { "0001_a.sql", "SELECT 1;\n", "03_c.sql",
+					      "-- ferry:no-transaction\nSELECT 3;\n", "README.md",
+					      "x", "0002_b.sql~", "x", "0009_dir.sql/", "", NULL };
+	static const char *const golang[] = { "000001_a.up.sql", "SELECT 1;\n",
+					      "000001_a.down.sql", "SELECT 0;\n",
+					      "junk.down.sql", "", "x.up.sql/", "", NULL };
+	static const char *const mixed[] = { "000001_a.up.sql", "SELECT 1;\n", "0002_b.sql",
+					     "SELECT 2;\n", NULL };
+	static const char *const ferry_down[] = { "0001_a.sql", "SELECT 1;\n",
+						  "0001_a.down.sql", "SELECT 0;\n", NULL };
+	static const char *const stray[] = { "000001_a.up.sql", "SELECT 1;\n", "notes.sql",
+					     "SELECT 2;\n", NULL };
+	static const char *const unnamed[] = { "0001_a.sql", "SELECT 1;\n", "abc.sql", "x", NULL };
+	static const char *const down_only[] = { "000002_b.down.sql", "SELECT 0;\n", NULL };
+	static const char *const dup[] = { "0001_a.sql", "SELECT 1;\n", "1_b.sql", "SELECT 2;\n",
+					   NULL };
+	static const char *const big[] = { "1000000000000000000_a.sql", "SELECT 1;\n", NULL };
+	static const char *const dir_only[] = { "0001_a.up.sql/", "", "0002_b.sql", "SELECT 2;\n",
+						NULL };
+
+	loads(ferry3, 0, NULL, "ferry", "ferry files, other names ignored");
+	loads(golang, 0, NULL, "golang-migrate", "golang-migrate, .down.sql skipped");
+	loads(mixed, 65, "mixes two formats", NULL, "golang-migrate and ferry files");
+	loads(ferry_down, 65, "mixes two formats", NULL, "ferry files and a .down.sql");
+	loads(stray, 65, "notes.sql': cannot read a version from the name (golang-migrate "
+	      "format expects 000001_name.up.sql)", NULL, "an unnamed .sql file, golang-migrate");
+	loads(unnamed, 65, "abc.sql': cannot read a version from the name (ferry format "
+	      "expects 0001_name.sql)", NULL, "an unnamed .sql file, ferry");
+	loads(down_only, 78, "holds no migrations (no *.up.sql file)", NULL, "only a .down.sql");
+	loads(dup, 65, "have the same version 1", NULL, "0001 and 1");
+	loads(big, 65, "cannot read a version", NULL, "19 digits");
+	loads(dir_only, 0, NULL, "ferry", "a directory named like a golang-migrate file");
+	{
+		struct migration_set set;
+		char dir[] = "/tmp/ferry-unit-XXXXXX", *p;
+		struct version latest;
+		FILE *f;
+		int rc;
+
+		if (!mkdtemp(dir))
+			abort();
+		p = xasprintf("%s/0042_x.sql", dir);
+		if (!(f = fopen(p, "w")) || fputs("-- ferry:no-transaction\nVACUUM;\n", f) < 0 ||
+		    fclose(f))
+			abort();
+		rc = migrations_load(&set, dir);
+		latest = migrations_latest_version(&set);
+		ok(rc == 0 && set.n == 1 && set.items[0].version == 42 &&
+		   !strcmp(version_str(&set.items[0].ver), "42") && set.items[0].no_transaction &&
+		   !strcmp(set.items[0].name, "0042_x") && !strcmp(version_str(&latest), "42") &&
+		   migrations_find_version(&set, &latest) == &set.items[0],
+		   "0042_x.sql: version 42 in both fields, its name, the directive");
+		migrations_release(&set);
+		unlink(p);
+		rmdir(dir);
+		free(p);
+	}
+}
+
 int main(void)
 {
 	bool st[256];
@@ -383,6 +583,8 @@ int main(void)
 	}
 
 	pid1_hook_tests();
+	version_tests();
+	format_tests();
 
 	printf("1..%d\n", n);
 	return failed != 0;
