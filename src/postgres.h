@@ -1,8 +1,8 @@
 /*
- * postgres: the PostgreSQL backend, cut in three: postgres.c (connection,
- * lock, journal, ledger, migrations, the ops table), pgsnapshot.c (template
- * and logical snapshots, restore) and pgsplit.c (splitting scripts into
- * statements). This header is what they share; the rest of ferry sees
+ * postgres: the PostgreSQL backend, cut in four: postgres.c (connection,
+ * SQL surface, migrations, the ops table), pglock.c (lock, journal, write
+ * hold), pgsnapshot.c (template and logical snapshots, restore) and
+ * pgsplit.c (splitting scripts into statements). This header is what they share; the rest of ferry sees
  * only postgres_ops in store.h.
  */
 #ifndef FERRY_POSTGRES_H
@@ -38,6 +38,21 @@ PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
 void pg_rollback(PGconn *c);
 /* Server notices go to the log (debug), like every other line. */
 void pg_on_notice(void *arg, const char *msg);
+
+/* postgres.c, for pglock.c */
+void pg_mark_params(struct store *s, char hi[24], char lo[24], int which);
+void pg_session_setup(struct store *s);
+int pg_maint_connect(struct store *s);
+/* The connection that holds (or takes) the migrator lock. */
+PGconn *pg_lock_conn(struct store *s);
+
+/* pglock.c: the migrator lock, the journal table, the write hold */
+int pg_lock(struct store *s, long long timeout);
+void pg_unlock(struct store *s);
+int pg_journal_load(struct store *s, char *buf, size_t size);
+int pg_journal_save(struct store *s, const char *text);
+int pg_hold(struct store *s, bool exclusive);
+void pg_unhold(struct store *s);
 
 struct snapshot_info;
 int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info);
