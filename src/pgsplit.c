@@ -13,7 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-
 static bool ident_start(char c)
 {
 	return isalpha((unsigned char)c) || c == '_' || (unsigned char)c >= 0x80;
@@ -69,6 +68,172 @@ struct open_end {
 	int line;
 };
 
+/* The splitter's state: where it is, and the statement being read. */
+struct scanner {
+	const char *sql; /* the whole script */
+	const char *p;
+	int line;
+	const char *content; /* the first character of the statement, or NULL */
+	int content_line;
+	int atomic, atomic_line, cases; /* BEGIN ATOMIC bodies, CASE inside them */
+	char prev[16];                  /* the word just before, for BEGIN ATOMIC */
+	struct sql_statement *out;
+	size_t n, cap;
+	struct open_end *end;
+};
+
+/* Ends the statement being read (if any) at stop. */
+static void emit(struct scanner *sc, const char *stop)
+{
+	if (!sc->content)
+		return;
+	if (sc->n == sc->cap)
+		sc->out = xrealloc(sc->out, (sc->cap *= 2) * sizeof(*sc->out));
+	sc->out[sc->n].start = sc->content;
+	sc->out[sc->n].len = (size_t)(stop - sc->content);
+	sc->out[sc->n].line = sc->content_line;
+	sc->n++;
+	sc->content = NULL;
+}
+
+/* At a comment opener: past the (nested) comment. */
+static void skip_comment(struct scanner *sc)
+{
+	const char *open = sc->p;
+	int depth = 0, open_line = sc->line;
+
+	do {
+		if (*sc->p == '/' && sc->p[1] == '*') {
+			depth++;
+			sc->p += 2;
+		} else if (*sc->p == '*' && sc->p[1] == '/') {
+			depth--;
+			sc->p += 2;
+		} else {
+			sc->line += *sc->p == '\n';
+			sc->p++;
+		}
+	} while (*sc->p && depth > 0);
+	if (depth > 0) {
+		*sc->end = (struct open_end){ "a /* comment opened there is never closed", NULL,
+					      0, open_line };
+		if (!sc->content) {
+			sc->content = open;
+			sc->content_line = open_line;
+		}
+	}
+}
+
+/* At a quote: past the string literal or quoted identifier. */
+static void scan_quoted(struct scanner *sc)
+{
+	const char *p = sc->p;
+	char c = *p;
+	/* E'...' strings take backslash escapes */
+	bool esc = c == '\'' && p > sc->sql && (p[-1] == 'E' || p[-1] == 'e') &&
+		   (p - 1 == sc->sql || !ident_char(p[-2])), closed;
+	int open_line = sc->line;
+
+	sc->p = skip_quoted(p, esc, &sc->line, &closed);
+	if (!closed)
+		*sc->end = (struct open_end){
+			c == '"' ? "a quoted identifier opened there is never closed"
+				 : "a string literal opened there is never closed",
+			NULL, 0, open_line
+		};
+	sc->prev[0] = '\0';
+}
+
+/* At a '$' that starts a word: past the dollar quote; false if none. */
+static bool scan_dollar(struct scanner *sc)
+{
+	const char *tag = sc->p;
+	size_t tl = dollar_tag(tag);
+	int open_line = sc->line;
+
+	if (!tl)
+		return false;
+	for (sc->p += tl; *sc->p && strncmp(sc->p, tag, tl); sc->p++)
+		sc->line += *sc->p == '\n';
+	if (*sc->p)
+		sc->p += tl;
+	else
+		*sc->end = (struct open_end){ "a dollar quote", tag, tl, open_line };
+	sc->prev[0] = '\0';
+	return true;
+}
+
+/* Past a word, counting BEGIN ATOMIC ... END and the CASE ... END in it. */
+static void scan_word(struct scanner *sc)
+{
+	const char *w = sc->p;
+	size_t wl;
+
+	while (ident_char(*sc->p))
+		sc->p++;
+	wl = (size_t)(sc->p - w);
+	/* SQL-standard function bodies hold semicolons */
+	if (wl == 6 && !strncasecmp(w, "ATOMIC", 6) && !strcasecmp(sc->prev, "BEGIN")) {
+		if (!sc->atomic++)
+			sc->atomic_line = sc->line;
+	} else if (sc->atomic && wl == 4 && !strncasecmp(w, "CASE", 4))
+		sc->cases++;
+	else if (sc->atomic && wl == 3 && !strncasecmp(w, "END", 3)) {
+		if (sc->cases)
+			sc->cases--;
+		else
+			sc->atomic--;
+	}
+	snprintf(sc->prev, sizeof(sc->prev), "%.*s", (int)(wl < 15 ? wl : 15), w);
+}
+
+/* Past a token that belongs to a statement, which it may begin. */
+static void scan_content(struct scanner *sc)
+{
+	char c = *sc->p;
+
+	if (!sc->content) {
+		sc->content = sc->p;
+		sc->content_line = sc->line;
+	}
+	if (c == '\'' || c == '"') {
+		scan_quoted(sc);
+		return;
+	}
+	if (c == '$' && (sc->p == sc->sql || !ident_char(sc->p[-1])) && scan_dollar(sc))
+		return;
+	if (ident_start(c)) {
+		scan_word(sc);
+		return;
+	}
+	sc->prev[0] = '\0';
+	sc->p++;
+}
+
+/* Past one token: a blank, a comment, a ';' or a statement's token. */
+static void scan_token(struct scanner *sc)
+{
+	char c = *sc->p;
+
+	if (c == '\n') {
+		sc->line++;
+		sc->p++;
+	} else if (isspace((unsigned char)c)) {
+		sc->p++;
+	} else if (c == '-' && sc->p[1] == '-') {
+		while (*sc->p && *sc->p != '\n')
+			sc->p++;
+	} else if (c == '/' && sc->p[1] == '*') {
+		skip_comment(sc);
+	} else if (c == ';' && !sc->atomic) {
+		emit(sc, sc->p);
+		sc->prev[0] = '\0';
+		sc->p++;
+	} else {
+		scan_content(sc);
+	}
+}
+
 /*
  * The splitter proper. Nothing is dropped: text the script ends inside of
  * (an unclosed literal, dollar quote or comment) is part of the last
@@ -77,143 +242,19 @@ struct open_end {
  */
 static size_t split(const char *sql, struct sql_statement **out, struct open_end *end)
 {
-	const char *p = sql, *content = NULL;
-	int line = 1, content_line = 1, atomic = 0, atomic_line = 0, cases = 0;
-	char prev[16] = "";
-	size_t n = 0, cap = 8;
+	struct scanner sc = { .sql = sql, .p = sql, .line = 1, .content_line = 1,
+			      .cap = 8, .end = end };
 
 	memset(end, 0, sizeof(*end));
-	*out = xmalloc(cap * sizeof(**out));
-#define EMIT(stop)                                                             \
-	do {                                                                   \
-		if (content) {                                                 \
-			if (n == cap)                                          \
-				*out = xrealloc(*out, (cap *= 2) * sizeof(**out)); \
-			(*out)[n].start = content;                             \
-			(*out)[n].len = (size_t)((stop) - content);            \
-			(*out)[n].line = content_line;                         \
-			n++;                                                   \
-			content = NULL;                                        \
-		}                                                              \
-	} while (0)
-	while (*p) {
-		char c = *p;
-
-		if (c == '\n') {
-			line++;
-			p++;
-			continue;
-		}
-		if (isspace((unsigned char)c)) {
-			p++;
-			continue;
-		}
-		if (c == '-' && p[1] == '-') {
-			while (*p && *p != '\n')
-				p++;
-			continue;
-		}
-		if (c == '/' && p[1] == '*') {
-			const char *open = p;
-			int depth = 0, open_line = line;
-
-			do {
-				if (*p == '/' && p[1] == '*') {
-					depth++;
-					p += 2;
-				} else if (*p == '*' && p[1] == '/') {
-					depth--;
-					p += 2;
-				} else {
-					line += *p == '\n';
-					p++;
-				}
-			} while (*p && depth > 0);
-			if (depth > 0) {
-				*end = (struct open_end){ "a /* comment opened there is never "
-							  "closed", NULL, 0, open_line };
-				if (!content) {
-					content = open;
-					content_line = open_line;
-				}
-			}
-			continue;
-		}
-		if (c == ';' && !atomic) {
-			EMIT(p);
-			prev[0] = '\0';
-			p++;
-			continue;
-		}
-		if (!content) {
-			content = p;
-			content_line = line;
-		}
-		if (c == '\'' || c == '"') {
-			/* E'...' strings take backslash escapes */
-			bool esc = c == '\'' && p > sql && (p[-1] == 'E' || p[-1] == 'e') &&
-				   (p - 1 == sql || !ident_char(p[-2])), closed;
-			int open_line = line;
-
-			p = skip_quoted(p, esc, &line, &closed);
-			if (!closed)
-				*end = (struct open_end){
-					c == '"' ? "a quoted identifier opened there is never closed"
-						 : "a string literal opened there is never closed",
-					NULL, 0, open_line
-				};
-			prev[0] = '\0';
-			continue;
-		}
-		if (c == '$' && (p == sql || !ident_char(p[-1]))) {
-			size_t tl = dollar_tag(p);
-
-			if (tl) {
-				const char *tag = p;
-				int open_line = line;
-
-				for (p += tl; *p && strncmp(p, tag, tl); p++)
-					line += *p == '\n';
-				if (*p)
-					p += tl;
-				else
-					*end = (struct open_end){ "a dollar quote", tag, tl,
-								  open_line };
-				prev[0] = '\0';
-				continue;
-			}
-		}
-		if (ident_start(c)) {
-			const char *w = p;
-			size_t wl;
-
-			while (ident_char(*p))
-				p++;
-			wl = (size_t)(p - w);
-			/* SQL-standard function bodies hold semicolons */
-			if (wl == 6 && !strncasecmp(w, "ATOMIC", 6) && !strcasecmp(prev, "BEGIN")) {
-				if (!atomic++)
-					atomic_line = line;
-			} else if (atomic && wl == 4 && !strncasecmp(w, "CASE", 4))
-				cases++;
-			else if (atomic && wl == 3 && !strncasecmp(w, "END", 3)) {
-				if (cases)
-					cases--;
-				else
-					atomic--;
-			}
-			snprintf(prev, sizeof(prev), "%.*s", (int)(wl < 15 ? wl : 15), w);
-			continue;
-		}
-		prev[0] = '\0';
-		p++;
-	}
-	EMIT(p);
-#undef EMIT
-	if (atomic && !end->what)
+	sc.out = xmalloc(sc.cap * sizeof(*sc.out));
+	while (*sc.p)
+		scan_token(&sc);
+	emit(&sc, sc.p);
+	if (sc.atomic && !end->what)
 		*end = (struct open_end){ "a BEGIN ATOMIC body begun there has no END",
-					  NULL, 0, atomic_line };
-	return n;
+					  NULL, 0, sc.atomic_line };
+	*out = sc.out;
+	return sc.n;
 }
 
 size_t pg_split(const char *sql, struct sql_statement **out)

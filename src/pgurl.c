@@ -120,6 +120,44 @@ static void check_part(struct why *w, const char *s, size_t len, const char *par
 		say(w, "%%00 in %s (no value may hold a NUL byte)", part);
 }
 
+/*
+ * One key=value of a URL's query, from p to end, with eq at its '=': says
+ * what is wrong with it, or returns true with its decoded name in key.
+ */
+static bool check_param(struct why *w, const char *p, const char *eq, const char *end,
+			bool after_secret, char *key, size_t size)
+{
+	char value[8], part[96];
+
+	check_part(w, p, (size_t)(eq - p), "the name of a query parameter");
+	if (w->found)
+		return false;
+	decode(p, (size_t)(eq - p), key, size);
+	if (nameable(w, key, p, (size_t)(eq - p)))
+		snprintf(part, sizeof(part), "query parameter '%s'", key);
+	else
+		snprintf(part, sizeof(part), "a query parameter");
+	check_part(w, eq + 1, (size_t)(end - eq - 1), part);
+	if (w->found)
+		return false;
+	value[0] = '\0';
+	if ((size_t)(end - eq - 1) < sizeof(value))
+		decode(eq + 1, (size_t)(end - eq - 1), value, sizeof(value));
+	/* libpq's JDBC habit: ssl=true means sslmode=require */
+	if (!(!strcmp(key, "ssl") && !strcmp(value, "true")) &&
+	    !known_option(key)) {
+		if (after_secret)
+			say(w, "a query parameter after the password is no "
+			       "option (write '&' in a password as %%26)");
+		else if (nameable(w, key, p, (size_t)(eq - p)))
+			say(w, "unknown option '%s' in the query", key);
+		else
+			say(w, "an unknown option in the query");
+		return false;
+	}
+	return true;
+}
+
 /* ?key=value&...: the query of a URL */
 static void explain_query(struct why *w, const char *p)
 {
@@ -127,7 +165,7 @@ static void explain_query(struct why *w, const char *p)
 
 	while (*p && !w->found) {
 		const char *eq = NULL, *end = p;
-		char key[64], value[8], part[96];
+		char key[64];
 
 		for (; *end && *end != '&'; end++) {
 			if (*end == '=' && eq) {
@@ -154,32 +192,8 @@ static void explain_query(struct why *w, const char *p)
 			    after_secret ? " after the password" : "");
 			return;
 		}
-		check_part(w, p, (size_t)(eq - p), "the name of a query parameter");
-		if (w->found)
+		if (!check_param(w, p, eq, end, after_secret, key, sizeof(key)))
 			return;
-		decode(p, (size_t)(eq - p), key, sizeof(key));
-		if (nameable(w, key, p, (size_t)(eq - p)))
-			snprintf(part, sizeof(part), "query parameter '%s'", key);
-		else
-			snprintf(part, sizeof(part), "a query parameter");
-		check_part(w, eq + 1, (size_t)(end - eq - 1), part);
-		if (w->found)
-			return;
-		value[0] = '\0';
-		if ((size_t)(end - eq - 1) < sizeof(value))
-			decode(eq + 1, (size_t)(end - eq - 1), value, sizeof(value));
-		/* libpq's JDBC habit: ssl=true means sslmode=require */
-		if (!(!strcmp(key, "ssl") && !strcmp(value, "true")) &&
-		    !known_option(key)) {
-			if (after_secret)
-				say(w, "a query parameter after the password is no "
-				       "option (write '&' in a password as %%26)");
-			else if (nameable(w, key, p, (size_t)(eq - p)))
-				say(w, "unknown option '%s' in the query", key);
-			else
-				say(w, "an unknown option in the query");
-			return;
-		}
 		after_secret = is_secret_key(key);
 		p = *end ? end + 1 : end;
 	}
@@ -246,12 +260,77 @@ static void explain_uri(struct why *w, const char *uri)
 		explain_query(w, p + 1);
 }
 
+/* The key=value pair before, for what is said about the text after it. */
+struct prev_pair {
+	char key[64];
+	bool bare_secret; /* its value: an unquoted password */
+};
+
+/* Past a value at cp, quoted or not; NULL when its quote never closes. */
+static const char *skip_value(const char *cp)
+{
+	if (*cp == '\'') {
+		for (cp++; *cp && *cp != '\''; cp++)
+			if (*cp == '\\' && cp[1])
+				cp++;
+		return *cp ? cp + 1 : NULL;
+	}
+	while (*cp && !isspace((unsigned char)*cp)) {
+		if (*cp == '\\' && cp[1])
+			cp++;
+		cp++;
+	}
+	return cp;
+}
+
+/* A word with no '=' after it. */
+static void say_no_equals(struct why *w, const struct prev_pair *prev)
+{
+	if (prev->bare_secret)
+		say(w,
+		    "a word without '=' after the value of '%s' "
+		    "(" QUOTE_HINT ")",
+		    prev->key, prev->key);
+	else if (prev->key[0])
+		say(w,
+		    "a word without '=' after the value of '%s' "
+		    "(expected key=value; " QUOTE_HINT ")",
+		    prev->key, prev->key);
+	else
+		say(w, "a word without '=' (expected key=value pairs)");
+}
+
+/* A key libpq does not know, written raw[0..len) in the text. */
+static void say_unknown(struct why *w, const char *key, const char *raw, size_t len,
+			const struct prev_pair *prev)
+{
+	char lower[64];
+	size_t i;
+
+	for (i = 0; key[i] && i + 1 < sizeof(lower); i++)
+		lower[i] = (char)tolower((unsigned char)key[i]);
+	lower[i] = '\0';
+	if (prev->bare_secret) /* or a piece of a password with blanks */
+		say(w,
+		    "an unknown option after the value of '%s' (a "
+		    "misspelt "
+		    "option, or a value with blanks: quote it, %s='...')",
+		    prev->key, prev->key);
+	else if (nameable(w, key, raw, len) && known_option(lower))
+		say(w,
+		    "unknown option '%s' (options are lower case: '%s')",
+		    key, lower);
+	else if (nameable(w, key, raw, len))
+		say(w, "unknown option '%s'", key);
+	else
+		say(w, "an unknown option");
+}
+
 /* key = value key = 'value' ...: libpq's key=value form */
 static void explain_keywords(struct why *w, const char *s)
 {
 	const char *cp = s;
-	char prev[64] = "";
-	bool prev_bare_secret = false; /* the last value: an unquoted password */
+	struct prev_pair prev = { "", false };
 
 	while (*cp && !w->found) {
 		const char *k;
@@ -272,67 +351,26 @@ static void explain_keywords(struct why *w, const char *s)
 			key[0] = '\0'; /* too long to be a key: never named */
 		cp += strspn(cp, SPACE);
 		if (*cp != '=') {
-			if (prev_bare_secret)
-				say(w,
-				    "a word without '=' after the value of '%s' "
-				    "(" QUOTE_HINT ")",
-				    prev, prev);
-			else if (prev[0])
-				say(w,
-				    "a word without '=' after the value of '%s' "
-				    "(expected key=value; " QUOTE_HINT ")",
-				    prev, prev);
-			else
-				say(w, "a word without '=' (expected key=value pairs)");
+			say_no_equals(w, &prev);
 			return;
 		}
 		cp++;
 		cp += strspn(cp, SPACE);
 		quoted = *cp == '\'';
-		if (quoted) {
-			for (cp++; *cp && *cp != '\''; cp++)
-				if (*cp == '\\' && cp[1])
-					cp++;
-			if (!*cp) {
-				if (nameable(w, key, k, klen) && !prev_bare_secret)
-					say(w, "unterminated quoted value of '%s'", key);
-				else
-					say(w, "an unterminated quoted value");
-				return;
-			}
-			cp++;
-		} else {
-			while (*cp && !isspace((unsigned char)*cp)) {
-				if (*cp == '\\' && cp[1])
-					cp++;
-				cp++;
-			}
-		}
-		if (!known_option(key)) {
-			char lower[64];
-			size_t i;
-
-			for (i = 0; key[i] && i + 1 < sizeof(lower); i++)
-				lower[i] = (char)tolower((unsigned char)key[i]);
-			lower[i] = '\0';
-			if (prev_bare_secret) /* or a piece of a password with blanks */
-				say(w,
-				    "an unknown option after the value of '%s' (a "
-				    "misspelt "
-				    "option, or a value with blanks: quote it, %s='...')",
-				    prev, prev);
-			else if (nameable(w, key, k, klen) && known_option(lower))
-				say(w,
-				    "unknown option '%s' (options are lower case: '%s')",
-				    key, lower);
-			else if (nameable(w, key, k, klen))
-				say(w, "unknown option '%s'", key);
+		cp = skip_value(cp);
+		if (!cp) {
+			if (nameable(w, key, k, klen) && !prev.bare_secret)
+				say(w, "unterminated quoted value of '%s'", key);
 			else
-				say(w, "an unknown option");
+				say(w, "an unterminated quoted value");
 			return;
 		}
-		snprintf(prev, sizeof(prev), "%s", key);
-		prev_bare_secret = !quoted && is_secret_key(key);
+		if (!known_option(key)) {
+			say_unknown(w, key, k, klen, &prev);
+			return;
+		}
+		snprintf(prev.key, sizeof(prev.key), "%s", key);
+		prev.bare_secret = !quoted && is_secret_key(key);
 	}
 }
 

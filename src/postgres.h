@@ -1,9 +1,10 @@
 /*
- * postgres: the PostgreSQL backend, cut in four: postgres.c (connection,
- * SQL surface, migrations, the ops table), pglock.c (lock, journal, write
- * hold), pgsnapshot.c (template and logical snapshots, restore) and
- * pgsplit.c (splitting scripts into statements). This header is what they share; the rest of ferry sees
- * only postgres_ops in store.h.
+ * postgres: the PostgreSQL backend, cut in five: postgres.c (connection,
+ * SQL surface, migrations, the ops table), pglock.c (lock, journal table,
+ * write hold), pgsnapshot.c (template snapshots, the snapshot kinds,
+ * restore), pgdump.c (the logical dump and its replay) and pgsplit.c
+ * (splitting scripts into statements). This header is what they share;
+ * the rest of ferry sees only postgres_ops in store.h.
  */
 #ifndef FERRY_POSTGRES_H
 #define FERRY_POSTGRES_H
@@ -60,6 +61,25 @@ int pg_restore(struct store *s, const char *path);
 bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
 long long pg_snapshot_version(struct store *s, const char *path);
 void pg_cleanup(struct store *s);
+
+/* pgdump.c: the logical dump of the current schema (see there) */
+struct dump_sink;
+struct dump_source;
+/* 0 when the dump can rebuild every object of the schema; else logs the
+ * first it cannot and returns -1. Before pg_dump_write, and before any
+ * file is made for it. */
+int pg_dump_check(struct store *s);
+/* Dumps the schema and its data to out in one consistent view; *rows
+ * counts the rows. The caller closes or aborts out. */
+int pg_dump_write(struct store *s, struct dump_sink *out, unsigned long long *rows);
+/* Drops the schema's objects and replays the dump from in, in one
+ * transaction. */
+int pg_dump_replay(struct store *s, struct dump_source *in);
+/* The logical snapshot file: the dump in one zstd frame at path. */
+int pg_logical_snapshot(struct store *s, const char *path);
+int pg_logical_restore(struct store *s, const char *path);
+/* The schema version recorded in it, or -1. */
+long long pg_logical_version(const char *path);
 
 struct sql_statement {
 	const char *start; /* into the script; not NUL-terminated */
