@@ -8,12 +8,14 @@
  * alone, and COPY for the logical snapshot.
  */
 #include "postgres.h"
+#include "pgurl.h"
 #include "exits.h"
 #include "log.h"
 #include "migrations.h"
 #include "store.h"
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -705,8 +707,44 @@ static bool pg_outside_transaction(const struct migration *m)
 	return yes;
 }
 
+/*
+ * "host=db dbname=app": libpq's key=value form starts with a keyword. Any
+ * case and any blank: "PASSWORD=x host=db" must reach libpq's parser (and
+ * be refused there as an unknown option), not become a file name.
+ */
+static bool is_conninfo(const char *url)
+{
+	static const char word[] = "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	const char *p = url + strspn(url, " \t\n\r\f\v");
+	size_t key = isalpha((unsigned char)*p) || *p == '_' ? strspn(p, word) : 0;
+
+	return key > 0 && p[key + strspn(p + key, " \t\n\r\f\v")] == '=';
+}
+
+static bool pg_claims(const char *url)
+{
+	return !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
+	       is_conninfo(url);
+}
+
+static int pg_init(struct store *s, const char *url)
+{
+	char why[512];
+
+	/* not even redacted: which part is a password is a guess in a string
+	 * libpq cannot read (a misspelt "passwrd=..." key) */
+	if (pgurl_check(url, why, sizeof(why)) < 0)
+		return error("database URL: %s", why);
+	s->url = xstrdup(url);
+	s->ops = &postgres_ops;
+	return 0;
+}
+
 const struct store_ops postgres_ops = {
 	.engine = "postgresql",
+	.claims = pg_claims,
+	.init = pg_init,
 	.exists = pg_exists,
 	.open = pg_open,
 	.close = pg_close,

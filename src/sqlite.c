@@ -741,8 +741,39 @@ static void sq_cleanup(struct store *s)
 	}
 }
 
+/* sqlite:///abs, sqlite:rel, or a plain path: anything but another URL */
+static bool sq_claims(const char *url)
+{
+	return !strncmp(url, "sqlite:", 7) || !strstr(url, "://");
+}
+
+static int sq_init(struct store *s, const char *url)
+{
+	const char *path = url;
+
+	if (!strncmp(url, "sqlite://", 9))
+		path = url + 9; /* sqlite:///abs -> /abs */
+	else if (!strncmp(url, "sqlite:", 7))
+		path = url + 7;
+	if (redact_has_secret(url))
+		return error("database URL: it seems to hold a password, but is neither "
+			     "a postgres:// URL nor a key=value string (those start with "
+			     "a key such as host=); SQLite takes sqlite:///path or a file "
+			     "path");
+	if (!*path || strchr(path, '?'))
+		return error("database '%s': expected a file path after sqlite:",
+			     s->url_redacted);
+	s->url = xstrdup(url);
+	s->path = xstrdup(path);
+	s->ops = &sqlite_ops;
+	s->busy_ms = 10000;
+	return 0;
+}
+
 const struct store_ops sqlite_ops = {
 	.engine = "sqlite",
+	.claims = sq_claims,
+	.init = sq_init,
 	.exists = sq_exists,
 	.open = sq_open,
 	.close = sq_close,

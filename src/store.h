@@ -50,6 +50,10 @@ typedef int (*store_table_fn)(void *arg, const char *name, bool in_schema);
  */
 struct store_ops {
 	const char *engine;
+	/* Is url one of this engine's? (store_init asks each in turn) */
+	bool (*claims)(const char *url);
+	/* Fills s from url (s->url_redacted is set); -1 logged (78). */
+	int (*init)(struct store *s, const char *url);
 	/* 1: the database exists, 0: not yet (first boot), -1: error (logged,
 	 * s->status says why: 69 unreachable, 78 bad location) */
 	int (*exists)(struct store *s);
