@@ -82,8 +82,7 @@ static int end_orphans(struct store *s)
 		PQclear(r);
 		said = true;
 		if (now_seconds() > deadline) {
-			s->status = EXIT_TEMPFAIL;
-			error("the sessions an earlier ferry left on database '%s' did not end "
+			store_fail(s, EXIT_TEMPFAIL, "the sessions an earlier ferry left on database '%s' did not end "
 			      "within 60 s: end them (pg_terminate_backend) and start again",
 			      pg_priv(s)->dbname);
 			goto out;
@@ -185,8 +184,7 @@ int pg_lock(struct store *s, long long timeout)
 		     "AND granted AND pid = pg_backend_pid()", 0, NULL);
 	if (!r || !strcmp(PQgetvalue(r, 0, 0), "0")) {
 		PQclear(r);
-		s->status = EXIT_CONFIG;
-		return error("the migration lock is not held by this connection's "
+		return store_fail(s, EXIT_CONFIG, "the migration lock is not held by this connection's "
 			     "session: is %s a transaction-pooling proxy (PgBouncer "
 			     "pool_mode=transaction)? Connect ferry to PostgreSQL directly",
 			     s->url_redacted);
@@ -336,8 +334,7 @@ static void others_gave_up(void *arg, const char *who, bool stopped)
 
 	(void)who;
 	(void)stopped;
-	o->s->status = EXIT_TEMPFAIL;
-	error("%s other session(s) are still connected to database '%s' (%s; pid %s): a "
+	store_fail(o->s, EXIT_TEMPFAIL, "%s other session(s) are still connected to database '%s' (%s; pid %s): a "
 	      "migration that runs outside a transaction is undone by restoring a "
 	      "snapshot, which would discard what they write; nothing was changed: stop "
 	      "them (the old release?) and start again", o->count, pg_priv(o->s)->dbname,
@@ -358,8 +355,7 @@ static int no_role_read_only(struct store *s)
 	if (!r)
 		return error("cannot read the roles' settings: %s", s->err);
 	if (PQgetvalue(r, 0, 0)[0]) {
-		s->status = EXIT_CONFIG;
-		rc = error("role(s) %s set default_transaction_read_only of their own, so "
+		rc = store_fail(s, EXIT_CONFIG, "role(s) %s set default_transaction_read_only of their own, so "
 			   "their sessions could write while a migration that runs outside a "
 			   "transaction can still be undone (and their writes lost): ALTER "
 			   "ROLE ... RESET default_transaction_read_only; nothing was changed",
@@ -389,8 +385,7 @@ int pg_hold(struct store *s, bool exclusive)
 	if (pg_open(s) < 0 || no_role_read_only(s) < 0)
 		return -1;
 	if (read_only_default(s, true) < 0) {
-		s->status = EXIT_NOPERM;
-		return error("cannot keep writers out of database '%s' for the upgrade "
+		return store_fail(s, EXIT_NOPERM, "cannot keep writers out of database '%s' for the upgrade "
 			     "(ALTER DATABASE ... SET default_transaction_read_only: %s): a "
 			     "migration that runs outside a transaction needs it, so that "
 			     "undoing it loses no one's writes; the role must own the "

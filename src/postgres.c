@@ -121,8 +121,7 @@ static int pg_connect(struct store *s)
 		PGconn *c = PQconnectdbParams(keys, values, 1);
 
 		if (!c) {
-			s->status = EXIT_OSERR;
-			return error("out of memory connecting to the database");
+			return store_fail(s, EXIT_OSERR, "out of memory connecting to the database");
 		}
 		if (PQstatus(c) == CONNECTION_OK) {
 			PQsetNoticeProcessor(c, pg_on_notice, NULL);
@@ -135,13 +134,11 @@ static int pg_connect(struct store *s)
 		one_line(PQerrorMessage(c), msg, sizeof(msg));
 		if (permanent(c)) {
 			PQfinish(c);
-			s->status = EXIT_CONFIG;
-			return error("cannot connect to %s: %s", s->url_redacted, msg);
+			return store_fail(s, EXIT_CONFIG, "cannot connect to %s: %s", s->url_redacted, msg);
 		}
 		PQfinish(c);
 		if (now_seconds() + delay > deadline || stop_requested()) {
-			s->status = EXIT_UNAVAILABLE;
-			return error("database %s unreachable after %lld s ([database] "
+			return store_fail(s, EXIT_UNAVAILABLE, "database %s unreachable after %lld s ([database] "
 				     "wait_seconds): %s", s->url_redacted, s->wait_seconds, msg);
 		}
 		if (now_seconds() >= next_log) {
@@ -258,8 +255,7 @@ int pg_maint_connect(struct store *s)
 		return 0;
 	}
 	/* Never fall back silently: replicas must all lock in the same place. */
-	s->status = EXIT_UNAVAILABLE;
-	error("cannot connect to the maintenance database '%s' (%s), where the "
+	store_fail(s, EXIT_UNAVAILABLE, "cannot connect to the maintenance database '%s' (%s), where the "
 	      "migration lock is taken: allow it, or set [database] maintenance_db "
 	      "to another database, or to nothing to lock in the database itself "
 	      "(snapshots are then always logical)", s->maintenance_db,
@@ -367,22 +363,18 @@ static int pg_check_privileges(struct store *s)
 	int rc = 0;
 
 	if (!r) {
-		s->status = EXIT_NOPERM;
-		return error("cannot check the role's privileges: %s", s->err);
+		return store_fail(s, EXIT_NOPERM, "cannot check the role's privileges: %s", s->err);
 	}
 	if (PQgetisnull(r, 0, 0)) {
-		s->status = EXIT_CONFIG;
-		rc = error("no schema to migrate: the search_path of role '%s' names no "
+		rc = store_fail(s, EXIT_CONFIG, "no schema to migrate: the search_path of role '%s' names no "
 			   "existing schema", PQgetvalue(r, 0, 1));
 	} else if (PQgetvalue(r, 0, 2)[0] != 't') {
-		s->status = EXIT_NOPERM;
-		rc = error("role '%s' lacks CREATE on schema '%s', which migrations need: "
+		rc = store_fail(s, EXIT_NOPERM, "role '%s' lacks CREATE on schema '%s', which migrations need: "
 			   "GRANT CREATE ON SCHEMA %s TO %s (nothing was changed)",
 			   PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0),
 			   PQgetvalue(r, 0, 1));
 	} else if (PQgetvalue(r, 0, 3)[0] != 't') {
-		s->status = EXIT_NOPERM;
-		rc = error("role '%s' cannot write the ledger: GRANT INSERT, UPDATE, "
+		rc = store_fail(s, EXIT_NOPERM, "role '%s' cannot write the ledger: GRANT INSERT, UPDATE, "
 			   "DELETE ON %s TO %s (nothing was changed)", PQgetvalue(r, 0, 1),
 			   s->recorder->table, PQgetvalue(r, 0, 1));
 	}
@@ -673,8 +665,7 @@ static int pg_check_migration(struct store *s, const struct migration *m)
 
 	/* what an unclosed comment or literal swallows would never run */
 	if (pg_split_check(m->sql, why, sizeof(why)) < 0) {
-		s->status = EXIT_DATA;
-		return error("migration '%s' %s: the rest of the file would never run "
+		return store_fail(s, EXIT_DATA, "migration '%s' %s: the rest of the file would never run "
 			     "(nothing was changed)", m->path, why);
 	}
 	if (store_outside_transaction(s, m))
@@ -684,8 +675,7 @@ static int pg_check_migration(struct store *s, const struct migration *m)
 		const char *kw = pg_transaction_control(st[i].start, st[i].len);
 
 		if (kw) {
-			s->status = EXIT_DATA;
-			rc = error("migration '%s' line %d: %s inside a migration; ferry runs "
+			rc = store_fail(s, EXIT_DATA, "migration '%s' line %d: %s inside a migration; ferry runs "
 				   "each migration in a transaction of its own: remove it, or "
 				   "make the file's first line -- ferry:no-transaction "
 				   "(nothing was changed)", m->path, st[i].line, kw);

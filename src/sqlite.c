@@ -74,16 +74,14 @@ static int resolve_path(struct store *s)
 	if (errno != ENOENT)
 		return error("database '%s': %s", s->path, strerror(errno));
 	if (lstat(s->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
-		s->status = EXIT_CONFIG;
-		return error("database '%s' is a symbolic link to a file that does not "
+		return store_fail(s, EXIT_CONFIG, "database '%s' is a symbolic link to a file that does not "
 			     "exist: point it at the database on the volume, or name the "
 			     "real path in DATABASE_URL", s->path);
 	}
 	dir = dir_of(s->path);
 	rdir = realpath(dir, NULL);
 	if (!rdir) {
-		s->status = EXIT_CONFIG;
-		error("database '%s': directory '%s' does not exist", s->path, dir);
+		store_fail(s, EXIT_CONFIG, "database '%s': directory '%s' does not exist", s->path, dir);
 		free(dir);
 		return -1;
 	}
@@ -208,8 +206,7 @@ static void alone_gave_up(void *arg, const char *who, bool stopped)
 	struct store *s = arg;
 
 	(void)stopped;
-	s->status = EXIT_TEMPFAIL;
-	error("'%s' is still open in %s: a migration that runs outside a transaction "
+	store_fail(s, EXIT_TEMPFAIL, "'%s' is still open in %s: a migration that runs outside a transaction "
 	      "needs the database to itself; nothing was changed: stop the other "
 	      "process (the old release?) and start again", s->path, who);
 }
@@ -267,8 +264,7 @@ int sq_hold(struct store *s, bool exclusive)
 	if (exec(s, exclusive ? "BEGIN EXCLUSIVE" : "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
 	    (exclusive && exec(s, "COMMIT", msg, sizeof(msg)) < 0)) {
 		if ((sqlite3_errcode(handle(s)) & 0xff) == SQLITE_BUSY) {
-			s->status = EXIT_TEMPFAIL;
-			return error("cannot lock '%s' for the upgrade: another process kept "
+			return store_fail(s, EXIT_TEMPFAIL, "cannot lock '%s' for the upgrade: another process kept "
 				     "writing to it for %lld ms; nothing was changed: start "
 				     "again later", s->path, s->busy_ms);
 		}
@@ -696,8 +692,7 @@ static int sq_check_migration(struct store *s, const struct migration *m)
 	free(sql);
 	if (complete == 1)
 		return 0;
-	s->status = EXIT_DATA;
-	return error("migration '%s' ends inside a comment, a string or a trigger "
+	return store_fail(s, EXIT_DATA, "migration '%s' ends inside a comment, a string or a trigger "
 		     "body: the rest of the file would never run (nothing was changed)",
 		     m->path);
 }

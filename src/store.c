@@ -7,6 +7,7 @@
 #include "log.h"
 #include "util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,4 +47,16 @@ bool store_outside_transaction(const struct store *s, const struct migration *m)
 	if (m->no_transaction)
 		return true;
 	return s->ops->outside_transaction && s->ops->outside_transaction(m);
+}
+
+int store_fail(struct store *s, int status, const char *fmt, ...)
+{
+	char msg[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	s->status = status;
+	return error("%s", msg);
 }

@@ -153,6 +153,13 @@ struct store {
 	char err[1024];     /* why apply or verify failed */
 };
 
+/*
+ * How a backend reports a failure: the message logged once, and the exit
+ * status the command should give for it kept in s->status. Returns -1.
+ */
+int store_fail(struct store *s, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* Parses a database URL; -1 (logged, 78) when it names no known engine. */
 int store_init(struct store *s, const char *url);
 void store_release(struct store *s);
