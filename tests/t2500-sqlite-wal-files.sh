@@ -1,5 +1,5 @@
 #!/bin/sh
-# SQLite: regressions found by a code review.  A WAL database read by
+# SQLite: WAL readers and the files around the database.  A WAL database read by
 # other processes while ferry migrates (their close must not checkpoint
 # and delete the WAL under ferry); a damaged snapshot is never restored
 # over an intact database; a restored or created database keeps its owner

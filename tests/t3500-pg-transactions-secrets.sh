@@ -1,5 +1,5 @@
 #!/bin/sh
-# PostgreSQL: regressions found by a code review.  BEGIN/COMMIT inside a
+# PostgreSQL: transactions, stale snapshots and secrets.  BEGIN/COMMIT inside a
 # transactional migration is refused before anything is written; a
 # snapshot older than a later upgrade that needed none is never rolled
 # back to; passwords with '#' and '?', sslpassword and key=value keywords
