@@ -98,3 +98,17 @@ int error(const char *fmt, ...)
 	va_end(ap);
 	return -1;
 }
+
+int error_errno(const char *fmt, ...)
+{
+	int e = errno;
+	char msg[8192];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	error("%s: %s", msg, strerror(e));
+	errno = e;
+	return -1;
+}

@@ -26,5 +26,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 /* Logs at error level and returns -1, for `return error(...)`. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with ": <strerror(errno)>" appended; errno is kept. */
+int error_errno(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif
