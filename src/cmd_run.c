@@ -5,6 +5,7 @@
  */
 #include "commands.h"
 #include "config.h"
+#include "exits.h"
 #include "log.h"
 #include "pid1.h"
 #include "session.h"
@@ -41,7 +42,7 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 	    (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))) {
 		log_info("stop requested during preparation: not starting '%s'",
 			 a->rest[0]);
-		return 128 + (sigismember(&pending, SIGTERM) ? SIGTERM : SIGINT);
+		return EXIT_SIGNALED + (sigismember(&pending, SIGTERM) ? SIGTERM : SIGINT);
 	}
 	return pid1_run(&ro, a->rest);
 }
