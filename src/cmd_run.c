@@ -13,20 +13,24 @@
 #include "util.h"
 
 #include <signal.h>
+#include <string.h>
 
 int cmd_run(struct session *s, const struct cmd_args *a)
 {
 	const struct config *c = s->c;
+	bool exit_zero[256];
 	struct run_opts ro = {
 		.user = c->run_user,
 		.grace_seconds = (int)c->grace_seconds,
 		.signal_group = c->signal_group,
 		.exec = c->exec,
-		.exit_zero = c->exit_zero,
+		.exit_zero = exit_zero,
 	};
 	sigset_t pending;
 	int rc;
 
+	/* the session's copy of the configuration goes with it, below */
+	memcpy(exit_zero, c->exit_zero, sizeof(exit_zero));
 	if (s->have_store) {
 		rc = upgrade_boot(s, true);
 		if (rc != 0)
