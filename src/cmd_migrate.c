@@ -15,9 +15,9 @@ static void print_plan(const struct session *b)
 
 	printf("database: %s (%s)\n", b->store.url_redacted,
 	       b->db_exists ? "exists" : "does not exist yet");
-	printf("database version: %lld\n", p->db_version);
-	printf("image version: %lld (%zu migrations in %s, %s format)\n",
-	       p->image_version, b->set.n, b->set.dir, b->set.format);
+	printf("database version: %s\n", version_str(&p->db_version));
+	printf("image version: %s (%zu migrations in %s, %s format)\n",
+	       version_str(&p->image_version), b->set.n, b->set.dir, b->set.format);
 	switch (p->kind) {
 	case PLAN_CURRENT:
 		printf("plan: nothing to do\n");

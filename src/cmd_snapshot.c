@@ -7,6 +7,7 @@
 
 int cmd_snapshot(struct session *s, const struct cmd_args *a)
 {
+	struct version top;
 	int rc;
 
 	(void)a;
@@ -22,5 +23,6 @@ int cmd_snapshot(struct session *s, const struct cmd_args *a)
 	if (s->store.ops->open(&s->store) < 0 ||
 	    ledger_read(&s->store, &s->ledger) < 0)
 		return EXIT_DATA;
-	return snapshot_take(s->c, &s->store, ledger_top(&s->ledger), false);
+	top = ledger_top(&s->ledger);
+	return snapshot_take(s->c, &s->store, &top, false);
 }

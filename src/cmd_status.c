@@ -30,10 +30,19 @@ static void json_names(struct json *js, const char *key, const struct session *s
 	for (size_t i = 0; i < s->ledger.n; i++) {
 		const struct ledger_row *r = &s->ledger.rows[i];
 
-		if (unknown ? !migrations_find(&s->set, r->version) : r->dirty)
+		if (unknown ? !migrations_find(&s->set, &r->version) : r->dirty)
 			json_str(js, NULL, r->name);
 	}
 	json_end(js, ']');
+}
+
+/* An integer version is a JSON number, as it always was; a dotted one a string. */
+static void json_version(struct json *js, const char *key, const struct version *v)
+{
+	if (version_is_integer(v))
+		json_number(js, key, version_str(v));
+	else
+		json_str(js, key, version_str(v));
 }
 
 static void print_json(const struct status *x)
@@ -46,8 +55,8 @@ static void print_json(const struct status *x)
 	json_object(&js, NULL);
 	json_str(&js, "database", s->store.url_redacted);
 	json_bool(&js, "exists", s->db_exists);
-	json_int(&js, "database_version", s->plan.db_version);
-	json_int(&js, "image_version", s->plan.image_version);
+	json_version(&js, "database_version", &s->plan.db_version);
+	json_version(&js, "image_version", &s->plan.image_version);
 	json_str(&js, "plan", plans[s->plan.kind]);
 	json_array(&js, "pending");
 	for (size_t i = 0; i < s->plan.n_pending; i++)
@@ -71,8 +80,8 @@ static void print_json(const struct status *x)
 		json_object(&js, "journal");
 		json_str(&js, "kind", kind_name(x->j.kind));
 		json_str(&js, "phase", phase_name(x->j.phase));
-		json_int(&js, "from", x->j.from);
-		json_int(&js, "to", x->j.to);
+		json_version(&js, "from", &x->j.from);
+		json_version(&js, "to", &x->j.to);
 		json_end(&js, '}');
 	}
 	json_end(&js, '}');
@@ -86,9 +95,9 @@ static void print_text(const struct status *x)
 
 	printf("database: %s%s\n", s->store.url_redacted,
 	       s->db_exists ? "" : " (does not exist yet)");
-	printf("database version: %lld\n", p->db_version);
-	printf("image version: %lld (%s, %s format)\n", p->image_version, s->set.dir,
-	       s->set.format);
+	printf("database version: %s\n", version_str(&p->db_version));
+	printf("image version: %s (%s, %s format)\n", version_str(&p->image_version),
+	       s->set.dir, s->set.format);
 	printf("pending: %zu", p->n_pending);
 	for (size_t i = 0; i < p->n_pending; i++)
 		printf("%s%s", i ? ", " : " (", p->pending[i]->name);

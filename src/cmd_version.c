@@ -22,17 +22,23 @@ static void print_schema_versions(const struct config *c)
 		return;
 	if (!c->database_url) {
 		struct migration_set set;
+		struct version latest;
 
-		if (migrations_load(&set, c->migrations_dir) == 0)
-			printf("image schema version: %lld\n", migrations_latest(&set));
+		if (migrations_load(&set, c->migrations_dir) == 0) {
+			latest = migrations_latest(&set);
+			printf("image schema version: %s\n", version_str(&latest));
+		}
 		migrations_release(&set);
 		return;
 	}
 	if (session_open(&s, c, NEED_DATABASE | NEED_MIGRATIONS) == 0) {
-		printf("image schema version: %lld\n", s.c->target_version ?
-		       s.c->target_version : migrations_latest(&s.set));
+		struct version image = version_is_zero(&s.c->target_version) ?
+					       migrations_latest(&s.set) : s.c->target_version;
+
+		printf("image schema version: %s\n", version_str(&image));
 		if (s.db_exists && session_read_plan(&s) == 0)
-			printf("database schema version: %lld\n", s.plan.db_version);
+			printf("database schema version: %s\n",
+			       version_str(&s.plan.db_version));
 		else if (!s.db_exists)
 			printf("database schema version: none (not created yet)\n");
 	}

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES };
+enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION };
 
 struct key {
 	const char *section, *name;
@@ -33,7 +33,7 @@ static const struct key keys[] = {
 	{ "migrations", "lock_timeout_seconds", T_INT, OFF(lock_timeout_seconds), 0, 86400 },
 	{ "migrations", "auto_upgrade", T_BOOL, OFF(auto_upgrade), 0, 0 },
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600 },
-	{ "migrations", "target_version", T_INT, OFF(target_version), 0, 99999999999999LL },
+	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0 },
@@ -104,6 +104,21 @@ bool config_parse_status_list(bool out[256], const char *value)
 	return true;
 }
 
+/* A migration's version; empty or 0 is zero (the highest shipped). */
+static int set_version(struct version *v, const char *value, char *why, size_t whysize)
+{
+	if (!value[0]) {
+		*v = VERSION_ZERO;
+		return 0;
+	}
+	if (!version_parse(v, value, strlen(value))) {
+		snprintf(why, whysize, "expected a version: digits and dots, as 3, "
+			 "20240101120000 or 1.2.3 (0: the highest shipped)");
+		return -1;
+	}
+	return 0;
+}
+
 /* Sets one key from its text; on a bad value fills why and returns -1. */
 static int set_value(struct config *c, const struct key *k, const char *value,
 		     char *why, size_t whysize)
@@ -169,6 +184,8 @@ static int set_value(struct config *c, const struct key *k, const char *value,
 			return -1;
 		}
 		return 0;
+	case T_VERSION:
+		return set_version(field, value, why, whysize);
 	}
 	return -1;
 }

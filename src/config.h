@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "log.h"
+#include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
 
@@ -22,7 +23,7 @@ struct config {
 	char *migrations_dir;
 	long long lock_timeout_seconds;
 	bool auto_upgrade;
-	long long target_version; /* 0: the highest shipped */
+	struct version target_version; /* zero: the highest shipped */
 	long long statement_lock_timeout; /* seconds, PostgreSQL */
 	/* [snapshot] */
 	char *snapshot_dir;

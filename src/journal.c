@@ -96,15 +96,15 @@ static void parse(const char *text, struct journal *j)
 				if (!strcmp(v, kind_names[i]))
 					j->kind = (enum journal_kind)i, have_kind = true;
 		} else if (!strcmp(line, "from")) {
-			parse_ll(v, 0, 999999999999999999LL, &j->from);
+			version_parse(&j->from, v, strlen(v));
 		} else if (!strcmp(line, "to")) {
-			parse_ll(v, 0, 999999999999999999LL, &j->to);
+			version_parse(&j->to, v, strlen(v));
 		} else if (!strcmp(line, "snapshot")) {
 			snprintf(j->snapshot, sizeof(j->snapshot), "%s", v);
 		}
 	}
 	/* written before kinds existed: a rollback's from and to were equal */
-	if (!have_kind && j->from == j->to)
+	if (!have_kind && version_cmp(&j->from, &j->to) == 0)
 		j->kind = KIND_ROLLBACK;
 }
 
@@ -190,9 +190,10 @@ int journal_write(const struct state *st, struct journal *j, enum phase phase)
 		return error("internal error: the journal cannot go from %s to %s",
 			     phase_name(j->phase), phase_name(phase));
 	j->phase = phase;
-	n = snprintf(buf, sizeof(buf), "kind=%s\nphase=%s\nfrom=%lld\nto=%lld\nsnapshot=%s\n"
+	n = snprintf(buf, sizeof(buf), "kind=%s\nphase=%s\nfrom=%s\nto=%s\nsnapshot=%s\n"
 		     "pid=%d\ntime=%lld\n", kind_names[j->kind], phase_name(j->phase),
-		     j->from, j->to, j->snapshot, (int)getpid(), (long long)time(NULL));
+		     version_str(&j->from), version_str(&j->to), j->snapshot, (int)getpid(),
+		     (long long)time(NULL));
 	if (st->store && st->store->ops->journal_save) {
 		if (st->store->ops->journal_save(st->store, buf) < 0)
 			return -1;

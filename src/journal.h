@@ -8,6 +8,8 @@
 #ifndef FERRY_JOURNAL_H
 #define FERRY_JOURNAL_H
 
+#include "version.h"
+
 #include <limits.h>
 #include <stdbool.h>
 
@@ -56,7 +58,7 @@ enum journal_kind {
 struct journal {
 	enum journal_kind kind;
 	enum phase phase;
-	long long from, to;
+	struct version from, to; /* as text in the file: "from=3", "to=1.2" */
 	char snapshot[PATH_MAX];
 };
 

@@ -139,6 +139,12 @@ void json_int(struct json *j, const char *key, long long value)
 	fprintf(j->f, "%lld", value);
 }
 
+void json_number(struct json *j, const char *key, const char *digits)
+{
+	member(j, key);
+	fputs(digits, j->f);
+}
+
 void json_bool(struct json *j, const char *key, bool value)
 {
 	member(j, key);

@@ -31,6 +31,8 @@ void json_array(struct json *j, const char *key);
 void json_end(struct json *j, char close); /* '}' or ']' */
 void json_str(struct json *j, const char *key, const char *value); /* NULL: null */
 void json_int(struct json *j, const char *key, long long value);
+/* digits: a JSON number's text, written as it is (an integer of any length) */
+void json_number(struct json *j, const char *key, const char *digits);
 void json_bool(struct json *j, const char *key, bool value);
 void json_null(struct json *j, const char *key);
 

@@ -68,17 +68,41 @@ static int ferry_prepare(struct store *s)
 	return s->ops->sql_exec(s, ferry_ddl[s->ops->dialect], 0, NULL);
 }
 
+/*
+ * ferry_migrations keeps its versions in an INTEGER (bigint) column: the
+ * migration's version as that column's text, or -1 with s->err set for
+ * one it cannot hold (a dotted version; no format ships one yet).
+ */
+static int ferry_version(struct store *s, const struct migration *m, char *buf, size_t size)
+{
+	const char *v = version_str(&m->version);
+	long long n;
+
+	if (version_to_ll(&m->version, &n)) {
+		snprintf(buf, size, "%s", v);
+		return 0;
+	}
+	if (version_is_integer(&m->version))
+		snprintf(s->err, sizeof(s->err), "version %s has more than 18 digits: ferry's "
+			 "ledger (ferry_migrations) keeps 64-bit integer versions", v);
+	else
+		snprintf(s->err, sizeof(s->err), "version %s is not an integer: ferry's "
+			 "ledger (ferry_migrations) keeps integer versions", v);
+	return -1;
+}
+
 static int ferry_record(struct store *s, const struct migration *m, long long ms,
 			bool dirty)
 {
-	char version[24], dur[24], stamp[32];
+	char version[VERSION_TEXT_MAX + 1], dur[24], stamp[32];
 	const char *params[] = { version, m->name, m->sha256, stamp, dur, dirty ? "1" : "0" };
 	time_t now = time(NULL);
 	struct tm tm;
 
+	if (ferry_version(s, m, version, sizeof(version)) < 0)
+		return -1;
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(version, sizeof(version), "%lld", m->version);
 	snprintf(dur, sizeof(dur), "%lld", ms);
 	return s->ops->sql_exec(s, ferry_upsert[s->ops->dialect], 6, params);
 }
@@ -86,28 +110,43 @@ static int ferry_record(struct store *s, const struct migration *m, long long ms
 static int ferry_progress_write(struct store *s, const struct migration *m, size_t done)
 {
 	const char *sql = ferry_progress[s->ops->dialect];
-	char version[24], n[24];
+	char version[VERSION_TEXT_MAX + 1], n[24];
 	const char *params[] = { n, version };
 
 	if (!sql)
 		return 0;
+	if (ferry_version(s, m, version, sizeof(version)) < 0)
+		return -1;
 	snprintf(n, sizeof(n), "%zu", done);
-	snprintf(version, sizeof(version), "%lld", m->version);
 	return s->ops->sql_exec(s, sql, 2, params);
 }
 
+/* The rows being read, and the first whose version does not parse. */
+struct reading {
+	struct ledger *l;
+	char bad_version[72], bad_name[72];
+	bool bad;
+};
+
 static int add_row(void *arg, int ncols, const char *const *v)
 {
-	struct ledger *l = arg;
+	struct reading *rd = arg;
+	struct ledger *l = rd->l;
 	struct ledger_row *r;
+	struct version ver;
 
 	if (ncols < 6)
 		return -1;
+	if (!v[0] || !version_parse(&ver, v[0], strlen(v[0]))) {
+		snprintf(rd->bad_version, sizeof(rd->bad_version), "%s", v[0] ? v[0] : "NULL");
+		snprintf(rd->bad_name, sizeof(rd->bad_name), "%s", v[1] ? v[1] : "");
+		rd->bad = true;
+		return -1;
+	}
 	l->rows = xrealloc(l->rows, (l->n + 1) * sizeof(*l->rows));
 	r = &l->rows[l->n++];
 	memset(r, 0, sizeof(*r));
-	parse_ll(v[0] ? v[0] : "", -999999999999999999LL, 999999999999999999LL,
-		 &r->version);
+	r->version = ver;
 	r->name = xstrdup(v[1] ? v[1] : "");
 	snprintf(r->sha256, sizeof(r->sha256), "%s", v[2] ? v[2] : "");
 	snprintf(r->applied_at, sizeof(r->applied_at), "%s", v[3] ? v[3] : "");
@@ -118,7 +157,16 @@ static int add_row(void *arg, int ncols, const char *const *v)
 
 static int ferry_read(struct store *s, struct ledger *l)
 {
-	return s->ops->sql_query(s, ferry_select[s->ops->dialect], 0, NULL, add_row, l);
+	struct reading rd = { .l = l };
+	int rc = s->ops->sql_query(s, ferry_select[s->ops->dialect], 0, NULL, add_row, &rd);
+
+	/* the backend said "unexpected result": say which row */
+	if (rc < 0 && rd.bad)
+		snprintf(s->err, sizeof(s->err), "ferry_migrations: the row of migration '%s' "
+			 "has version '%s', which is no version (digits and dots, as 3, "
+			 "20240101120000 or 1.2.3): correct or remove that row",
+			 rd.bad_name, rd.bad_version);
+	return rc;
 }
 
 /*
@@ -158,6 +206,12 @@ static int see_table(void *arg, const char *name, bool in_schema)
 	return 0;
 }
 
+static int by_version(const void *a, const void *b)
+{
+	const struct ledger_row *x = a, *y = b;
+	return version_cmp(&x->version, &y->version);
+}
+
 int ledger_read(struct store *s, struct ledger *l)
 {
 	const struct ledger_shape *shape = &shapes[0];
@@ -171,6 +225,9 @@ int ledger_read(struct store *s, struct ledger *l)
 		ledger_release(l);
 		return -1;
 	}
+	/* the order of versions, whatever order the table's column gives */
+	if (l->n)
+		qsort(l->rows, l->n, sizeof(*l->rows), by_version);
 	return 0;
 }
 
@@ -182,20 +239,20 @@ void ledger_release(struct ledger *l)
 	memset(l, 0, sizeof(*l));
 }
 
-const struct ledger_row *ledger_find(const struct ledger *l, long long version)
+const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v)
 {
 	for (size_t i = 0; i < l->n; i++)
-		if (l->rows[i].version == version)
+		if (version_cmp(&l->rows[i].version, v) == 0)
 			return &l->rows[i];
 	return NULL;
 }
 
-long long ledger_top(const struct ledger *l)
+struct version ledger_top(const struct ledger *l)
 {
-	long long top = 0;
+	struct version top = VERSION_ZERO;
 
 	for (size_t i = 0; i < l->n; i++)
-		if (l->rows[i].version > top)
+		if (version_cmp(&l->rows[i].version, &top) > 0)
 			top = l->rows[i].version;
 	return top;
 }

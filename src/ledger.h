@@ -8,6 +8,8 @@
 #ifndef FERRY_LEDGER_H
 #define FERRY_LEDGER_H
 
+#include "version.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -15,7 +17,7 @@ struct migration;
 struct store;
 
 struct ledger_row {
-	long long version;
+	struct version version;
 	char *name;
 	char sha256[65];
 	char applied_at[32];
@@ -32,10 +34,13 @@ struct ledger {
 
 /* Attaches the ledger shape to the store: what its migrations record. */
 void ledger_attach(struct store *s);
-/* Reads the ledger of the open database; -1 logged. */
+/* Reads the ledger of the open database, rows sorted by version; -1
+ * logged (a row whose version does not parse is named). */
 int ledger_read(struct store *s, struct ledger *l);
 void ledger_release(struct ledger *l);
-const struct ledger_row *ledger_find(const struct ledger *l, long long version);
-long long ledger_top(const struct ledger *l);
+/* The row of version v (1.0 finds 1), NULL when none. */
+const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v);
+/* The highest version applied, zero for an empty ledger. */
+struct version ledger_top(const struct ledger *l);
 
 #endif

@@ -376,7 +376,7 @@ static int load_one(const struct format *f, struct entry *e, struct migration *m
 	size_t len;
 
 	memset(m, 0, sizeof(*m));
-	if (e->f != f || f->parse_name(e->name, &m->ver, &m->name, &is_up) < 0) {
+	if (e->f != f || f->parse_name(e->name, &m->version, &m->name, &is_up) < 0) {
 		error("migration '%s': cannot read a version from the name (%s format "
 		      "expects %s)", e->path, f->name, f->example);
 		return EXIT_DATA;
@@ -401,8 +401,6 @@ static int load_one(const struct format *f, struct entry *e, struct migration *m
 	sha256_hex(m->sql, len, m->sha256);
 	if (f->read(m, len) < 0)
 		goto fail;
-	if (!version_to_ll(&m->ver, &m->version))
-		m->version = -1;
 	return 0;
 fail:
 	free(m->name), free(m->path), free(m->sql);
@@ -413,7 +411,7 @@ fail:
 static int by_version(const void *a, const void *b)
 {
 	const struct migration *x = a, *y = b;
-	return version_cmp(&x->ver, &y->ver);
+	return version_cmp(&x->version, &y->version);
 }
 
 /* Reads the format's up files into set, sorted; 65 for a duplicate version. */
@@ -443,10 +441,10 @@ static int load_all(struct migration_set *set, const struct format *f, struct en
 	}
 	qsort(set->items, set->n, sizeof(*set->items), by_version);
 	for (size_t i = 1; i < set->n; i++) {
-		if (version_cmp(&set->items[i].ver, &set->items[i - 1].ver) == 0) {
+		if (version_cmp(&set->items[i].version, &set->items[i - 1].version) == 0) {
 			error("migrations '%s' and '%s' have the same version %s",
 			      set->items[i - 1].path, set->items[i].path,
-			      version_str(&set->items[i].ver));
+			      version_str(&set->items[i].version));
 			return EXIT_DATA;
 		}
 	}
@@ -494,29 +492,15 @@ void migrations_release(struct migration_set *set)
 }
 
 const struct migration *migrations_find(const struct migration_set *set,
-					long long version)
+					const struct version *v)
 {
 	for (size_t i = 0; i < set->n; i++)
-		if (set->items[i].version == version)
+		if (version_cmp(&set->items[i].version, v) == 0)
 			return &set->items[i];
 	return NULL;
 }
 
-const struct migration *migrations_find_version(const struct migration_set *set,
-						const struct version *v)
+struct version migrations_latest(const struct migration_set *set)
 {
-	for (size_t i = 0; i < set->n; i++)
-		if (version_cmp(&set->items[i].ver, v) == 0)
-			return &set->items[i];
-	return NULL;
-}
-
-long long migrations_latest(const struct migration_set *set)
-{
-	return set->n ? set->items[set->n - 1].version : 0;
-}
-
-struct version migrations_latest_version(const struct migration_set *set)
-{
-	return set->n ? set->items[set->n - 1].ver : VERSION_ZERO;
+	return set->n ? set->items[set->n - 1].version : VERSION_ZERO;
 }

@@ -12,10 +12,7 @@
 #include <stddef.h>
 
 struct migration {
-	/* ver as an integer, for the callers that still take one; -1 when ver
-	 * does not fit (dotted, or over 18 digits: no format yet ships one) */
-	long long version;
-	struct version ver;
+	struct version version;
 	char *name;         /* file name without the format's suffix */
 	char *path;         /* the up file */
 	char *sql;          /* the SQL that migrates up: normalised (no BOM, LF
@@ -96,13 +93,11 @@ struct format {
  */
 int migrations_load(struct migration_set *set, const char *dir);
 void migrations_release(struct migration_set *set);
+/* The migration of version v (1.0 finds 1), NULL when none is shipped. */
 const struct migration *migrations_find(const struct migration_set *set,
-					long long version);
-const struct migration *migrations_find_version(const struct migration_set *set,
-						const struct version *v);
-/* The highest version shipped, 0 (zero) for an empty set. */
-long long migrations_latest(const struct migration_set *set);
-struct version migrations_latest_version(const struct migration_set *set);
+					const struct version *v);
+/* The highest version shipped, zero for an empty set. */
+struct version migrations_latest(const struct migration_set *set);
 /* Normalises text in place (BOM, CRLF) and returns its new length. */
 size_t migrations_normalise(char *text, size_t len);
 void sha256_hex(const void *data, size_t len, char out[65]);

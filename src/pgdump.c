@@ -386,7 +386,7 @@ int pg_dump_check(struct store *s)
 
 int pg_dump_write(struct store *s, struct dump_sink *out, unsigned long long *rows)
 {
-	char ignored[6], version[32];
+	char ignored[6];
 	PGresult *r;
 	int rc = -1;
 
@@ -400,9 +400,8 @@ int pg_dump_write(struct store *s, struct dump_sink *out, unsigned long long *ro
 		goto out_rollback;
 	}
 	PQclear(r);
-	snprintf(version, sizeof(version), "%lld", s->snapshot_version);
 	if (dump_sink_write(out, header, sizeof(header) - 1) < 0 ||
-	    put_record(out, 'V', version) < 0) {
+	    put_record(out, 'V', version_str(&s->snapshot_version)) < 0) {
 		error("snapshot: %s", strerror(errno));
 		goto out_rollback;
 	}
@@ -673,26 +672,24 @@ int pg_logical_restore(struct store *s, const char *path)
 	return rc;
 }
 
-long long pg_logical_version(const char *path)
+bool pg_logical_version(const char *path, struct version *v)
 {
 	struct reader r = { .in = NULL };
 	char *line = NULL;
 	size_t cap = 0;
-	long long v = -1;
+	bool known = false;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return -1;
+		return false;
 	r.in = dump_source_zstd_file(fd);
 	/* the V record right after the header */
 	if (read_line(&r, &line, &cap) > 0 && !strcmp(line, header) &&
 	    read_line(&r, &line, &cap) > 0 && !strncmp(line, "V ", 2) &&
 	    read_line(&r, &line, &cap) > 0) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!parse_ll(line, 0, 999999999999999999LL, &v))
-			v = -1;
+		known = version_parse(v, line, strcspn(line, "\n"));
 	}
 	free(line);
 	dump_source_close(r.in);
-	return v;
+	return known;
 }

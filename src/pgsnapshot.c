@@ -33,7 +33,8 @@ enum snapshot_kind {
 struct snapshot_head {
 	enum snapshot_kind kind;
 	char copy[sizeof(template_magic) + 300]; /* a template's database */
-	long long version;                       /* a template's; -1 if unknown */
+	struct version version;                  /* a template's */
+	bool have_version;                       /* false: unknown */
 };
 
 /* Reads the head of the snapshot file at path: 0, or -1 with errno set. */
@@ -55,7 +56,6 @@ static int snapshot_head_read(const char *path, struct snapshot_head *h)
 	if (n < 0)
 		return -1;
 	memset(h, 0, sizeof(*h));
-	h->version = -1;
 	if (strncmp(head, template_magic, sizeof(template_magic) - 1)) {
 		if (n >= 4 && !memcmp(head, "\x28\xb5\x2f\xfd", 4))
 			h->kind = SNAPSHOT_LOGICAL;
@@ -65,13 +65,8 @@ static int snapshot_head_read(const char *path, struct snapshot_head *h)
 	at = head + sizeof(template_magic) - 1;
 	snprintf(h->copy, sizeof(h->copy), "%.*s", (int)strcspn(at, "\n"), at);
 	at = strstr(head, "\nversion ");
-	if (at) {
-		char num[32];
-
-		snprintf(num, sizeof(num), "%.*s", (int)strcspn(at + 9, "\n"), at + 9);
-		if (!parse_ll(num, 0, 999999999999999999LL, &h->version))
-			h->version = -1;
-	}
+	if (at)
+		h->have_version = version_parse(&h->version, at + 9, strcspn(at + 9, "\n"));
 	return 0;
 }
 
@@ -180,8 +175,8 @@ static int template_snapshot(struct store *s, const char *path, char *why, size_
 		snprintf(why, size, "cannot clean the copy: %.300s", s->err);
 		goto out;
 	}
-	n = snprintf(text, sizeof(text), "%s%s_pre_upgrade\nversion %lld\n",
-		     template_magic, pg_priv(s)->dbname, s->snapshot_version);
+	n = snprintf(text, sizeof(text), "%s%s_pre_upgrade\nversion %s\n",
+		     template_magic, pg_priv(s)->dbname, version_str(&s->snapshot_version));
 	if (write_file_atomic(path, text, (size_t)n, 0600) < 0) {
 		snprintf(why, size, "cannot write '%s'", path);
 		goto out;
@@ -366,14 +361,17 @@ bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t siz
 	return ok;
 }
 
-long long pg_snapshot_version(struct store *s, const char *path)
+bool pg_snapshot_version(struct store *s, const char *path, struct version *v)
 {
 	struct snapshot_head h;
 
 	(void)s;
 	if (snapshot_head_read(path, &h) < 0)
-		return -1;
-	if (h.kind == SNAPSHOT_TEMPLATE)
-		return h.version;
-	return pg_logical_version(path);
+		return false;
+	if (h.kind == SNAPSHOT_TEMPLATE) {
+		if (h.have_version)
+			*v = h.version;
+		return h.have_version;
+	}
+	return pg_logical_version(path, v);
 }

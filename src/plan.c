@@ -42,24 +42,25 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 		const struct ledger_row *r = &l->rows[i];
 
 		if (r->dirty)
-			return refuse(p, "migration %s (version %lld) is marked dirty: it "
+			return refuse(p, "migration %s (version %s) is marked dirty: it "
 				      "ran outside a transaction and did not finish. Restore "
 				      "the database with `ferry rollback`, then start again",
-				      r->name, r->version);
+				      r->name, version_str(&r->version));
 	}
-	if (p->db_version > p->image_version)
-		return refuse(p, "the database is at %lld but this image knows migrations "
-			      "up to %lld: the image was rolled back without restoring the "
-			      "database; run `ferry rollback` or use an image that ships %lld",
-			      p->db_version, p->image_version, p->db_version);
+	if (version_cmp(&p->db_version, &p->image_version) > 0)
+		return refuse(p, "the database is at %s but this image knows migrations "
+			      "up to %s: the image was rolled back without restoring the "
+			      "database; run `ferry rollback` or use an image that ships %s",
+			      version_str(&p->db_version), version_str(&p->image_version),
+			      version_str(&p->db_version));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
-		const struct migration *m = migrations_find(set, r->version);
+		const struct migration *m = migrations_find(set, &r->version);
 
 		if (!m)
-			return refuse(p, "the database has migration %s (version %lld), which "
+			return refuse(p, "the database has migration %s (version %s), which "
 				      "this image does not ship: use the image that applied it, "
-				      "or `ferry rollback`", r->name, r->version);
+				      "or `ferry rollback`", r->name, version_str(&r->version));
 		if (strcmp(m->sha256, r->sha256))
 			return refuse(p, "migration '%s' was changed after it was applied "
 				      "(sha256 %.12s in the database, %.12s in the image): ship "
@@ -78,14 +79,14 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 			 const struct ledger *l)
 {
 	const struct migration *hole = NULL;
-	long long above = p->db_version;
+	const struct version *top = &p->db_version, *above = top;
 	size_t holes = 0;
-	char more[64] = "";
+	char more[96] = "";
 
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
 
-		if (m->version < p->db_version && !ledger_find(l, m->version)) {
+		if (version_cmp(&m->version, top) < 0 && !ledger_find(l, &m->version)) {
 			if (!hole)
 				hole = m; /* the lowest: the set is sorted */
 			holes++;
@@ -93,19 +94,23 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 	}
 	if (!hole)
 		return false;
-	for (size_t i = 0; i < l->n; i++)
-		if (l->rows[i].version > hole->version && l->rows[i].version < above)
-			above = l->rows[i].version;
+	/* the lowest applied version above the hole: the one it comes before */
+	for (size_t i = 0; i < l->n; i++) {
+		const struct version *v = &l->rows[i].version;
+
+		if (version_cmp(v, &hole->version) > 0 && version_cmp(v, above) < 0)
+			above = v;
+	}
 	if (holes > 1)
-		snprintf(more, sizeof(more), " (and %zu more version%s below %lld)",
-			 holes - 1, holes == 2 ? "" : "s", p->db_version);
-	return refuse(p, "the ledger has %lld but not %lld (%s), which the image ships "
+		snprintf(more, sizeof(more), " (and %zu more version%s below %s)",
+			 holes - 1, holes == 2 ? "" : "s", version_str(top));
+	return refuse(p, "the ledger has %s but not %s (%s), which the image ships "
 		      "before it%s: ferry applies only versions above the highest applied "
-		      "one (%lld), never one out of order. If %s is new, give it a version "
-		      "above %lld; if the database already has its changes, its ledger row "
-		      "was lost: put it back, or restore the database from a backup", above,
-		      hole->version, hole->name, more, p->db_version, hole->name,
-		      p->db_version);
+		      "one (%s), never one out of order. If %s is new, give it a version "
+		      "above %s; if the database already has its changes, its ledger row "
+		      "was lost: put it back, or restore the database from a backup",
+		      version_str(above), version_str(&hole->version), hole->name, more,
+		      version_str(top), hole->name, version_str(top));
 }
 
 /* A migration about to run that the engines would not read as written. */
@@ -125,26 +130,30 @@ static bool refuse_pending(struct plan *p)
 }
 
 void plan_make(struct plan *p, const struct migration_set *set,
-	       const struct ledger *l, bool db_exists, long long target)
+	       const struct ledger *l, bool db_exists, const struct version *target)
 {
 	memset(p, 0, sizeof(*p));
-	p->image_version = target ? target : migrations_latest(set);
+	if (target && !version_is_zero(target))
+		p->image_version = *target;
+	else
+		p->image_version = migrations_latest(set);
 	p->pending = xcalloc(set->n + 1, sizeof(*p->pending));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 
-		if (r->version > p->db_version)
+		if (version_cmp(&r->version, &p->db_version) > 0)
 			p->db_version = r->version;
 		if (r->dirty)
 			p->n_dirty++;
-		if (!migrations_find(set, r->version))
+		if (!migrations_find(set, &r->version))
 			p->n_unknown++;
 	}
 	/* only what comes after the highest applied version is pending */
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
 
-		if (m->version > p->db_version && m->version <= p->image_version)
+		if (version_cmp(&m->version, &p->db_version) > 0 &&
+		    version_cmp(&m->version, &p->image_version) <= 0)
 			p->pending[p->n_pending++] = m;
 	}
 

@@ -5,6 +5,8 @@
 #ifndef FERRY_PLAN_H
 #define FERRY_PLAN_H
 
+#include "version.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -16,8 +18,8 @@ enum plan_kind { PLAN_CURRENT, PLAN_CREATE, PLAN_UPGRADE, PLAN_REFUSE };
 
 struct plan {
 	enum plan_kind kind;
-	long long db_version;    /* highest applied, 0 for none */
-	long long image_version; /* the target */
+	struct version db_version;    /* highest applied, zero for none */
+	struct version image_version; /* the target */
 	const struct migration **pending; /* above db_version, in order */
 	size_t n_pending;
 	size_t n_unknown;        /* applied versions the image does not ship */
@@ -25,9 +27,9 @@ struct plan {
 	char why[768];           /* PLAN_REFUSE: what is wrong and what to do */
 };
 
-/* target 0: the highest version shipped. db_exists false: first boot. */
+/* target zero (or NULL): the highest version shipped. db_exists false: first boot. */
 void plan_make(struct plan *p, const struct migration_set *set,
-	       const struct ledger *l, bool db_exists, long long target);
+	       const struct ledger *l, bool db_exists, const struct version *target);
 void plan_release(struct plan *p);
 
 #endif

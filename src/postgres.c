@@ -475,7 +475,7 @@ static bool lock_timed_out(const char *sqlstate)
 static int apply_in_transaction(struct store *s, const struct migration *const *m,
 				size_t n, const struct migration **failed, long long *ms)
 {
-	char sqlstate[6] = "", set[64], point[64];
+	char sqlstate[6] = "", set[64], point[96];
 
 	for (int attempt = 1;; attempt++) {
 		double t0 = now_seconds();
@@ -493,8 +493,8 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 			    s->recorder->record(s, m[i], (long long)((now_seconds() - t1) * 1000),
 						false) < 0)
 				goto fail;
-			snprintf(point, sizeof(point), "migration:%lld:before-commit",
-				 m[i]->version);
+			snprintf(point, sizeof(point), "migration:%s:before-commit",
+				 version_str(&m[i]->version));
 			crash_point(point);
 		}
 		if (pg_run(s, pg_conn(s), "COMMIT", sqlstate) < 0)
@@ -517,7 +517,7 @@ fail:
 static int pg_apply_all(struct store *s, const struct migration *const *m, size_t n,
 			const struct migration **failed)
 {
-	char point[64];
+	char point[96];
 
 	if (pg_open(s) < 0)
 		return -1;
@@ -525,7 +525,8 @@ static int pg_apply_all(struct store *s, const struct migration *const *m, size_
 		return -1;
 	for (size_t i = 0; i < n; i++) {
 		log_info("applied %s", m[i]->name);
-		snprintf(point, sizeof(point), "migration:%lld:after-commit", m[i]->version);
+		snprintf(point, sizeof(point), "migration:%s:after-commit",
+			 version_str(&m[i]->version));
 		crash_point(point);
 	}
 	return 0;
@@ -582,7 +583,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 	struct sql_statement *st;
 	size_t n = pg_split(m->sql, &st);
 	double t0 = now_seconds();
-	char sqlstate[6], point[80];
+	char sqlstate[6], point[96];
 	int rc = -1;
 
 	if (rec->prepare(s) < 0 || rec->record(s, m, 0, true) < 0)
@@ -598,7 +599,8 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 		free(before);
 		if (rec->progress && rec->progress(s, m, i + 1) < 0)
 			goto out;
-		snprintf(point, sizeof(point), "pg:statement:%lld:%zu", m->version, i + 1);
+		snprintf(point, sizeof(point), "pg:statement:%s:%zu", version_str(&m->version),
+			 i + 1);
 		crash_point(point);
 	}
 	*ms = (long long)((now_seconds() - t0) * 1000);

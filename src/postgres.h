@@ -56,10 +56,11 @@ int pg_hold(struct store *s, bool exclusive);
 void pg_unhold(struct store *s);
 
 struct snapshot_info;
+struct version;
 int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info);
 int pg_restore(struct store *s, const char *path);
 bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
-long long pg_snapshot_version(struct store *s, const char *path);
+bool pg_snapshot_version(struct store *s, const char *path, struct version *v);
 void pg_cleanup(struct store *s);
 
 /* pgdump.c: the logical dump of the current schema (see there) */
@@ -78,8 +79,8 @@ int pg_dump_replay(struct store *s, struct dump_source *in);
 /* The logical snapshot file: the dump in one zstd frame at path. */
 int pg_logical_snapshot(struct store *s, const char *path);
 int pg_logical_restore(struct store *s, const char *path);
-/* The schema version recorded in it, or -1. */
-long long pg_logical_version(const char *path);
+/* The schema version recorded in it into *v; false when unknown. */
+bool pg_logical_version(const char *path, struct version *v);
 
 struct sql_statement {
 	const char *start; /* into the script; not NUL-terminated */

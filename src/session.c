@@ -47,9 +47,10 @@ static int load_migrations(struct session *s)
 	rc = migrations_load(&s->set, c->migrations_dir);
 	if (rc)
 		return rc;
-	if (c->target_version && !migrations_find(&s->set, c->target_version))
-		return error("[migrations] target_version %lld: no such migration in '%s'",
-			     c->target_version, c->migrations_dir), EXIT_CONFIG;
+	if (!version_is_zero(&c->target_version) &&
+	    !migrations_find(&s->set, &c->target_version))
+		return error("[migrations] target_version %s: no such migration in '%s'",
+			     version_str(&c->target_version), c->migrations_dir), EXIT_CONFIG;
 	return 0;
 }
 
@@ -90,9 +91,9 @@ int session_check_finished(struct session *s)
 	if (rc < 0)
 		return journal_status(rc);
 	if (j.phase != PHASE_NONE) {
-		log_error("an upgrade from %lld to %lld was interrupted (phase %s): run "
-			  "`ferry migrate` to resolve it first", j.from, j.to,
-			  phase_name(j.phase));
+		log_error("an upgrade from %s to %s was interrupted (phase %s): run "
+			  "`ferry migrate` to resolve it first", version_str(&j.from),
+			  version_str(&j.to), phase_name(j.phase));
 		return EXIT_TEMPFAIL;
 	}
 	return 0;
@@ -147,6 +148,6 @@ int session_read_plan(struct session *s)
 		if (ledger_read(&s->store, &s->ledger) < 0)
 			return EXIT_DATA;
 	}
-	plan_make(&s->plan, &s->set, &s->ledger, s->db_exists, s->c->target_version);
+	plan_make(&s->plan, &s->set, &s->ledger, s->db_exists, &s->c->target_version);
 	return 0;
 }

@@ -95,7 +95,7 @@ out:
 	return rc;
 }
 
-int snapshot_take(const struct config *c, struct store *s, long long version,
+int snapshot_take(const struct config *c, struct store *s, const struct version *version,
 		  bool undo_room)
 {
 	char *path = snapshot_path(c, s, 0), *dir = dir_of(path);
@@ -126,7 +126,7 @@ int snapshot_take(const struct config *c, struct store *s, long long version,
 	if (undo_room && restore_room(s, dir, need + need / 20 + (1u << 16)) < 0)
 		goto out;
 	t0 = now_seconds();
-	s->snapshot_version = version;
+	s->snapshot_version = *version;
 	/* with older snapshots to keep, they move only once the new one is whole */
 	if (s->ops->snapshot(s, c->snapshot_keep > 1 ? fresh : path, &info) < 0) {
 		log_error("no snapshot, so no upgrade: nothing was changed");
@@ -147,13 +147,13 @@ int snapshot_take(const struct config *c, struct store *s, long long version,
 
 		/* a file of its own size; a template copy's marker says little */
 		if (info.is_file && stat(path, &st) == 0)
-			log_info("snapshot written: %s (version %lld, %s, %.2f s, %s)",
-				 path, version,
+			log_info("snapshot written: %s (version %s, %s, %.2f s, %s)",
+				 path, version_str(version),
 				 human_size((unsigned long long)st.st_size, a, sizeof(a)),
 				 now_seconds() - t0, info.how);
 		else
-			log_info("snapshot written: %s (version %lld, %.2f s, %s)", path,
-				 version, now_seconds() - t0, info.how);
+			log_info("snapshot written: %s (version %s, %.2f s, %s)", path,
+				 version_str(version), now_seconds() - t0, info.how);
 	}
 	rc = 0;
 out:

@@ -9,6 +9,7 @@
 
 struct config;
 struct store;
+struct version;
 
 /* <db>.pre-upgrade (index 0) or <db>.pre-upgrade.N, in [snapshot] dir if set */
 char *snapshot_path(const struct config *c, const struct store *s, int index);
@@ -18,7 +19,7 @@ char *snapshot_path(const struct config *c, const struct store *s, int index);
  * version `version`) to snapshot_path(0). Returns 0, or 73 (logged) when
  * it cannot be written; the database is never changed.
  */
-int snapshot_take(const struct config *c, struct store *s, long long version,
+int snapshot_take(const struct config *c, struct store *s, const struct version *version,
 		  bool undo_room);
 /* Removes what a snapshot to path that was cut short left behind. */
 void snapshot_discard_partial(struct store *s, const char *path);

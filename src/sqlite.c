@@ -565,7 +565,7 @@ static int apply_held(struct store *s, const struct migration *m, long long *ms,
 		      char *msg, size_t size)
 {
 	double t0 = now_seconds();
-	char point[64], ignored[256];
+	char point[96], ignored[256];
 
 	if (exec(s, "SAVEPOINT ferry_migration", msg, size) < 0)
 		return -1;
@@ -575,7 +575,7 @@ static int apply_held(struct store *s, const struct migration *m, long long *ms,
 	*ms = (long long)((now_seconds() - t0) * 1000);
 	if (ledger_write(s, m, *ms, false, msg, size) < 0)
 		goto undo;
-	snprintf(point, sizeof(point), "migration:%lld:before-commit", m->version);
+	snprintf(point, sizeof(point), "migration:%s:before-commit", version_str(&m->version));
 	crash_point(point);
 	if (exec(s, "RELEASE ferry_migration", msg, size) < 0)
 		goto undo;

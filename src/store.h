@@ -6,6 +6,8 @@
 #ifndef FERRY_STORE_H
 #define FERRY_STORE_H
 
+#include "version.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -86,8 +88,9 @@ struct store_ops {
 	/* Optional: refuses a migration the backend cannot run safely (-1
 	 * logged, status 65), before anything is written */
 	int (*check_migration)(struct store *s, const struct migration *m);
-	/* Optional: the schema version a snapshot holds, -1 when unknown */
-	long long (*snapshot_version)(struct store *s, const char *path);
+	/* Optional: the schema version a snapshot holds in *v; false when
+	 * unknown (zero is a version: no migrations applied) */
+	bool (*snapshot_version)(struct store *s, const char *path, struct version *v);
 	/* Optional: is the snapshot at path there and whole? */
 	bool (*snapshot_usable)(struct store *s, const char *path, char *why, size_t size);
 	/* Optional: can the role do what migrations need? -1 logged, status 77 */
@@ -148,7 +151,7 @@ struct store {
 	long long statement_lock_timeout;
 	const char *snapshot_dir;
 	const char *maintenance_db;    /* PostgreSQL: where the lock lives */
-	long long snapshot_version;    /* of the snapshot being taken */
+	struct version snapshot_version; /* of the snapshot being taken */
 	int status;         /* exit status a failure asks for; 0: the default */
 	char err[1024];     /* why apply or verify failed */
 };

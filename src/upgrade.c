@@ -61,7 +61,7 @@ static enum standing standing(struct session *b, const struct journal *j)
 {
 	enum standing st = BETWEEN;
 	struct ledger l;
-	long long top;
+	struct version top;
 	bool dirty = false;
 
 	if (ledger_read(&b->store, &l) < 0)
@@ -69,9 +69,9 @@ static enum standing standing(struct session *b, const struct journal *j)
 	top = ledger_top(&l);
 	for (size_t i = 0; i < l.n; i++)
 		dirty |= l.rows[i].dirty;
-	if (!dirty && top == j->from)
+	if (!dirty && version_cmp(&top, &j->from) == 0)
 		st = AT_FROM;
-	else if (!dirty && top == j->to)
+	else if (!dirty && version_cmp(&top, &j->to) == 0)
 		st = AT_TO;
 	ledger_release(&l);
 	return st;
@@ -87,27 +87,29 @@ static int forget(struct session *b)
 static int resolve_snapshotting(struct session *b, const struct journal *j)
 {
 	snapshot_discard_partial(&b->store, j->snapshot);
-	log_info("an upgrade from %lld to %lld was interrupted while writing its "
+	log_info("an upgrade from %s to %s was interrupted while writing its "
 		 "snapshot; the database was not touched: discarded the partial "
-		 "snapshot", j->from, j->to);
+		 "snapshot", version_str(&j->from), version_str(&j->to));
 	return forget(b);
 }
 
 /* migrating, verifying, done, applied: what the ledger says decides */
 static int resolve_changed(struct session *b, struct journal *j)
 {
+	const char *from = version_str(&j->from), *to = version_str(&j->to);
+
 	/* a restore would also undo what others wrote since the crash */
 	switch (standing(b, j)) {
 	case AT_FROM:
-		log_info("an upgrade from %lld to %lld was interrupted (phase %s) before "
-			 "it committed anything: the database is still at version %lld, "
-			 "nothing to undo", j->from, j->to, phase_name(j->phase), j->from);
+		log_info("an upgrade from %s to %s was interrupted (phase %s) before "
+			 "it committed anything: the database is still at version %s, "
+			 "nothing to undo", from, to, phase_name(j->phase), from);
 		return forget(b);
 	case AT_TO:
 		if (j->phase == PHASE_DONE) {
-			log_info("an upgrade from %lld to %lld was interrupted after it was "
-				 "verified and committed: the database is at version %lld",
-				 j->from, j->to, j->to);
+			log_info("an upgrade from %s to %s was interrupted after it was "
+				 "verified and committed: the database is at version %s",
+				 from, to, to);
 			return forget(b);
 		}
 		break;
@@ -120,6 +122,7 @@ static int resolve_changed(struct session *b, struct journal *j)
 /* The one switch over the phases: what a boot does with a journal. */
 static int resolve(struct session *b, struct journal *j)
 {
+	const char *from = version_str(&j->from), *to = version_str(&j->to);
 	int rc = -1;
 
 	switch (j->phase) {
@@ -129,8 +132,8 @@ static int resolve(struct session *b, struct journal *j)
 	case PHASE_SNAPSHOTTING:
 		return resolve_snapshotting(b, j);
 	case PHASE_SNAPSHOTTED:
-		log_info("an upgrade from %lld to %lld was interrupted before it changed "
-			 "anything (phase %s): nothing to undo", j->from, j->to,
+		log_info("an upgrade from %s to %s was interrupted before it changed "
+			 "anything (phase %s): nothing to undo", from, to,
 			 phase_name(j->phase));
 		return forget(b);
 	case PHASE_MIGRATING:
@@ -144,12 +147,12 @@ static int resolve(struct session *b, struct journal *j)
 	}
 	if (rc >= 0)
 		return rc;
-	log_info("an upgrade from %lld to %lld was interrupted (phase %s): restoring the "
-		 "database from %s", j->from, j->to, phase_name(j->phase), j->snapshot);
+	log_info("an upgrade from %s to %s was interrupted (phase %s): restoring the "
+		 "database from %s", from, to, phase_name(j->phase), j->snapshot);
 	rc = restore(b, j);
 	if (rc == 0)
-		log_info("database restored from %s: back at version %lld", j->snapshot,
-			 j->from);
+		log_info("database restored from %s: back at version %s", j->snapshot,
+			 from);
 	return rc;
 }
 
@@ -177,7 +180,7 @@ static int apply_pending(struct store *s, const struct plan *p,
 {
 	for (size_t i = 0; i < p->n_pending; i++) {
 		const struct migration *m = p->pending[i];
-		char point[64];
+		char point[96];
 		long long ms = 0;
 
 		if (s->ops->apply(s, m, &ms) < 0) {
@@ -185,7 +188,8 @@ static int apply_pending(struct store *s, const struct plan *p,
 			return -1;
 		}
 		log_info("applied %s (%lld ms)", m->name, ms);
-		snprintf(point, sizeof(point), "migration:%lld:after-commit", m->version);
+		snprintf(point, sizeof(point), "migration:%s:after-commit",
+			 version_str(&m->version));
 		crash_point(point);
 	}
 	return 0;
@@ -252,8 +256,8 @@ static int create(struct session *b)
 	struct create_args a = { .plan = &b->plan };
 	char why[1200];
 
-	log_info("no database yet: creating %s at version %lld (%zu migrations)",
-		 b->store.path, b->plan.image_version, b->plan.n_pending);
+	log_info("no database yet: creating %s at version %s (%zu migrations)",
+		 b->store.path, version_str(&b->plan.image_version), b->plan.n_pending);
 	if (b->store.ops->create(&b->store, create_fn, &a) < 0) {
 		if (b->store.err[0]) {
 			describe_failure(why, sizeof(why), &b->store, a.failed);
@@ -261,7 +265,7 @@ static int create(struct session *b)
 		}
 		return EXIT_UPGRADE_FAILED;
 	}
-	log_info("database created at version %lld", b->plan.image_version);
+	log_info("database created at version %s", version_str(&b->plan.image_version));
 	return 0;
 }
 
@@ -276,11 +280,12 @@ static int create(struct session *b)
 static void retire_snapshots(struct session *b)
 {
 	char *snap = snapshot_path(b->c, &b->store, 0);
+	struct version v;
 
 	/* one taken at the version this upgrade started from stays */
 	if (path_exists(snap) && (!b->store.ops->snapshot_version ||
-				  b->store.ops->snapshot_version(&b->store, snap) !=
-					  b->plan.db_version)) {
+				  !b->store.ops->snapshot_version(&b->store, snap, &v) ||
+				  version_cmp(&v, &b->plan.db_version) != 0)) {
 		log_info("removing the older snapshot %s: it predates this upgrade, and "
 			 "restoring it would undo this upgrade as well", snap);
 		snapshot_remove_all(b->c, &b->store);
@@ -304,18 +309,18 @@ static int one_transaction(struct session *b)
 	double t0 = now_seconds();
 	char why[1200];
 
-	log_info("schema version mismatch: database has %lld, image expects %lld "
+	log_info("schema version mismatch: database has %s, image expects %s "
 		 "(%zu pending) — upgrading in one transaction (no snapshot needed: "
-		 "a failure rolls everything back)", p->db_version, p->image_version,
-		 p->n_pending);
+		 "a failure rolls everything back)", version_str(&p->db_version),
+		 version_str(&p->image_version), p->n_pending);
 	if (s->ops->apply_all(s, p->pending, p->n_pending, &failed) < 0) {
 		describe_failure(why, sizeof(why), s, failed);
-		log_error("%s — rolled back, database still at version %lld", why,
-			  p->db_version);
+		log_error("%s — rolled back, database still at version %s", why,
+			  version_str(&p->db_version));
 		return s->status ? s->status : EXIT_UPGRADE_FAILED;
 	}
-	log_info("database upgraded from %lld to %lld in %.2f s", p->db_version,
-		 p->image_version, now_seconds() - t0);
+	log_info("database upgraded from %s to %s in %.2f s", version_str(&p->db_version),
+		 version_str(&p->image_version), now_seconds() - t0);
 	retire_snapshots(b);
 	return 0;
 }
@@ -353,7 +358,8 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	 * need to read the ledger (nor a reason to restore if that fails) */
 	if (!may_have_committed || standing(b, j) == AT_FROM) {
 		log_error("%s — rolled back: nothing was committed, the database is still "
-			  "at version %lld (snapshot kept: %s)", why, j->from, j->snapshot);
+			  "at version %s (snapshot kept: %s)", why, version_str(&j->from),
+			  j->snapshot);
 		if (s->ops->unhold)
 			s->ops->unhold(s);
 		if (journal_clear(&b->state) < 0)
@@ -369,8 +375,8 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	if (rc)
 		log_error("%s — and the restore failed too", why);
 	else
-		log_error("%s — database restored from %s, still at version %lld", why,
-			  j->snapshot, j->from);
+		log_error("%s — database restored from %s, still at version %s", why,
+			  j->snapshot, version_str(&j->from));
 	return rc ? rc : EXIT_UPGRADE_FAILED;
 }
 
@@ -390,7 +396,7 @@ static int take_snapshot(struct session *b, struct journal *j, bool exclusive)
 		return s->status ? s->status : EXIT_CANTCREAT;
 	}
 	/* a restore follows a failure only when something was committed */
-	rc = snapshot_take(b->c, s, b->plan.db_version, exclusive);
+	rc = snapshot_take(b->c, s, &b->plan.db_version, exclusive);
 	if (rc) {
 		let_go(b, true);
 		return rc;
@@ -443,9 +449,9 @@ static int in_place(struct session *b)
 	char why[1200];
 	int rc;
 
-	log_info("schema version mismatch: database has %lld, image expects %lld "
-		 "(%zu pending) — upgrading", p->db_version, p->image_version,
-		 p->n_pending);
+	log_info("schema version mismatch: database has %s, image expects %s "
+		 "(%zu pending) — upgrading", version_str(&p->db_version),
+		 version_str(&p->image_version), p->n_pending);
 	if (s->ops->check(s) < 0) {
 		log_error("refusing to upgrade a damaged database: nothing was changed; "
 			  "restore it from a backup");
@@ -470,8 +476,9 @@ static int in_place(struct session *b)
 			  "next boot will finish it; not starting");
 		return EXIT_CANTCREAT;
 	}
-	log_info("database upgraded from %lld to %lld in %.2f s (snapshot kept: %s)",
-		 p->db_version, p->image_version, now_seconds() - t0, j.snapshot);
+	log_info("database upgraded from %s to %s in %.2f s (snapshot kept: %s)",
+		 version_str(&p->db_version), version_str(&p->image_version),
+		 now_seconds() - t0, j.snapshot);
 	return 0;
 }
 
@@ -497,10 +504,10 @@ static int preflight(struct session *b, bool for_run)
 	int rc;
 
 	if (for_run && p->kind == PLAN_UPGRADE && !b->c->auto_upgrade) {
-		log_error("%zu migration%s pending (database at %lld, image at %lld): run "
+		log_error("%zu migration%s pending (database at %s, image at %s): run "
 			  "`ferry migrate`, then start again ([migrations] auto_upgrade = "
 			  "false)", p->n_pending, p->n_pending == 1 ? "" : "s",
-			  p->db_version, p->image_version);
+			  version_str(&p->db_version), version_str(&p->image_version));
 		return EXIT_TEMPFAIL;
 	}
 	rc = upgrade_check_pending(b);
@@ -519,8 +526,8 @@ static int carry_out(struct session *b, bool for_run)
 
 	switch (b->plan.kind) {
 	case PLAN_CURRENT:
-		log_info("schema up to date: database and image at version %lld",
-			 b->plan.db_version);
+		log_info("schema up to date: database and image at version %s",
+			 version_str(&b->plan.db_version));
 		return 0;
 	case PLAN_REFUSE:
 		log_error("%s (nothing was changed)", b->plan.why);
@@ -552,8 +559,8 @@ int upgrade_boot(struct session *b, bool for_run)
 		if (rc)
 			return rc;
 		if (b->plan.kind == PLAN_CURRENT) {
-			log_info("schema up to date: database and image at version %lld",
-				 b->plan.db_version);
+			log_info("schema up to date: database and image at version %s",
+				 version_str(&b->plan.db_version));
 			return 0;
 		}
 	}

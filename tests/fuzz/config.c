@@ -42,12 +42,23 @@ static void set_environment(const char *env, size_t len)
 	}
 }
 
+/* A target version is canonical: its text parses back to it. */
+static bool version_canonical(const struct version *v)
+{
+	const char *text = version_str(v);
+	struct version back;
+
+	return version_parse(&back, text, strlen(text)) && !strcmp(version_str(&back), text) &&
+	       !version_cmp(&back, v);
+}
+
 static void check_ranges(const struct config *c)
 {
 	if (c->wait_seconds < 0 || c->wait_seconds > 86400 ||
 	    c->lock_timeout_seconds < 0 || c->lock_timeout_seconds > 86400 ||
 	    c->statement_lock_timeout < 1 || c->statement_lock_timeout > 3600 ||
-	    c->target_version < 0 || c->snapshot_keep < 1 || c->snapshot_keep > 100 ||
+	    !version_canonical(&c->target_version) || c->snapshot_keep < 1 ||
+	    c->snapshot_keep > 100 ||
 	    c->grace_seconds < 0 || c->grace_seconds > 3600 || c->log_level < LOG_ERROR ||
 	    c->log_level > LOG_DEBUG ||
 	    (c->log_format != LOG_TEXT && c->log_format != LOG_JSON))

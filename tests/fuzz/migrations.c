@@ -5,7 +5,8 @@
  * content may hold single NUL bytes; a '/' in a name makes a
  * subdirectory). Properties: the status is 0, 65 or 78, and a refusal is
  * exactly one log line; an accepted set is in strictly increasing version
- * order (ver and version alike), each item has a name and a path in the
+ * order, each version is canonical (its text parses back to it), each
+ * item has a name and a path in the
  * directory, and its sha256 is that of its text.
  */
 #include "fuzz.h"
@@ -137,13 +138,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 rc ? 1 : -1);
 	for (size_t i = 0; rc == 0 && i < set.n; i++) {
 		const struct migration *m = &set.items[i];
+		const char *text = version_str(&m->version);
+		struct version back;
 		char sum[65];
-		long long n;
 
-		if (i > 0 && m->version <= set.items[i - 1].version)
+		if (i > 0 && version_cmp(&m->version, &set.items[i - 1].version) <= 0)
 			fuzz_fail("versions are not strictly increasing", log, len);
-		if (!version_to_ll(&m->ver, &n) || n != m->version)
-			fuzz_fail("a migration's ver is not its version", log, len);
+		if (!version_parse(&back, text, strlen(text)) || strcmp(version_str(&back), text) ||
+		    version_cmp(&back, &m->version))
+			fuzz_fail("a migration's version does not read back from its text", text,
+				  strlen(text));
 		if (!m->name || !m->sql || !m->path || strncmp(m->path, dir, strlen(dir)))
 			fuzz_fail(
 			    "a migration without name, text or path in the directory",

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 #include "exits.h"
+#include "journal.h"
 #include "log.h"
 #include "migrations.h"
 #include "pid1.h"
@@ -75,40 +76,62 @@ static void complete(const char *sql, const char *want, const char *what)
 	ok(want ? rc < 0 && strstr(why, want) : rc == 0, msg);
 }
 
+/* The versions of list ("1 1.1 1.10", space-separated) into out; how many. */
+static size_t versions_of(const char *list, struct version *out, size_t max)
+{
+	size_t count = 0;
+
+	while (*list && count < max) {
+		size_t len = strcspn(list, " ");
+
+		if (len && !version_parse(&out[count++], list, len))
+			abort();
+		list += len + (list[len] == ' ');
+	}
+	return count;
+}
+
 /*
- * plan_make on an image shipping the versions in shipped (0-terminated)
- * and a ledger holding those in applied; want: the kind, the pending
- * versions ("4 5") and for a refusal a text of the reason.
+ * plan_make on an image shipping the versions in shipped ("1 2 3", in
+ * order) and a ledger holding those in applied, up to target ("": the
+ * highest); want: the kind, the pending versions ("4 5") and for a
+ * refusal a text of the reason. Migration 2 is named 0002_m, 1.2 1.2_m.
  */
-static void plans(const long long *shipped, const long long *applied, long long target,
+static void plans(const char *shipped, const char *applied, const char *target,
 		  enum plan_kind want_kind, const char *want_pending, const char *want_why,
 		  const char *what)
 {
-	struct migration items[16] = { { 0 } };
-	struct ledger_row rows[16] = { { 0 } };
+	struct migration items[16] = { 0 };
+	struct ledger_row rows[16] = { 0 };
+	struct version vs[16], va[16], to = VERSION_ZERO;
 	struct migration_set set = { .format = "ferry", .dir = (char *)"m", .items = items };
 	struct ledger l = { .exists = true, .rows = rows };
-	char names[16][16], pending[128] = "", msg[1400];
+	char names[16][64], pending[256] = "", msg[1400];
 	struct plan p;
 
-	for (; shipped[set.n]; set.n++) {
-		struct migration *m = &items[set.n];
+	set.n = versions_of(shipped, vs, 16);
+	for (size_t i = 0; i < set.n; i++) {
+		struct migration *m = &items[i];
+		int pad = version_is_integer(&vs[i]) ? 4 - (int)strlen(version_str(&vs[i])) : 0;
 
-		snprintf(names[set.n], sizeof(names[0]), "%04lld_m", shipped[set.n]);
-		m->version = shipped[set.n];
-		m->name = m->path = names[set.n];
+		snprintf(names[i], sizeof(names[0]), "%.*s%s_m", pad > 0 ? pad : 0, "0000",
+			 version_str(&vs[i]));
+		m->version = vs[i];
+		m->name = m->path = names[i];
 		memset(m->sha256, 'a', 64);
 	}
-	for (; applied[l.n]; l.n++) {
-		rows[l.n].version = applied[l.n];
-		rows[l.n].name = (char *)"row";
-		memset(rows[l.n].sha256, 'a', 64);
+	l.n = versions_of(applied, va, 16);
+	for (size_t i = 0; i < l.n; i++) {
+		rows[i].version = va[i];
+		rows[i].name = (char *)"row";
+		memset(rows[i].sha256, 'a', 64);
 	}
-	plan_make(&p, &set, &l, true, target);
+	versions_of(target, &to, 1);
+	plan_make(&p, &set, &l, true, &to);
 	for (size_t i = 0; i < p.n_pending; i++) {
 		size_t len = strlen(pending);
-		snprintf(pending + len, sizeof(pending) - len, "%s%lld", i ? " " : "",
-			 p.pending[i]->version);
+		snprintf(pending + len, sizeof(pending) - len, "%s%s", i ? " " : "",
+			 version_str(&p.pending[i]->version));
 	}
 	snprintf(msg, sizeof(msg), "plan %s: kind %d pending '%s' (got kind %d pending '%s' "
 		 "why '%s')", what, want_kind, want_pending, p.kind, pending, p.why);
@@ -432,17 +455,185 @@ static void format_tests(void)
 		    fclose(f))
 			abort();
 		rc = migrations_load(&set, dir);
-		latest = migrations_latest_version(&set);
-		ok(rc == 0 && set.n == 1 && set.items[0].version == 42 &&
-		   !strcmp(version_str(&set.items[0].ver), "42") && set.items[0].no_transaction &&
-		   !strcmp(set.items[0].name, "0042_x") && !strcmp(version_str(&latest), "42") &&
-		   migrations_find_version(&set, &latest) == &set.items[0],
-		   "0042_x.sql: version 42 in both fields, its name, the directive");
+		latest = migrations_latest(&set);
+		ok(rc == 0 && set.n == 1 && !strcmp(version_str(&set.items[0].version), "42") &&
+		   set.items[0].no_transaction && !strcmp(set.items[0].name, "0042_x") &&
+		   !strcmp(version_str(&latest), "42") &&
+		   migrations_find(&set, &latest) == &set.items[0],
+		   "0042_x.sql: version 42, its name, the directive");
 		migrations_release(&set);
 		unlink(p);
 		rmdir(dir);
 		free(p);
 	}
+}
+
+/* ---- versions through the plan, the ledger and the journal ------------------------ */
+
+/* Dotted versions order segment by segment, and 1.0 is 1, in the plan too. */
+static void version_plan_tests(void)
+{
+	plans("1 1.1 1.2 1.10", "1 1.1 1.2", "", PLAN_UPGRADE, "1.10", NULL,
+	      "dotted: at 1.2, only 1.10 is pending (1.10 > 1.2)");
+	plans("1 1.1 1.2 1.10", "1 1.1 1.10", "", PLAN_REFUSE, "",
+	      "the ledger has 1.10 but not 1.2 (1.2_m)", "dotted: 1.10 without 1.2 is a hole");
+	plans("1 1.1 1.2 1.10", "1", "1.2", PLAN_UPGRADE, "1.1 1.2", NULL,
+	      "dotted target 1.2: 1.10 stays out");
+	plans("1 1.1 1.2 1.10", "1 1.1 1.2 1.10", "1.2", PLAN_REFUSE, "",
+	      "the database is at 1.10 but this image knows migrations up to 1.2",
+	      "dotted: a ledger above the target is ahead");
+	plans("1 2", "1.0", "", PLAN_UPGRADE, "2", NULL, "a ledger row 1.0 is migration 1");
+	plans("1 2", "1 2.0.1", "", PLAN_REFUSE, "", "the database is at 2.0.1 but this image "
+	      "knows migrations up to 2", "2.0.1 is above 2: ahead of the image");
+	plans("1 1.2 2", "1 1.1", "", PLAN_REFUSE, "1.2 2", "the database has migration row "
+	      "(version 1.1), which this image does not ship", "1.1 is not 1.2 nor 1: unknown");
+}
+
+static struct version v_(const char *text)
+{
+	struct version v;
+
+	if (!version_parse(&v, text, strlen(text)))
+		abort();
+	return v;
+}
+
+static void ledger_find_tests(void)
+{
+	struct ledger_row rows[3] = { { .version = v_("1") }, { .version = v_("1.10") },
+				      { .version = v_("1.2") } };
+	struct ledger l = { .exists = true, .rows = rows, .n = 3 }, empty = { 0 };
+	struct migration items[2] = { { .version = v_("1") }, { .version = v_("1.2") } };
+	struct migration_set set = { .items = items, .n = 2 };
+	struct version v, top = ledger_top(&l), none = ledger_top(&empty);
+
+	v = v_("1.0"), ok(ledger_find(&l, &v) == &rows[0], "ledger_find 1.0 finds the row of 1");
+	v = v_("0001"), ok(ledger_find(&l, &v) == &rows[0], "ledger_find 0001 finds 1");
+	v = v_("1.2.0"), ok(ledger_find(&l, &v) == &rows[2], "ledger_find 1.2.0 finds 1.2");
+	v = v_("1.20"), ok(!ledger_find(&l, &v), "ledger_find 1.20 finds nothing (not 1.2)");
+	v = v_("1.1"), ok(!ledger_find(&l, &v), "ledger_find 1.1 finds nothing");
+	ok(!strcmp(version_str(&top), "1.10") && version_is_zero(&none),
+	   "ledger_top: 1.10 of 1, 1.10, 1.2; zero of an empty ledger");
+	v = v_("1.2.0"), ok(migrations_find(&set, &v) == &items[1], "migrations_find 1.2.0: 1.2");
+	v = v_("1.0.0"), ok(migrations_find(&set, &v) == &items[0], "migrations_find 1.0.0: 1");
+	v = v_("2"), ok(!migrations_find(&set, &v), "migrations_find 2: none");
+}
+
+/* ferry_migrations has an integer column: a version it cannot hold is refused
+ * before any SQL (the fake backend has none to run). */
+static void ledger_record_tests(void)
+{
+	static const struct store_ops fake = { .engine = "fake", .dialect = SQL_POSTGRES };
+	struct store st = { .ops = &fake };
+	struct migration m = { .version = v_("1.2.3"), .name = (char *)"V1.2.3__x" };
+
+	ledger_attach(&st);
+	ok(st.recorder->record(&st, &m, 0, false) < 0 &&
+	   !strcmp(st.err, "version 1.2.3 is not an integer: ferry's ledger "
+		   "(ferry_migrations) keeps integer versions"),
+	   "the ferry ledger refuses to record the dotted version 1.2.3");
+	st.err[0] = '\0';
+	ok(st.recorder->progress(&st, &m, 1) < 0 && strstr(st.err, "1.2.3 is not an integer"),
+	   "and its statement progress");
+	m.version = v_("1000000000000000000");
+	ok(st.recorder->record(&st, &m, 0, true) < 0 &&
+	   strstr(st.err, "version 1000000000000000000 has more than 18 digits"),
+	   "and a 19-digit version");
+}
+
+/* A ledger whose version column holds what is no version: read refused, row named. */
+static void ledger_read_tests(void)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", *db, *url;
+	FILE *logf = tmpfile(), *f;
+	struct store st;
+	struct ledger l;
+	int rc = -1;
+
+	if (!mkdtemp(dir) || !logf)
+		abort();
+	db = xasprintf("%s/app.db", dir);
+	url = xasprintf("sqlite://%s", db);
+	if (!(f = fopen(db, "w")) || fclose(f)) /* an empty file: an empty database */
+		abort();
+	if (store_init(&st, url) == 0 && st.ops->exists(&st) == 1 && st.ops->open(&st) == 0 &&
+	    st.ops->sql_exec(&st, "CREATE TABLE ferry_migrations (version INTEGER PRIMARY "
+			     "KEY, name TEXT, sha256 TEXT, applied_at TEXT, duration_ms "
+			     "INTEGER, dirty INTEGER)", 0, NULL) == 0 &&
+	    st.ops->sql_exec(&st, "INSERT INTO ferry_migrations VALUES (10, '0010_j', 'a', "
+			     "'b', 1, 0), (9, '0009_i', 'a', 'b', 1, 0)", 0, NULL) == 0) {
+		ledger_attach(&st);
+		rc = ledger_read(&st, &l);
+		ok(rc == 0 && l.n == 2 && !strcmp(version_str(&l.rows[0].version), "9") &&
+		   !strcmp(version_str(&l.rows[1].version), "10"), "ledger_read: 9 before 10");
+		ledger_release(&l);
+		log_set_fd(fileno(logf));
+		rc = st.ops->sql_exec(&st, "INSERT INTO ferry_migrations VALUES (-1, '0001_a', "
+				      "'a', 'b', 1, 0)", 0, NULL) ? -2 : ledger_read(&st, &l);
+		log_set_fd(2);
+	}
+	rewind(logf);
+	if (!fgets(log, sizeof(log), logf))
+		log[0] = '\0';
+	fclose(logf);
+	ok(rc == -1 && strstr(log, "ferry_migrations: the row of migration '0001_a' has "
+			      "version '-1', which is no version"),
+	   "ledger_read refuses a row of version -1, naming it");
+	store_release(&st);
+	unlink(db);
+	rmdir(dir);
+	free(db);
+	free(url);
+}
+
+/* journal_read(st) into *j after writing text to its file (NULL: as it is) */
+static int journal_from(const struct state *st, const char *text, struct journal *j)
+{
+	FILE *f;
+
+	if (text && (!(f = fopen(st->journal_path, "w")) || fputs(text, f) < 0 || fclose(f)))
+		abort();
+	return journal_read(st, j);
+}
+
+static void journal_tests(void)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", text[512] = "";
+	struct journal j = { .kind = KIND_UPGRADE, .from = v_("1.2"), .to = v_("1.10") }, r;
+	struct state st;
+	FILE *f;
+	size_t len = 0;
+
+	if (!mkdtemp(dir))
+		abort();
+	state_init(&st, dir, NULL);
+	snprintf(j.snapshot, sizeof(j.snapshot), "%s/app.db.pre-upgrade", dir);
+	ok(journal_write(&st, &j, PHASE_SNAPSHOTTING) == 0 && journal_from(&st, NULL, &r) == 0 &&
+	   r.kind == KIND_UPGRADE && r.phase == PHASE_SNAPSHOTTING &&
+	   !strcmp(version_str(&r.from), "1.2") && !strcmp(version_str(&r.to), "1.10") &&
+	   !strcmp(r.snapshot, j.snapshot), "journal: an upgrade from 1.2 to 1.10 reads back");
+	if ((f = fopen(st.journal_path, "r"))) {
+		len = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+	}
+	text[len] = '\0';
+	ok(strstr(text, "\nfrom=1.2\nto=1.10\n") != NULL, "journal: from=1.2 and to=1.10 as text");
+	j = (struct journal){ .kind = KIND_UPGRADE, .from = v_("3"), .to = v_("5") };
+	ok(journal_write(&st, &j, PHASE_SNAPSHOTTING) == 0 && journal_from(&st, NULL, &r) == 0 &&
+	   (f = fopen(st.journal_path, "r")) && (len = fread(text, 1, sizeof(text) - 1, f)) &&
+	   !fclose(f) && (text[len] = '\0', strstr(text, "phase=snapshotting\nfrom=3\nto=5\n")),
+	   "journal: integer versions written as before (from=3, to=5)");
+	ok(journal_from(&st, "kind=upgrade\nphase=migrating\nfrom=0003\nto=4\nsnapshot=x\n",
+			&r) == 0 && r.phase == PHASE_MIGRATING && !strcmp(version_str(&r.from), "3") &&
+	   !strcmp(version_str(&r.to), "4"), "journal: an older integer journal reads (0003 is 3)");
+	ok(journal_from(&st, "phase=restoring\nfrom=2\nto=2.0\nsnapshot=x\n", &r) == 0 &&
+	   r.kind == KIND_ROLLBACK, "journal: no kind, from == to (2 and 2.0): a rollback");
+	ok(journal_from(&st, "kind=upgrade\nphase=done\nfrom=1.x\nto=-2\n", &r) == 0 &&
+	   version_is_zero(&r.from) && version_is_zero(&r.to),
+	   "journal: versions that do not parse read as zero, as before");
+	journal_clear(&st);
+	state_release(&st);
+	rmdir(dir);
 }
 
 int main(void)
@@ -558,33 +749,31 @@ int main(void)
 		   "checksum is the SHA-256 of the normalised text");
 	}
 
-	{
-		static const long long none[] = { 0 }, v1[] = { 1, 0 }, v13[] = { 1, 3, 0 },
-				       v23[] = { 2, 3, 0 }, v123[] = { 1, 2, 3, 0 },
-				       v1234[] = { 1, 2, 3, 4, 0 }, v12345[] = { 1, 2, 3, 4, 5, 0 },
-				       v135[] = { 1, 3, 5, 0 };
-
-		plans(v123, v1, 0, PLAN_UPGRADE, "2 3", NULL, "1 of 1..3: 2 and 3 pending");
-		plans(v123, none, 0, PLAN_UPGRADE, "1 2 3", NULL, "an empty ledger: all pending");
-		plans(v123, v123, 0, PLAN_CURRENT, "", NULL, "all applied: current");
-		plans(v123, v13, 0, PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m)",
-		      "{1,3} of 1..3: a hole, refused, nothing pending");
-		plans(v123, v23, 0, PLAN_REFUSE, "", "the ledger has 2 but not 1 (0001_m)",
-		      "{2,3} of 1..3: row 1 lost, refused");
-		plans(v1234, v13, 0, PLAN_REFUSE, "4", "the ledger has 3 but not 2",
-		      "{1,3} of 1..4: refused; only 4, above 3, would be pending");
-		plans(v12345, v135, 0, PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m), which "
-		      "the image ships before it (and 1 more version below 5)",
-		      "{1,3,5} of 1..5: the lowest hole named, the other counted");
-		plans(v1234, v123, 0, PLAN_UPGRADE, "4", NULL, "1..3 of 1..4: 4 pending");
-		plans(v12345, v1, 3, PLAN_UPGRADE, "2 3", NULL, "target 3: only up to it");
-		plans(v123, v13, 2, PLAN_REFUSE, "", "the database is at 3",
-		      "target below the highest applied: ahead");
-	}
+	plans("1 2 3", "1", "", PLAN_UPGRADE, "2 3", NULL, "1 of 1..3: 2 and 3 pending");
+	plans("1 2 3", "", "", PLAN_UPGRADE, "1 2 3", NULL, "an empty ledger: all pending");
+	plans("1 2 3", "1 2 3", "", PLAN_CURRENT, "", NULL, "all applied: current");
+	plans("1 2 3", "1 3", "", PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m)",
+	      "{1,3} of 1..3: a hole, refused, nothing pending");
+	plans("1 2 3", "2 3", "", PLAN_REFUSE, "", "the ledger has 2 but not 1 (0001_m)",
+	      "{2,3} of 1..3: row 1 lost, refused");
+	plans("1 2 3 4", "1 3", "", PLAN_REFUSE, "4", "the ledger has 3 but not 2",
+	      "{1,3} of 1..4: refused; only 4, above 3, would be pending");
+	plans("1 2 3 4 5", "1 3 5", "", PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m), "
+	      "which the image ships before it (and 1 more version below 5)",
+	      "{1,3,5} of 1..5: the lowest hole named, the other counted");
+	plans("1 2 3 4", "1 2 3", "", PLAN_UPGRADE, "4", NULL, "1..3 of 1..4: 4 pending");
+	plans("1 2 3 4 5", "1", "3", PLAN_UPGRADE, "2 3", NULL, "target 3: only up to it");
+	plans("1 2 3", "1 3", "2", PLAN_REFUSE, "", "the database is at 3",
+	      "target below the highest applied: ahead");
+	version_plan_tests();
 
 	pid1_hook_tests();
 	version_tests();
 	format_tests();
+	ledger_find_tests();
+	ledger_record_tests();
+	ledger_read_tests();
+	journal_tests();
 
 	printf("1..%d\n", n);
 	return failed != 0;
