@@ -338,7 +338,7 @@ static int load_stream(struct config *c, FILE *f, const char *name)
 	int rc = ini_parse_stream(read_line, &ctx, on_ini_key, &ctx);
 
 	if (ferror(f))
-		return error("cannot read config file '%s': %s", name, strerror(errno));
+		return error_errno("cannot read config file '%s'", name);
 	if (rc == -2)
 		return error("%s: out of memory while parsing", name);
 	/* inih's rc is the first line it rejected, ours the first we did */
@@ -358,7 +358,7 @@ int config_load(struct config *c, const char *path, bool required)
 	if (!f) {
 		if (errno == ENOENT && !required)
 			return 0;
-		return error("cannot read config file '%s': %s", path, strerror(errno));
+		return error_errno("cannot read config file '%s'", path);
 	}
 	rc = load_stream(c, f, path);
 	fclose(f);
@@ -374,7 +374,7 @@ int config_load_text(struct config *c, const char *name, const char *text, size_
 		return 0; /* an empty file: nothing to set (fmemopen wants a size) */
 	f = fmemopen((void *)text, len, "r");
 	if (!f)
-		return error("cannot parse %s: %s", name, strerror(errno));
+		return error_errno("cannot parse %s", name);
 	rc = load_stream(c, f, name);
 	fclose(f);
 	return rc;

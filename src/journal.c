@@ -213,8 +213,7 @@ int journal_clear(const struct state *st)
 	if (unlink(st->journal_path) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return error("cannot remove journal '%s': %s", st->journal_path,
-			     strerror(errno));
+		return error_errno("cannot remove journal '%s'", st->journal_path);
 	}
 	return fsync_path(st->dir);
 }
@@ -257,7 +256,7 @@ static int file_try(void *arg, char *who, size_t size)
 	if (flock(w->fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
 	if (errno != EWOULDBLOCK && errno != EINTR)
-		return error("cannot lock '%s': %s", w->st->lock_path, strerror(errno));
+		return error_errno("cannot lock '%s'", w->st->lock_path);
 	snprintf(who, size, "pid %d", holder_pid(w->fd));
 	return 1;
 }
@@ -302,7 +301,7 @@ static int file_lock(struct state *st, long long timeout)
 		return -1;
 	fw.fd = open(st->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fw.fd < 0)
-		return error("cannot open lock '%s': %s", st->lock_path, strerror(errno));
+		return error_errno("cannot open lock '%s'", st->lock_path);
 	rc = wait_for(&w);
 	if (rc) {
 		close(fw.fd);

@@ -463,7 +463,7 @@ int migrations_load(struct migration_set *set, const char *dir)
 	set->dir = xstrdup(dir);
 	d = opendir(dir);
 	if (!d) {
-		error("[migrations] dir '%s': %s", dir, strerror(errno));
+		error_errno("[migrations] dir '%s'", dir);
 		return EXIT_CONFIG;
 	}
 	while ((e = readdir(d)))

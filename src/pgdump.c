@@ -308,7 +308,7 @@ static int dump_ddl(struct store *s, struct dump_sink *out, const char *const *q
 		for (int i = 0; i < PQntuples(r); i++)
 			if (put_record(out, 'S', PQgetvalue(r, i, 0)) < 0) {
 				PQclear(r);
-				return error("snapshot: %s", strerror(errno));
+				return error_errno("snapshot");
 			}
 		PQclear(r);
 	}
@@ -324,7 +324,7 @@ static int dump_rows(struct store *s, struct dump_sink *out, unsigned long long 
 
 	while ((len = PQgetCopyData(pg_conn(s), &line, 0)) > 0) {
 		if (rc == 0 && dump_sink_write(out, line, (size_t)len) < 0)
-			rc = error("snapshot: %s", strerror(errno));
+			rc = error_errno("snapshot");
 		(*rows)++;
 		PQfreemem(line);
 	}
@@ -334,7 +334,7 @@ static int dump_rows(struct store *s, struct dump_sink *out, unsigned long long 
 		PQclear(r);
 	}
 	if (rc == 0 && dump_sink_write(out, "\\.\n", 3) < 0)
-		rc = error("snapshot: %s", strerror(errno));
+		rc = error_errno("snapshot");
 	return rc;
 }
 
@@ -349,7 +349,7 @@ static int dump_data(struct store *s, struct dump_sink *out, unsigned long long 
 		PGresult *r;
 
 		if (put_record(out, 'C', PQgetvalue(tables, i, 0)) < 0) {
-			rc = error("snapshot: %s", strerror(errno));
+			rc = error_errno("snapshot");
 			break;
 		}
 		r = PQexec(pg_conn(s), PQgetvalue(tables, i, 1));
@@ -402,14 +402,14 @@ int pg_dump_write(struct store *s, struct dump_sink *out, unsigned long long *ro
 	PQclear(r);
 	if (dump_sink_write(out, header, sizeof(header) - 1) < 0 ||
 	    put_record(out, 'V', version_str(&s->snapshot_version)) < 0) {
-		error("snapshot: %s", strerror(errno));
+		error_errno("snapshot");
 		goto out_rollback;
 	}
 	if (dump_ddl(s, out, ddl_before) < 0 || dump_data(s, out, rows) < 0 ||
 	    dump_ddl(s, out, ddl_after) < 0)
 		goto out_rollback;
 	if (dump_sink_write(out, "E\n", 2) < 0) {
-		error("snapshot: %s", strerror(errno));
+		error_errno("snapshot");
 		goto out_rollback;
 	}
 	rc = 0;
@@ -430,7 +430,7 @@ int pg_logical_snapshot(struct store *s, const char *path)
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write snapshot '%s'", tmp);
 		goto out;
 	}
 	out = dump_sink_zstd_file(fd);
@@ -439,11 +439,11 @@ int pg_logical_snapshot(struct store *s, const char *path)
 		goto out_unlink;
 	}
 	if (dump_sink_close(out) < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write snapshot '%s'", tmp);
 		goto out_unlink;
 	}
 	if (rename(tmp, path) < 0) {
-		error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+		error_errno("cannot rename '%s' to '%s'", tmp, path);
 		goto out_unlink;
 	}
 	if (fsync_dir_of(path) < 0)
@@ -665,7 +665,7 @@ int pg_logical_restore(struct store *s, const char *path)
 		return -1;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return error("cannot read snapshot '%s': %s", path, strerror(errno));
+		return error_errno("cannot read snapshot '%s'", path);
 	in = dump_source_zstd_file(fd);
 	rc = pg_dump_replay(s, in);
 	dump_source_close(in);

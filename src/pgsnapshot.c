@@ -301,7 +301,7 @@ int pg_restore(struct store *s, const char *path)
 	if (pg_open(s) < 0)
 		return -1;
 	if (snapshot_head_read(path, &h) < 0)
-		return error("cannot read snapshot '%s': %s", path, strerror(errno));
+		return error_errno("cannot read snapshot '%s'", path);
 	if (h.kind != SNAPSHOT_TEMPLATE)
 		return pg_logical_restore(s, path);
 	if (!pg_priv(s)->maint)

@@ -94,18 +94,16 @@ static int drop_privileges(const struct run_user *u)
 	if (!u->set)
 		return 0;
 	if (u->name ? initgroups(u->name, u->gid) < 0 : setgroups(1, &u->gid) < 0)
-		return error("cannot set supplementary groups for uid %u: %s",
-			     (unsigned)u->uid, strerror(errno));
+		return error_errno("cannot set supplementary groups for uid %u",
+			     (unsigned)u->uid);
 	if (setgid(u->gid) < 0)
-		return error("cannot set group id %u: %s", (unsigned)u->gid,
-			     strerror(errno));
+		return error_errno("cannot set group id %u", (unsigned)u->gid);
 	if (setuid(u->uid) < 0)
-		return error("cannot set user id %u: %s", (unsigned)u->uid,
-			     strerror(errno));
+		return error_errno("cannot set user id %u", (unsigned)u->uid);
 	if (u->uid != 0 && setuid(0) == 0)
 		return error("privileges were not dropped: could regain root");
 	if (setenv("HOME", u->home, 1) < 0)
-		return error("cannot set HOME: %s", strerror(errno));
+		return error_errno("cannot set HOME");
 	return 0;
 }
 
@@ -427,7 +425,7 @@ static int sup_start(struct sup *s, const struct run_user *u, char **argv)
 
 	s->pid = fork();
 	if (s->pid < 0)
-		return error("cannot fork: %s", strerror(errno));
+		return error_errno("cannot fork");
 	if (s->pid == 0) {
 		if (setpgid(0, 0) < 0)
 			log_debug("setpgid: %s", strerror(errno));

@@ -41,10 +41,9 @@ static int make_room(const struct config *c, const struct store *s)
 
 		if (i == keep - 1) {
 			if (i > 0 && unlink(from) < 0 && errno != ENOENT)
-				r = error("cannot remove old snapshot '%s': %s", from,
-					  strerror(errno));
+				r = error_errno("cannot remove old snapshot '%s'", from);
 		} else if (rename(from, to) < 0 && errno != ENOENT) {
-			r = error("cannot rename '%s' to '%s': %s", from, to, strerror(errno));
+			r = error_errno("cannot rename '%s' to '%s'", from, to);
 		}
 		free(from);
 		free(to);
@@ -76,7 +75,7 @@ static int restore_room(struct store *s, const char *snap_dir, unsigned long lon
 	if (s->ops->restore_size(s, &need) < 0)
 		goto out;
 	if (statvfs(dir, &vfs) < 0) {
-		error("cannot check free space in '%s': %s", dir, strerror(errno));
+		error_errno("cannot check free space in '%s'", dir);
 		goto out;
 	}
 	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
@@ -112,7 +111,7 @@ int snapshot_take(const struct config *c, struct store *s, const struct version 
 	if (s->ops->size(s, &need) < 0)
 		goto out;
 	if (statvfs(dir, &vfs) < 0) {
-		error("cannot check free space in '%s': %s", dir, strerror(errno));
+		error_errno("cannot check free space in '%s'", dir);
 		goto out;
 	}
 	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
@@ -136,7 +135,7 @@ int snapshot_take(const struct config *c, struct store *s, const struct version 
 		if (make_room(c, s) < 0)
 			goto out;
 		if (rename(fresh, path) < 0) {
-			error("cannot rename '%s' to '%s': %s", fresh, path, strerror(errno));
+			error_errno("cannot rename '%s' to '%s'", fresh, path);
 			goto out;
 		}
 		if (fsync_dir_of(path) < 0)
@@ -176,7 +175,7 @@ int snapshot_remove_all(const struct config *c, const struct store *s)
 			log_info("removed snapshot %s", p);
 			removed++;
 		} else if (errno != ENOENT) {
-			error("cannot remove '%s': %s", p, strerror(errno));
+			error_errno("cannot remove '%s'", p);
 		}
 		unlink(tmp);
 		if (i == 0) {

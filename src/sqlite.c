@@ -72,7 +72,7 @@ static int resolve_path(struct store *s)
 		return 0;
 	}
 	if (errno != ENOENT)
-		return error("database '%s': %s", s->path, strerror(errno));
+		return error_errno("database '%s'", s->path);
 	if (lstat(s->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
 		return store_fail(s, EXIT_CONFIG, "database '%s' is a symbolic link to a file that does not "
 			     "exist: point it at the database on the volume, or name the "
@@ -103,7 +103,7 @@ static int sq_exists(struct store *s)
 		return 1;
 	if (errno == ENOENT)
 		return 0;
-	return error("database '%s': %s", s->path, strerror(errno));
+	return error_errno("database '%s'", s->path);
 }
 
 int sq_open_handle(struct store *s, const char *path, int flags)

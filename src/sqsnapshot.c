@@ -176,7 +176,7 @@ int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 	struct stat st;
 
 	if (unlink(tmp) < 0 && errno != ENOENT) {
-		error("cannot remove '%s': %s", tmp, strerror(errno));
+		error_errno("cannot remove '%s'", tmp);
 		goto out;
 	}
 	if (own && sq_hold(s, false) < 0)
@@ -190,24 +190,24 @@ int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 	}
 	in = live_fd(s);
 	if (in < 0 || fstat(in, &st) < 0) {
-		error("cannot read '%s': %s", s->path, strerror(errno));
+		error_errno("cannot read '%s'", s->path);
 		goto out;
 	}
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write snapshot '%s'", tmp);
 		goto out;
 	}
 	if (copy_fd(in, out, (unsigned long long)st.st_size, "snapshot", "snapshot:mid",
 		    &how) < 0 ||
 	    fsync(out) < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write snapshot '%s'", tmp);
 		goto out_unlink;
 	}
 	saved = close(out);
 	out = -1;
 	if (saved < 0) {
-		error("cannot write snapshot '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write snapshot '%s'", tmp);
 		goto out_unlink;
 	}
 out_check:
@@ -216,7 +216,7 @@ out_check:
 		goto out_unlink;
 	}
 	if (rename(tmp, path) < 0) {
-		error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+		error_errno("cannot rename '%s' to '%s'", tmp, path);
 		goto out_unlink;
 	}
 	rc = fsync_dir_of(path);
@@ -246,7 +246,7 @@ static int unlink_sidecars(const char *path)
 		int r = unlink(p);
 
 		if (r < 0 && errno != ENOENT) {
-			error("cannot remove '%s': %s", p, strerror(errno));
+			error_errno("cannot remove '%s'", p);
 			free(p);
 			return -1;
 		}
@@ -297,7 +297,7 @@ static int restore_by_copy(struct store *s, const char *snap)
 
 	in = open(snap, O_RDONLY | O_CLOEXEC);
 	if (in < 0 || fstat(in, &st) < 0) {
-		error("cannot read snapshot '%s': %s", snap, strerror(errno));
+		error_errno("cannot read snapshot '%s'", snap);
 		goto out;
 	}
 	unlink(tmp);
@@ -305,12 +305,12 @@ static int restore_by_copy(struct store *s, const char *snap)
 	if (out < 0 || copy_fd(in, out, (unsigned long long)st.st_size, "restore",
 			       "restore:mid", &how) < 0 ||
 	    (have_orig && same_owner(out, &orig) < 0) || fsync(out) < 0) {
-		error("cannot write '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write '%s'", tmp);
 		goto out_unlink;
 	}
 	if (close(out) < 0) {
 		out = -1;
-		error("cannot write '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write '%s'", tmp);
 		goto out_unlink;
 	}
 	out = -1;
@@ -325,7 +325,7 @@ static int restore_by_copy(struct store *s, const char *snap)
 		goto out_unlink;
 	crash_point("restore:before-rename");
 	if (rename(tmp, s->path) < 0) {
-		error("cannot rename '%s' to '%s': %s", tmp, s->path, strerror(errno));
+		error_errno("cannot rename '%s' to '%s'", tmp, s->path);
 		goto out_unlink;
 	}
 	rc = fsync_dir_of(s->path);
@@ -419,8 +419,7 @@ static int owned_like_dir(const char *path, const char *final)
 
 	if (geteuid() == 0 && stat(dir, &st) == 0 && st.st_uid != 0 &&
 	    chown(path, st.st_uid, st.st_gid) < 0)
-		rc = error("cannot give '%s' to the owner of '%s': %s", path, dir,
-			   strerror(errno));
+		rc = error_errno("cannot give '%s' to the owner of '%s'", path, dir);
 	free(dir);
 	return rc;
 }
@@ -433,7 +432,7 @@ int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 	int rc = -1;
 
 	if ((unlink(tmp) < 0 && errno != ENOENT) || unlink_sidecars(tmp) < 0) {
-		error("cannot remove '%s': %s", tmp, strerror(errno));
+		error_errno("cannot remove '%s'", tmp);
 		goto out;
 	}
 	if (sq_open_handle(s, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) < 0)
@@ -453,7 +452,7 @@ int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 		goto out;
 	}
 	if (rc == 0)
-		rc = error("cannot move '%s' to '%s': %s", tmp, final, strerror(errno));
+		rc = error_errno("cannot move '%s' to '%s'", tmp, final);
 	unlink(tmp);
 	unlink_sidecars(tmp);
 out:

@@ -139,9 +139,9 @@ int fsync_path(const char *path)
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0)
-		return error("cannot open '%s': %s", path, strerror(errno));
+		return error_errno("cannot open '%s'", path);
 	if (fsync(fd) < 0 && errno != EINVAL)
-		rc = error("cannot fsync '%s': %s", path, strerror(errno));
+		rc = error_errno("cannot fsync '%s'", path);
 	close(fd);
 	return rc;
 }
@@ -162,22 +162,22 @@ int write_file_atomic(const char *path, const void *data, size_t len, mode_t mod
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0) {
-		error("cannot write '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write '%s'", tmp);
 		goto out;
 	}
 	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		error("cannot write '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write '%s'", tmp);
 		close(fd);
 		unlink(tmp);
 		goto out;
 	}
 	if (close(fd) < 0) {
-		error("cannot write '%s': %s", tmp, strerror(errno));
+		error_errno("cannot write '%s'", tmp);
 		unlink(tmp);
 		goto out;
 	}
 	if (rename(tmp, path) < 0) {
-		error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
+		error_errno("cannot rename '%s' to '%s'", tmp, path);
 		unlink(tmp);
 		goto out;
 	}
@@ -205,8 +205,7 @@ int mkdir_p(const char *path, mode_t mode)
 				if (fsync_dir_of(buf) < 0)
 					return -1;
 			} else if (errno != EEXIST) {
-				return error("cannot create directory '%s': %s", buf,
-					     strerror(errno));
+				return error_errno("cannot create directory '%s'", buf);
 			}
 			*p = c;
 			if (!c)
