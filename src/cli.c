@@ -33,7 +33,7 @@ struct opts {
 struct command {
 	const char *name;
 	int (*fn)(struct session *s, const struct cmd_args *a);
-	unsigned takes;   /* TAKES_* */
+	unsigned takes;	  /* TAKES_* */
 	unsigned session; /* session.h's NEED_* flags, 0: configuration only */
 	const char *usage;
 	const char *help;
@@ -43,9 +43,9 @@ enum {
 	TAKES_COMMAND = 1 << 0, /* everything after the options is argv */
 	TAKES_DRY_RUN = 1 << 1,
 	TAKES_JSON = 1 << 2,
-	NO_CONFIG = 1 << 3,     /* works even when the config is broken */
-	NEEDS_ARGV = 1 << 4,    /* at least one word of argv */
-	SUPERVISES = 1 << 5,    /* signals wait for the supervisor from the start */
+	NO_CONFIG = 1 << 3,  /* works even when the config is broken */
+	NEEDS_ARGV = 1 << 4, /* at least one word of argv */
+	SUPERVISES = 1 << 5, /* signals wait for the supervisor from the start */
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -61,7 +61,8 @@ static const struct command commands[] = {
 	  "migrate [--dry-run]",
 	  "Prepare the database only, then exit.\n"
 	  "With --dry-run print the plan and change nothing." },
-	{ "status", cmd_status, TAKES_JSON, NEED_DATABASE | NEED_MIGRATIONS, "status [--json]",
+	{ "status", cmd_status, TAKES_JSON, NEED_DATABASE | NEED_MIGRATIONS,
+	  "status [--json]",
 	  "Show the schema versions and what an upgrade would do.\n"
 	  "Database and image versions, pending, unknown and dirty migrations,\n"
 	  "the snapshot and the journal state." },
@@ -80,7 +81,8 @@ static const struct command commands[] = {
 
 static const char global_help[] =
 	"Global options:\n"
-	"  -c FILE              config file (env FERRY_CONFIG, default " DEFAULT_CONFIG_FILE ")\n"
+	"  -c FILE              config file (env FERRY_CONFIG, default " DEFAULT_CONFIG_FILE
+	")\n"
 	"  --database-url URL   database (env DATABASE_URL)\n"
 	"  --migrations DIR     migrations the image ships (default /app/migrations)\n"
 	"  -q, -v               quieter, more verbose\n"
@@ -241,7 +243,8 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 		if (t < 0)
 			return EXIT_USAGE;
 		if (t == 0) /* never echo a value: it may hold a password */
-			return usage_error("unknown option '%.*s'", (int)strcspn(a, "="), a);
+			return usage_error("unknown option '%.*s'", (int)strcspn(a, "="),
+					   a);
 	}
 	if (i < argc && !(cmd->takes & TAKES_COMMAND))
 		return usage_error("unexpected argument '%s'", argv[i]);
@@ -305,8 +308,8 @@ int main(int argc, char **argv)
 		if (t < 0)
 			return EXIT_USAGE;
 		if (t == 0)
-			return usage_error("unknown option '%.*s'", (int)strcspn(argv[i], "="),
-					   argv[i]);
+			return usage_error("unknown option '%.*s'",
+					   (int)strcspn(argv[i], "="), argv[i]);
 	}
 	if (i >= argc) {
 		print_usage(stderr);

@@ -28,7 +28,8 @@ static void print_plan(const struct session *b)
 	case PLAN_CREATE:
 	case PLAN_UPGRADE:
 		printf("plan: %s, applying %zu migration%s:\n",
-		       p->kind == PLAN_CREATE ? "create the database" : "snapshot, then upgrade",
+		       p->kind == PLAN_CREATE ? "create the database"
+					      : "snapshot, then upgrade",
 		       p->n_pending, p->n_pending == 1 ? "" : "s");
 		for (size_t i = 0; i < p->n_pending; i++)
 			printf("  %s%s\n", p->pending[i]->name,

@@ -21,7 +21,8 @@ int cmd_rollback(struct session *s, const struct cmd_args *a)
 	rc = session_lock(s, 0);
 	if (rc) {
 		if (rc == EXIT_TEMPFAIL)
-			log_error("refusing to roll back while another ferry is migrating");
+			log_error(
+				"refusing to roll back while another ferry is migrating");
 		return rc;
 	}
 	rc = upgrade_recover(s); /* an interrupted upgrade is undone the same way */
@@ -34,14 +35,17 @@ int cmd_rollback(struct session *s, const struct cmd_args *a)
 	} else if (s->store.ops->snapshot_usable &&
 		   !s->store.ops->snapshot_usable(&s->store, snap, why, sizeof(why))) {
 		log_error("cannot roll back: snapshot '%s' is not usable (%s); nothing "
-			  "was changed", snap, why);
+			  "was changed",
+			  snap, why);
 		rc = EXIT_DATA;
 	} else {
 		rc = upgrade_rollback(s, snap);
 		if (rc == 0)
 			log_info("database %s restored from %s%s", s->store.url_redacted,
-				 snap, path_exists(snap) ? " (the snapshot is kept; `ferry "
-				 "cleanup` removes it)" : "");
+				 snap,
+				 path_exists(snap) ? " (the snapshot is kept; `ferry "
+						     "cleanup` removes it)"
+						   : "");
 	}
 	free(snap);
 	return rc;

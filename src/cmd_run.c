@@ -46,7 +46,8 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 	    (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))) {
 		log_info("stop requested during preparation: not starting '%s'",
 			 a->rest[0]);
-		return EXIT_SIGNALED + (sigismember(&pending, SIGTERM) ? SIGTERM : SIGINT);
+		return EXIT_SIGNALED +
+		       (sigismember(&pending, SIGTERM) ? SIGTERM : SIGINT);
 	}
 	return pid1_run(&ro, a->rest);
 }

@@ -20,8 +20,7 @@ int cmd_snapshot(struct session *s, const struct cmd_args *a)
 		rc = session_check_finished(s);
 	if (rc)
 		return rc;
-	if (s->store.ops->open(&s->store) < 0 ||
-	    ledger_read(&s->store, &s->ledger) < 0)
+	if (s->store.ops->open(&s->store) < 0 || ledger_read(&s->store, &s->ledger) < 0)
 		return EXIT_DATA;
 	top = ledger_top(&s->ledger);
 	return snapshot_take(s->c, &s->store, &top, false);

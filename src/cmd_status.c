@@ -116,7 +116,8 @@ static void print_text(const struct status *x)
 		printf("journal: none\n");
 	else
 		printf("journal: %s (%s interrupted; the next ferry migrate or run "
-		       "finishes it)\n", phase_name(x->j.phase),
+		       "finishes it)\n",
+		       phase_name(x->j.phase),
 		       x->j.kind == KIND_ROLLBACK ? "a rollback was" : "an upgrade was");
 }
 

@@ -32,8 +32,9 @@ static void print_schema_versions(const struct config *c)
 		return;
 	}
 	if (session_open(&s, c, NEED_DATABASE | NEED_MIGRATIONS) == 0) {
-		struct version image = version_is_zero(&s.c->target_version) ?
-					       migrations_latest(&s.set) : s.c->target_version;
+		struct version image = version_is_zero(&s.c->target_version)
+					       ? migrations_latest(&s.set)
+					       : s.c->target_version;
 
 		printf("image schema version: %s\n", version_str(&image));
 		if (s.db_exists && session_read_plan(&s) == 0)

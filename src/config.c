@@ -24,6 +24,7 @@ struct key {
 };
 
 #define OFF(f) offsetof(struct config, f)
+/* clang-format off */
 static const struct key keys[] = {
 	{ "database", "url", T_STR, OFF(database_url), 0, 0 },
 	{ "database", "wait_seconds", T_INT, OFF(wait_seconds), 0, 86400 },
@@ -50,6 +51,7 @@ static const char *const sections[] = {
 	"database", "migrations", "snapshot", "run", "health",
 	"backup", "doctor", "app", "log",
 };
+/* clang-format on */
 
 void config_defaults(struct config *c)
 {
@@ -112,7 +114,8 @@ static int set_version(struct version *v, const char *value, char *why, size_t w
 		return 0;
 	}
 	if (!version_parse(v, value, strlen(value))) {
-		snprintf(why, whysize, "expected a version: digits and dots, as 3, "
+		snprintf(why, whysize,
+			 "expected a version: digits and dots, as 3, "
 			 "20240101120000 or 1.2.3 (0: the highest shipped)");
 		return -1;
 	}
@@ -120,8 +123,8 @@ static int set_version(struct version *v, const char *value, char *why, size_t w
 }
 
 /* Sets one key from its text; on a bad value fills why and returns -1. */
-static int set_value(struct config *c, const struct key *k, const char *value,
-		     char *why, size_t whysize)
+static int set_value(struct config *c, const struct key *k, const char *value, char *why,
+		     size_t whysize)
 {
 	void *field = (char *)c + k->offset;
 	long long v;
@@ -133,8 +136,9 @@ static int set_value(struct config *c, const struct key *k, const char *value,
 		return 0;
 	case T_INT:
 		if (!parse_ll(value, k->min, k->max, &v)) {
-			snprintf(why, whysize, "expected a whole number from %lld to %lld",
-				 k->min, k->max);
+			snprintf(why, whysize,
+				 "expected a whole number from %lld to %lld", k->min,
+				 k->max);
 			return -1;
 		}
 		*(long long *)field = v;
@@ -179,8 +183,9 @@ static int set_value(struct config *c, const struct key *k, const char *value,
 		return 0;
 	case T_STATUSES:
 		if (!config_parse_status_list(field, value)) {
-			snprintf(why, whysize,
-				 "expected a comma-separated list of exit statuses 0-255");
+			snprintf(
+				why, whysize,
+				"expected a comma-separated list of exit statuses 0-255");
 			return -1;
 		}
 		return 0;
@@ -286,7 +291,7 @@ static char *read_line(char *buf, int size, void *stream)
 }
 
 static int on_ini_key(void *user, const char *section, const char *name,
-		       const char *value)
+		      const char *value)
 {
 	struct ini_ctx *ctx = user;
 	const struct key *k;
@@ -296,21 +301,20 @@ static int on_ini_key(void *user, const char *section, const char *name,
 		return 0;
 	if (!section[0]) {
 		first_error(ctx);
-		snprintf(ctx->msg, sizeof(ctx->msg),
-			 "key '%s' outside of a [section]", name);
+		snprintf(ctx->msg, sizeof(ctx->msg), "key '%s' outside of a [section]",
+			 name);
 		return 0;
 	}
 	if (!known_section(section)) {
 		first_error(ctx);
-		snprintf(ctx->msg, sizeof(ctx->msg), "unknown section [%s]",
-			 section);
+		snprintf(ctx->msg, sizeof(ctx->msg), "unknown section [%s]", section);
 		return 0;
 	}
 	k = find_key(section, name);
 	if (!k) {
 		first_error(ctx);
-		snprintf(ctx->msg, sizeof(ctx->msg), "unknown key '%s' in [%s]",
-			 name, section);
+		snprintf(ctx->msg, sizeof(ctx->msg), "unknown key '%s' in [%s]", name,
+			 section);
 		return 0;
 	}
 	if (set_value(ctx->c, k, value, why, sizeof(why)) < 0) {
@@ -320,11 +324,11 @@ static int on_ini_key(void *user, const char *section, const char *name,
 		/* never echo the value of a key that may hold a password, and
 		 * redact the others: a URL pasted into the wrong key happens */
 		if (k->offset == OFF(database_url))
-			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: %s",
-				 k->section, k->name, why);
+			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: %s", k->section,
+				 k->name, why);
 		else
-			snprintf(ctx->msg, sizeof(ctx->msg), "[%s] %s: bad value '%s': %s",
-				 k->section, k->name,
+			snprintf(ctx->msg, sizeof(ctx->msg),
+				 "[%s] %s: bad value '%s': %s", k->section, k->name,
 				 redact_url(value, shown, sizeof(shown)), why);
 		return 0;
 	}
@@ -417,8 +421,8 @@ int config_load_env(struct config *c)
 	for (char **e = environ; *e; e++) {
 		for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
 			char prefix[64];
-			size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "FERRY_%s_",
-						       sections[i]);
+			size_t plen = (size_t)snprintf(prefix, sizeof(prefix),
+						       "FERRY_%s_", sections[i]);
 			size_t len = strcspn(*e, "=");
 
 			if (len <= plen || strncasecmp(*e, prefix, plen))
@@ -430,9 +434,10 @@ int config_load_env(struct config *c)
 					known = true;
 			}
 			if (!known)
-				return error("%.*s: unknown setting (no key '%.*s' in [%s])",
-					     (int)len, *e, (int)(len - plen), *e + plen,
-					     sections[i]);
+				return error(
+					"%.*s: unknown setting (no key '%.*s' in [%s])",
+					(int)len, *e, (int)(len - plen), *e + plen,
+					sections[i]);
 		}
 	}
 	return 0;

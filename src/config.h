@@ -23,7 +23,7 @@ struct config {
 	char *migrations_dir;
 	long long lock_timeout_seconds;
 	bool auto_upgrade;
-	struct version target_version; /* zero: the highest shipped */
+	struct version target_version;	  /* zero: the highest shipped */
 	long long statement_lock_timeout; /* seconds, PostgreSQL */
 	/* [snapshot] */
 	char *snapshot_dir;

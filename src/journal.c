@@ -116,8 +116,8 @@ static int state_error(const struct state *st, const char *what)
 	struct passwd *pw = getpwuid(geteuid());
 
 	return error("cannot %s in the state directory '%s' as user %s (uid %d): %s "
-		     "([database] state_dir)", what, st->dir, pw ? pw->pw_name : "?",
-		     (int)geteuid(), strerror(e));
+		     "([database] state_dir)",
+		     what, st->dir, pw ? pw->pw_name : "?", (int)geteuid(), strerror(e));
 }
 
 static int read_file(const struct state *st, char *buf, size_t size)
@@ -169,8 +169,8 @@ int journal_read(const struct state *st, struct journal *j)
 	parse(text, j);
 	if (j->phase == PHASE_NONE) {
 		error("the journal names no phase: was it edited by hand? (%s)",
-		      st->store && st->store->ops->journal_load ? "in the database" :
-		      st->journal_path);
+		      st->store && st->store->ops->journal_load ? "in the database"
+								: st->journal_path);
 		return -2;
 	}
 	return 0;
@@ -190,9 +190,11 @@ int journal_write(const struct state *st, struct journal *j, enum phase phase)
 		return error("internal error: the journal cannot go from %s to %s",
 			     phase_name(j->phase), phase_name(phase));
 	j->phase = phase;
-	n = snprintf(buf, sizeof(buf), "kind=%s\nphase=%s\nfrom=%s\nto=%s\nsnapshot=%s\n"
-		     "pid=%d\ntime=%lld\n", kind_names[j->kind], phase_name(j->phase),
-		     version_str(&j->from), version_str(&j->to), j->snapshot, (int)getpid(),
+	n = snprintf(buf, sizeof(buf),
+		     "kind=%s\nphase=%s\nfrom=%s\nto=%s\nsnapshot=%s\n"
+		     "pid=%d\ntime=%lld\n",
+		     kind_names[j->kind], phase_name(j->phase), version_str(&j->from),
+		     version_str(&j->to), j->snapshot, (int)getpid(),
 		     (long long)time(NULL));
 	if (st->store && st->store->ops->journal_save) {
 		if (st->store->ops->journal_save(st->store, buf) < 0)
@@ -234,7 +236,6 @@ static int holder_pid(int fd)
 
 static int file_lock(struct state *st, long long timeout);
 
-
 int state_lock(struct state *st, long long timeout)
 {
 	if (st->store && st->store->ops->lock)
@@ -268,7 +269,8 @@ static void file_waiting(void *arg, const char *who, bool first)
 	w->waited = true;
 	if (first)
 		log_info("waiting for another ferry (%s) that holds the migration lock "
-			 "'%s' (up to %lld s)", who, w->st->lock_path, w->timeout);
+			 "'%s' (up to %lld s)",
+			 who, w->st->lock_path, w->timeout);
 	else
 		log_info("still waiting for the migration lock (%s)", who);
 }
@@ -285,15 +287,19 @@ static void file_gave_up(void *arg, const char *who, bool stopped)
 	else
 		log_error("gave up waiting for the migration lock '%s' after %lld s "
 			  "([migrations] lock_timeout_seconds): another ferry (%s) is "
-			  "still migrating; try again later", w->st->lock_path, w->timeout,
-			  who);
+			  "still migrating; try again later",
+			  w->st->lock_path, w->timeout, who);
 }
 
 static int file_lock(struct state *st, long long timeout)
 {
 	struct file_wait fw = { .st = st, .timeout = timeout };
-	struct wait w = { .timeout = timeout, .pause = 0.05, .try_once = file_try,
-			  .waiting = file_waiting, .gave_up = file_gave_up, .arg = &fw };
+	struct wait w = { .timeout = timeout,
+			  .pause = 0.05,
+			  .try_once = file_try,
+			  .waiting = file_waiting,
+			  .gave_up = file_gave_up,
+			  .arg = &fw };
 	char pid[32], *tmp;
 	int n, rc;
 
@@ -315,7 +321,8 @@ static int file_lock(struct state *st, long long timeout)
 	free(tmp);
 	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fw.fd, 0) < 0 || pwrite(fw.fd, pid, (size_t)n, 0) != n)
-		log_debug("cannot record pid in '%s': %s", st->lock_path, strerror(errno));
+		log_debug("cannot record pid in '%s': %s", st->lock_path,
+			  strerror(errno));
 	st->lock_fd = fw.fd;
 	return 0;
 }

@@ -28,7 +28,7 @@ void json_init(struct json *j, FILE *f);
 /* key is NULL inside an array, a member name inside an object */
 void json_object(struct json *j, const char *key);
 void json_array(struct json *j, const char *key);
-void json_end(struct json *j, char close); /* '}' or ']' */
+void json_end(struct json *j, char close);			   /* '}' or ']' */
 void json_str(struct json *j, const char *key, const char *value); /* NULL: null */
 void json_int(struct json *j, const char *key, long long value);
 /* digits: a JSON number's text, written as it is (an integer of any length) */

@@ -73,7 +73,8 @@ static int ferry_prepare(struct store *s)
  * migration's version as that column's text, or -1 with s->err set for
  * one it cannot hold (a dotted version; no format ships one yet).
  */
-static int ferry_version(struct store *s, const struct migration *m, char *buf, size_t size)
+static int ferry_version(struct store *s, const struct migration *m, char *buf,
+			 size_t size)
 {
 	const char *v = version_str(&m->version);
 	long long n;
@@ -83,11 +84,15 @@ static int ferry_version(struct store *s, const struct migration *m, char *buf, 
 		return 0;
 	}
 	if (version_is_integer(&m->version))
-		snprintf(s->err, sizeof(s->err), "version %s has more than 18 digits: ferry's "
-			 "ledger (ferry_migrations) keeps 64-bit integer versions", v);
+		snprintf(s->err, sizeof(s->err),
+			 "version %s has more than 18 digits: ferry's "
+			 "ledger (ferry_migrations) keeps 64-bit integer versions",
+			 v);
 	else
-		snprintf(s->err, sizeof(s->err), "version %s is not an integer: ferry's "
-			 "ledger (ferry_migrations) keeps integer versions", v);
+		snprintf(s->err, sizeof(s->err),
+			 "version %s is not an integer: ferry's "
+			 "ledger (ferry_migrations) keeps integer versions",
+			 v);
 	return -1;
 }
 
@@ -95,7 +100,8 @@ static int ferry_record(struct store *s, const struct migration *m, long long ms
 			bool dirty)
 {
 	char version[VERSION_TEXT_MAX + 1], dur[24], stamp[32];
-	const char *params[] = { version, m->name, m->sha256, stamp, dur, dirty ? "1" : "0" };
+	const char *params[] = { version, m->name, m->sha256,
+				 stamp,	  dur,	   dirty ? "1" : "0" };
 	time_t now = time(NULL);
 	struct tm tm;
 
@@ -138,7 +144,8 @@ static int add_row(void *arg, int ncols, const char *const *v)
 	if (ncols < 6)
 		return -1;
 	if (!v[0] || !version_parse(&ver, v[0], strlen(v[0]))) {
-		snprintf(rd->bad_version, sizeof(rd->bad_version), "%s", v[0] ? v[0] : "NULL");
+		snprintf(rd->bad_version, sizeof(rd->bad_version), "%s",
+			 v[0] ? v[0] : "NULL");
 		snprintf(rd->bad_name, sizeof(rd->bad_name), "%s", v[1] ? v[1] : "");
 		rd->bad = true;
 		return -1;
@@ -158,11 +165,13 @@ static int add_row(void *arg, int ncols, const char *const *v)
 static int ferry_read(struct store *s, struct ledger *l)
 {
 	struct reading rd = { .l = l };
-	int rc = s->ops->sql_query(s, ferry_select[s->ops->dialect], 0, NULL, add_row, &rd);
+	int rc = s->ops->sql_query(s, ferry_select[s->ops->dialect], 0, NULL, add_row,
+				   &rd);
 
 	/* the backend said "unexpected result": say which row */
 	if (rc < 0 && rd.bad)
-		snprintf(s->err, sizeof(s->err), "ferry_migrations: the row of migration '%s' "
+		snprintf(s->err, sizeof(s->err),
+			 "ferry_migrations: the row of migration '%s' "
 			 "has version '%s', which is no version (digits and dots, as 3, "
 			 "20240101120000 or 1.2.3): correct or remove that row",
 			 rd.bad_name, rd.bad_version);
@@ -181,7 +190,9 @@ static const struct ledger_shape {
 	int (*read)(struct store *s, struct ledger *l);
 	struct store_recorder recorder;
 } shapes[] = {
-	{ "ferry", "ferry_migrations", ferry_read,
+	{ "ferry",
+	  "ferry_migrations",
+	  ferry_read,
 	  { "ferry_migrations", ferry_prepare, ferry_record, ferry_progress_write } },
 };
 
@@ -220,7 +231,8 @@ int ledger_read(struct store *s, struct ledger *l)
 	memset(l, 0, sizeof(*l));
 	if (!s->db && s->ops->open(s) < 0)
 		return -1;
-	if (s->ops->list_tables(s, see_table, &t) < 0 || (l->exists && shape->read(s, l) < 0)) {
+	if (s->ops->list_tables(s, see_table, &t) < 0 ||
+	    (l->exists && shape->read(s, l) < 0)) {
 		error("cannot read the ledger of %s: %s", s->url_redacted, s->err);
 		ledger_release(l);
 		return -1;

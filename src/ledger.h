@@ -26,8 +26,8 @@ struct ledger_row {
 };
 
 struct ledger {
-	bool exists;          /* the ledger table is there */
-	bool has_user_tables; /* tables other than the ledger */
+	bool exists;		 /* the ledger table is there */
+	bool has_user_tables;	 /* tables other than the ledger */
 	struct ledger_row *rows; /* by version */
 	size_t n;
 };

@@ -122,8 +122,8 @@ static size_t first_not_utf8(const char *text, size_t len)
 			i++;
 			continue;
 		}
-		n = UTF8_getc((const unsigned char *)text + i, len - i < 4 ? (int)(len - i) : 4,
-			      &cp);
+		n = UTF8_getc((const unsigned char *)text + i,
+			      len - i < 4 ? (int)(len - i) : 4, &cp);
 		if (n <= 0 || cp > 0x10FFFF)
 			return i;
 		i += (size_t)n;
@@ -144,17 +144,17 @@ static int check_bytes(struct migration *m, const char *text, size_t len)
 	if (nul) {
 		size_t at = (size_t)(nul - text);
 
-		return error("migration '%s' has a NUL byte at offset %zu (line %d): SQLite "
-			     "and PostgreSQL stop reading a script there, so what follows "
-			     "would never run; remove it (nothing was changed)", m->path, at,
-			     line_at(text, at));
+		return error(
+			"migration '%s' has a NUL byte at offset %zu (line %d): SQLite "
+			"and PostgreSQL stop reading a script there, so what follows "
+			"would never run; remove it (nothing was changed)",
+			m->path, at, line_at(text, at));
 	}
 	m->not_utf8_at = first_not_utf8(text, len);
 	if (m->not_utf8_at < len)
 		m->not_utf8_line = line_at(text, m->not_utf8_at);
 	return 0;
 }
-
 
 /* ---- the formats ---------------------------------------------------------- */
 
@@ -272,7 +272,7 @@ struct entry {
 	const struct format *f; /* the format that claimed it; NULL: none */
 	char *text;		/* its content when read, NUL-terminated */
 	size_t len;
-	int read_errno;		/* why reading it failed; 0: read or not tried */
+	int read_errno; /* why reading it failed; 0: read or not tried */
 };
 
 struct entries {
@@ -357,7 +357,8 @@ static int detect(const struct entries *es, const char *dir, const struct format
 		} else if (e->f != first->f) {
 			error("[migrations] dir '%s' mixes two formats: '%s' is a %s migration, "
 			      "'%s' a %s one; keep one format per directory (nothing was "
-			      "changed)", dir, first->name, first->f->name, e->name, e->f->name);
+			      "changed)",
+			      dir, first->name, first->f->name, e->name, e->f->name);
 			return EXIT_DATA;
 		}
 	}
@@ -378,7 +379,8 @@ static int load_one(const struct format *f, struct entry *e, struct migration *m
 	memset(m, 0, sizeof(*m));
 	if (e->f != f || f->parse_name(e->name, &m->version, &m->name, &is_up) < 0) {
 		error("migration '%s': cannot read a version from the name (%s format "
-		      "expects %s)", e->path, f->name, f->example);
+		      "expects %s)",
+		      e->path, f->name, f->example);
 		return EXIT_DATA;
 	}
 	if (!is_up)
@@ -436,12 +438,14 @@ static int load_all(struct migration_set *set, const struct format *f, struct en
 	if (set->n == 0) {
 		error("[migrations] dir '%s' holds no migrations (no %s file): this image "
 		      "ships nothing to bring a database to; check that it copies its "
-		      "migrations there (nothing was changed)", set->dir, f->up_files);
+		      "migrations there (nothing was changed)",
+		      set->dir, f->up_files);
 		return EXIT_CONFIG;
 	}
 	qsort(set->items, set->n, sizeof(*set->items), by_version);
 	for (size_t i = 1; i < set->n; i++) {
-		if (version_cmp(&set->items[i].version, &set->items[i - 1].version) == 0) {
+		if (version_cmp(&set->items[i].version, &set->items[i - 1].version) ==
+		    0) {
 			error("migrations '%s' and '%s' have the same version %s",
 			      set->items[i - 1].path, set->items[i].path,
 			      version_str(&set->items[i].version));

@@ -13,11 +13,11 @@
 
 struct migration {
 	struct version version;
-	char *name;         /* file name without the format's suffix */
-	char *path;         /* the up file */
-	char *sql;          /* the SQL that migrates up: normalised (no BOM, LF
-			       line ends), for ferry and golang-migrate the file */
-	char sha256[65];    /* of the whole normalised file */
+	char *name;	 /* file name without the format's suffix */
+	char *path;	 /* the up file */
+	char *sql;	 /* the SQL that migrates up: normalised (no BOM, LF
+			    line ends), for ferry and golang-migrate the file */
+	char sha256[65]; /* of the whole normalised file */
 	bool no_transaction;
 	/* the first byte that is not UTF-8: its line (0: the whole file is
 	 * UTF-8) and its offset in the file */

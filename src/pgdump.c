@@ -376,7 +376,8 @@ int pg_dump_check(struct store *s)
 		return error("snapshot: %s", s->err);
 	if (PQntuples(r) > 0)
 		error("the logical snapshot cannot rebuild %s (and %d more object%s): no "
-		      "snapshot, no upgrade", PQgetvalue(r, 0, 0), PQntuples(r) - 1,
+		      "snapshot, no upgrade",
+		      PQgetvalue(r, 0, 0), PQntuples(r) - 1,
 		      PQntuples(r) == 2 ? "" : "s");
 	else
 		rc = 0;
@@ -391,10 +392,12 @@ int pg_dump_write(struct store *s, struct dump_sink *out, unsigned long long *ro
 	int rc = -1;
 
 	/* one consistent view; lock_sql keeps DDL out while we read */
-	if (pg_run(s, pg_conn(s), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", ignored) < 0)
+	if (pg_run(s, pg_conn(s), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+		   ignored) < 0)
 		return error("snapshot: %s", s->err);
 	r = pg_query(s, pg_conn(s), lock_sql, 0, NULL);
-	if (!r || (PQntuples(r) > 0 && pg_run(s, pg_conn(s), PQgetvalue(r, 0, 0), ignored) < 0)) {
+	if (!r || (PQntuples(r) > 0 &&
+		   pg_run(s, pg_conn(s), PQgetvalue(r, 0, 0), ignored) < 0)) {
 		error("snapshot: %s", s->err);
 		PQclear(r);
 		goto out_rollback;
@@ -547,8 +550,8 @@ static int exec_sql(struct store *s, const char *sql)
 	return 0;
 }
 
-static int restore_copy(struct store *s, struct reader *in, const char *stmt,
-			char **line, size_t *cap)
+static int restore_copy(struct store *s, struct reader *in, const char *stmt, char **line,
+			size_t *cap)
 {
 	PGresult *r = PQexec(pg_conn(s), stmt);
 	ssize_t n;
@@ -600,8 +603,9 @@ static int replay(struct store *s, struct reader *in)
 			break;
 		}
 		line[strcspn(line, "\n")] = '\0';
-		if ((line[0] != 'S' && line[0] != 'C' && line[0] != 'V') || line[1] != ' ' ||
-		    !parse_ll(line + 2, 0, 1 << 30, &len) || !(text = read_text(in, (size_t)len))) {
+		if ((line[0] != 'S' && line[0] != 'C' && line[0] != 'V') ||
+		    line[1] != ' ' || !parse_ll(line + 2, 0, 1 << 30, &len) ||
+		    !(text = read_text(in, (size_t)len))) {
 			error("restore: the snapshot is damaged");
 			goto out;
 		}
@@ -609,8 +613,8 @@ static int replay(struct store *s, struct reader *in)
 			free(text);
 			continue;
 		}
-		if (line[0] == 'S' ? exec_sql(s, text) < 0 :
-				     restore_copy(s, in, text, &line, &cap) < 0) {
+		if (line[0] == 'S' ? exec_sql(s, text) < 0
+				   : restore_copy(s, in, text, &line, &cap) < 0) {
 			free(text);
 			goto out;
 		}
@@ -631,7 +635,8 @@ int pg_dump_replay(struct store *s, struct dump_source *in)
 
 	/* one transaction: a crash or an error in here changes nothing; the
 	 * drops wait for other sessions' locks, but not forever */
-	if (exec_sql(s, "BEGIN") < 0 || exec_sql(s, "SET LOCAL check_function_bodies = off") < 0 ||
+	if (exec_sql(s, "BEGIN") < 0 ||
+	    exec_sql(s, "SET LOCAL check_function_bodies = off") < 0 ||
 	    exec_sql(s, "SET LOCAL lock_timeout = '60s'") < 0)
 		goto out;
 	drops = pg_query(s, pg_conn(s), drop_sql, 0, NULL);

@@ -29,12 +29,14 @@ static void lock_holder(struct store *s, char *buf, size_t size)
 	snprintf(hi, sizeof(hi), "%llu", key >> 32);
 	snprintf(lo, sizeof(lo), "%llu", key & 0xffffffffULL);
 	snprintf(buf, size, "unknown pid");
-	r = pg_query(s, pg_lock_conn(s), "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "
+	r = pg_query(s, pg_lock_conn(s),
+		     "SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l "
 		     "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
 		     "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
 		     "AND l.classid = $1::oid AND l.objid = $2::oid "
 		     "AND l.database = (SELECT oid FROM pg_database "
-		     "WHERE datname = current_database())", 2, params);
+		     "WHERE datname = current_database())",
+		     2, params);
 	if (r && PQntuples(r) > 0)
 		snprintf(buf, size, "pid %s, application_name '%s'", PQgetvalue(r, 0, 0),
 			 PQgetvalue(r, 0, 1));
@@ -60,7 +62,8 @@ static int end_orphans(struct store *s)
 	PGconn *c = pg_lock_conn(s);
 	bool said = false;
 	char *list = xasprintf("SELECT l.pid, a.state, coalesce(extract(epoch FROM "
-			       "now() - a.query_start)::bigint, 0) %s", marked);
+			       "now() - a.query_start)::bigint, 0) %s",
+			       marked);
 	char *end = xasprintf("SELECT pg_terminate_backend(l.pid) %s", marked);
 	PGresult *r;
 	int rc = -1;
@@ -75,16 +78,19 @@ static int end_orphans(struct store *s)
 		if (PQntuples(r) == 0)
 			break;
 		for (int i = 0; i < PQntuples(r) && !said; i++)
-			log_warn("a ferry that died left its session on database '%s' running "
-				 "(pid %s, %s for %s s): ending it before migrating",
-				 pg_priv(s)->dbname, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-				 PQgetvalue(r, i, 2));
+			log_warn(
+				"a ferry that died left its session on database '%s' running "
+				"(pid %s, %s for %s s): ending it before migrating",
+				pg_priv(s)->dbname, PQgetvalue(r, i, 0),
+				PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
 		PQclear(r);
 		said = true;
 		if (now_seconds() > deadline) {
-			store_fail(s, EXIT_TEMPFAIL, "the sessions an earlier ferry left on database '%s' did not end "
-			      "within 60 s: end them (pg_terminate_backend) and start again",
-			      pg_priv(s)->dbname);
+			store_fail(
+				s, EXIT_TEMPFAIL,
+				"the sessions an earlier ferry left on database '%s' did not end "
+				"within 60 s: end them (pg_terminate_backend) and start again",
+				pg_priv(s)->dbname);
 			goto out;
 		}
 		PQclear(pg_query(s, c, end, 3, params));
@@ -117,7 +123,8 @@ static int lock_try(void *arg, char *who, size_t size)
 
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	/* autocommit, one statement: the poll holds no snapshot */
-	r = pg_query(s, pg_lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1, params);
+	r = pg_query(s, pg_lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1,
+		     params);
 	if (!r)
 		return error("cannot take the migration lock: %s", s->err);
 	got = PQgetvalue(r, 0, 0)[0] == 't';
@@ -134,7 +141,8 @@ static void lock_waiting(void *arg, const char *who, bool first)
 	(void)first;
 	w->waited = true;
 	log_info("waiting for another ferry (%s) that holds the migration lock of "
-		 "database '%s' (up to %lld s)", who, pg_priv(w->s)->dbname, w->timeout);
+		 "database '%s' (up to %lld s)",
+		 who, pg_priv(w->s)->dbname, w->timeout);
 }
 
 static void lock_gave_up(void *arg, const char *who, bool stopped)
@@ -144,7 +152,8 @@ static void lock_gave_up(void *arg, const char *who, bool stopped)
 	(void)stopped;
 	log_error("gave up waiting for the migration lock of database '%s' after %lld s "
 		  "([migrations] lock_timeout_seconds): another ferry (%s) is still "
-		  "migrating; try again later", pg_priv(w->s)->dbname, w->timeout, who);
+		  "migrating; try again later",
+		  pg_priv(w->s)->dbname, w->timeout, who);
 }
 
 /* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
@@ -156,15 +165,21 @@ static void waiter_mark(struct store *s, bool on)
 	if (pg_priv(s)->maint)
 		return;
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
-	PQclear(pg_query(s, pg_lock_conn(s), on ? "SELECT pg_advisory_lock_shared($1::bigint)" :
-			 "SELECT pg_advisory_unlock_shared($1::bigint)", 1, params));
+	PQclear(pg_query(s, pg_lock_conn(s),
+			 on ? "SELECT pg_advisory_lock_shared($1::bigint)"
+			    : "SELECT pg_advisory_unlock_shared($1::bigint)",
+			 1, params));
 }
 
 int pg_lock(struct store *s, long long timeout)
 {
 	struct pg_wait pw = { .s = s, .timeout = timeout };
-	struct wait w = { .timeout = timeout, .pause = 0.1, .try_once = lock_try,
-			  .waiting = lock_waiting, .gave_up = lock_gave_up, .arg = &pw };
+	struct wait w = { .timeout = timeout,
+			  .pause = 0.1,
+			  .try_once = lock_try,
+			  .waiting = lock_waiting,
+			  .gave_up = lock_gave_up,
+			  .arg = &pw };
 	PGresult *r;
 	int rc;
 
@@ -180,14 +195,18 @@ int pg_lock(struct store *s, long long timeout)
 	waiter_mark(s, false);
 	/* A transaction-pooling proxy hands each statement to some server
 	 * session: the lock would not be ours for long. */
-	r = pg_query(s, pg_lock_conn(s), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
-		     "AND granted AND pid = pg_backend_pid()", 0, NULL);
+	r = pg_query(s, pg_lock_conn(s),
+		     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+		     "AND granted AND pid = pg_backend_pid()",
+		     0, NULL);
 	if (!r || !strcmp(PQgetvalue(r, 0, 0), "0")) {
 		PQclear(r);
-		return store_fail(s, EXIT_CONFIG, "the migration lock is not held by this connection's "
-			     "session: is %s a transaction-pooling proxy (PgBouncer "
-			     "pool_mode=transaction)? Connect ferry to PostgreSQL directly",
-			     s->url_redacted);
+		return store_fail(
+			s, EXIT_CONFIG,
+			"the migration lock is not held by this connection's "
+			"session: is %s a transaction-pooling proxy (PgBouncer "
+			"pool_mode=transaction)? Connect ferry to PostgreSQL directly",
+			s->url_redacted);
 	}
 	PQclear(r);
 	if (pw.waited)
@@ -210,11 +229,12 @@ void pg_unlock(struct store *s)
 	pg_rollback(pg_conn(s));
 	if (s->db) {
 		snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 1);
-		PQclear(pg_query(s, pg_conn(s), "SELECT pg_advisory_unlock($1::bigint)", 1,
-				 params));
+		PQclear(pg_query(s, pg_conn(s), "SELECT pg_advisory_unlock($1::bigint)",
+				 1, params));
 	}
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
-	r = pg_query(s, pg_lock_conn(s), "SELECT pg_advisory_unlock($1::bigint)", 1, params);
+	r = pg_query(s, pg_lock_conn(s), "SELECT pg_advisory_unlock($1::bigint)", 1,
+		     params);
 	PQclear(r);
 	pg_priv(s)->locked = false;
 }
@@ -226,7 +246,8 @@ int pg_journal_load(struct store *s, char *buf, size_t size)
 	if (pg_open(s) < 0)
 		return -1;
 	buf[0] = '\0';
-	r = pg_query(s, pg_conn(s), "SELECT to_regclass('" JOURNAL_TABLE "') IS NOT NULL", 0, NULL);
+	r = pg_query(s, pg_conn(s), "SELECT to_regclass('" JOURNAL_TABLE "') IS NOT NULL",
+		     0, NULL);
 	if (!r)
 		return error("cannot read the journal: %s", s->err);
 	if (PQgetvalue(r, 0, 0)[0] != 't') {
@@ -234,7 +255,8 @@ int pg_journal_load(struct store *s, char *buf, size_t size)
 		return 0;
 	}
 	PQclear(r);
-	r = pg_query(s, pg_conn(s), "SELECT body FROM " JOURNAL_TABLE " WHERE id = 1", 0, NULL);
+	r = pg_query(s, pg_conn(s), "SELECT body FROM " JOURNAL_TABLE " WHERE id = 1", 0,
+		     NULL);
 	if (!r)
 		return error("cannot read the journal: %s", s->err);
 	if (PQntuples(r) > 0)
@@ -252,13 +274,18 @@ int pg_journal_save(struct store *s, const char *text)
 		return -1;
 	if (!text) {
 		/* no trace left once the upgrade is over */
-		r = pg_query(s, pg_conn(s), "DROP TABLE IF EXISTS " JOURNAL_TABLE, 0, NULL);
+		r = pg_query(s, pg_conn(s), "DROP TABLE IF EXISTS " JOURNAL_TABLE, 0,
+			     NULL);
 	} else {
-		if (pg_run(s, pg_conn(s), "CREATE TABLE IF NOT EXISTS " JOURNAL_TABLE " (id integer "
-			   "PRIMARY KEY CHECK (id = 1), body text NOT NULL)", NULL) < 0)
+		if (pg_run(s, pg_conn(s),
+			   "CREATE TABLE IF NOT EXISTS " JOURNAL_TABLE " (id integer "
+			   "PRIMARY KEY CHECK (id = 1), body text NOT NULL)",
+			   NULL) < 0)
 			return error("cannot write the journal: %s", s->err);
-		r = pg_query(s, pg_conn(s), "INSERT INTO " JOURNAL_TABLE " (id, body) VALUES (1, $1) "
-			     "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body", 1, params);
+		r = pg_query(s, pg_conn(s),
+			     "INSERT INTO " JOURNAL_TABLE " (id, body) VALUES (1, $1) "
+			     "ON CONFLICT (id) DO UPDATE SET body = EXCLUDED.body",
+			     1, params);
 	}
 	if (!r)
 		return error("cannot write the journal: %s", s->err);
@@ -324,8 +351,8 @@ static void others_waiting(void *arg, const char *who, bool first)
 	(void)first;
 	log_info("waiting up to %lld s for the %s other session(s) on database '%s' "
 		 "(%s; pid %s) to end: new sessions are read-only until the upgrade is "
-		 "over", o->s->lock_timeout, o->count, pg_priv(o->s)->dbname, o->names,
-		 o->pids);
+		 "over",
+		 o->s->lock_timeout, o->count, pg_priv(o->s)->dbname, o->names, o->pids);
 }
 
 static void others_gave_up(void *arg, const char *who, bool stopped)
@@ -334,32 +361,39 @@ static void others_gave_up(void *arg, const char *who, bool stopped)
 
 	(void)who;
 	(void)stopped;
-	store_fail(o->s, EXIT_TEMPFAIL, "%s other session(s) are still connected to database '%s' (%s; pid %s): a "
-	      "migration that runs outside a transaction is undone by restoring a "
-	      "snapshot, which would discard what they write; nothing was changed: stop "
-	      "them (the old release?) and start again", o->count, pg_priv(o->s)->dbname,
-	      o->names, o->pids);
+	store_fail(
+		o->s, EXIT_TEMPFAIL,
+		"%s other session(s) are still connected to database '%s' (%s; pid %s): a "
+		"migration that runs outside a transaction is undone by restoring a "
+		"snapshot, which would discard what they write; nothing was changed: stop "
+		"them (the old release?) and start again",
+		o->count, pg_priv(o->s)->dbname, o->names, o->pids);
 }
 
 /* A role's own default_transaction_read_only would win over the database's. */
 static int no_role_read_only(struct store *s)
 {
-	PGresult *r = pg_query(s, pg_conn(s), "SELECT coalesce(string_agg(DISTINCT "
-			       "r.rolname, ', '), '') FROM pg_db_role_setting d JOIN pg_roles r "
-			       "ON r.oid = d.setrole WHERE d.setdatabase IN (0, (SELECT oid FROM "
-			       "pg_database WHERE datname = current_database())) AND "
-			       "array_to_string(d.setconfig, ',') LIKE "
-			       "'%default\\_transaction\\_read\\_only%'", 0, NULL);
+	PGresult *r = pg_query(
+		s, pg_conn(s),
+		"SELECT coalesce(string_agg(DISTINCT "
+		"r.rolname, ', '), '') FROM pg_db_role_setting d JOIN pg_roles r "
+		"ON r.oid = d.setrole WHERE d.setdatabase IN (0, (SELECT oid FROM "
+		"pg_database WHERE datname = current_database())) AND "
+		"array_to_string(d.setconfig, ',') LIKE "
+		"'%default\\_transaction\\_read\\_only%'",
+		0, NULL);
 	int rc = 0;
 
 	if (!r)
 		return error("cannot read the roles' settings: %s", s->err);
 	if (PQgetvalue(r, 0, 0)[0]) {
-		rc = store_fail(s, EXIT_CONFIG, "role(s) %s set default_transaction_read_only of their own, so "
-			   "their sessions could write while a migration that runs outside a "
-			   "transaction can still be undone (and their writes lost): ALTER "
-			   "ROLE ... RESET default_transaction_read_only; nothing was changed",
-			   PQgetvalue(r, 0, 0));
+		rc = store_fail(
+			s, EXIT_CONFIG,
+			"role(s) %s set default_transaction_read_only of their own, so "
+			"their sessions could write while a migration that runs outside a "
+			"transaction can still be undone (and their writes lost): ALTER "
+			"ROLE ... RESET default_transaction_read_only; nothing was changed",
+			PQgetvalue(r, 0, 0));
 	}
 	PQclear(r);
 	return rc;
@@ -377,19 +411,26 @@ static int no_role_read_only(struct store *s)
 int pg_hold(struct store *s, bool exclusive)
 {
 	struct others o = { .s = s };
-	struct wait w = { .timeout = s->lock_timeout, .pause = 0.2, .try_once = others_try,
-			  .waiting = others_waiting, .gave_up = others_gave_up, .arg = &o };
+	struct wait w = { .timeout = s->lock_timeout,
+			  .pause = 0.2,
+			  .try_once = others_try,
+			  .waiting = others_waiting,
+			  .gave_up = others_gave_up,
+			  .arg = &o };
 
 	if (!exclusive)
 		return 0;
 	if (pg_open(s) < 0 || no_role_read_only(s) < 0)
 		return -1;
 	if (read_only_default(s, true) < 0) {
-		return store_fail(s, EXIT_NOPERM, "cannot keep writers out of database '%s' for the upgrade "
-			     "(ALTER DATABASE ... SET default_transaction_read_only: %s): a "
-			     "migration that runs outside a transaction needs it, so that "
-			     "undoing it loses no one's writes; the role must own the "
-			     "database; nothing was changed", pg_priv(s)->dbname, s->err);
+		return store_fail(
+			s, EXIT_NOPERM,
+			"cannot keep writers out of database '%s' for the upgrade "
+			"(ALTER DATABASE ... SET default_transaction_read_only: %s): a "
+			"migration that runs outside a transaction needs it, so that "
+			"undoing it loses no one's writes; the role must own the "
+			"database; nothing was changed",
+			pg_priv(s)->dbname, s->err);
 	}
 	pg_priv(s)->held = true;
 	return wait_for(&w) == 0 ? 0 : -1;

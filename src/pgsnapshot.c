@@ -33,8 +33,8 @@ enum snapshot_kind {
 struct snapshot_head {
 	enum snapshot_kind kind;
 	char copy[sizeof(template_magic) + 300]; /* a template's database */
-	struct version version;                  /* a template's */
-	bool have_version;                       /* false: unknown */
+	struct version version;			 /* a template's */
+	bool have_version;			 /* false: unknown */
 };
 
 /* Reads the head of the snapshot file at path: 0, or -1 with errno set. */
@@ -66,7 +66,8 @@ static int snapshot_head_read(const char *path, struct snapshot_head *h)
 	snprintf(h->copy, sizeof(h->copy), "%.*s", (int)strcspn(at, "\n"), at);
 	at = strstr(head, "\nversion ");
 	if (at)
-		h->have_version = version_parse(&h->version, at + 9, strcspn(at + 9, "\n"));
+		h->have_version =
+			version_parse(&h->version, at + 9, strcspn(at + 9, "\n"));
 	return 0;
 }
 
@@ -91,31 +92,37 @@ static bool template_possible(struct store *s, char *why, size_t size)
 	bool ok = false;
 
 	if (!pg_priv(s)->maint) {
-		snprintf(why, size, "no maintenance database ([database] maintenance_db)");
+		snprintf(why, size,
+			 "no maintenance database ([database] maintenance_db)");
 		return false;
 	}
 	if (strlen(pg_priv(s)->dbname) > 63 - strlen("_pre_upgrade")) {
 		snprintf(why, size, "the database name is too long for a copy's name");
 		return false;
 	}
-	r = pg_query(s, pg_conn(s),
-		     "SELECT r.rolcreatedb OR r.rolsuper, pg_has_role(d.datdba, 'USAGE') "
-		     "OR r.rolsuper, (SELECT count(*) FROM pg_stat_activity a WHERE "
-		     "a.datname = current_database() AND a.pid <> pg_backend_pid()), "
-		     "(SELECT string_agg(DISTINCT coalesce(nullif(a.application_name, ''), "
-		     "a.usename::text, 'a session'), ', ') FROM pg_stat_activity a WHERE "
-		     "a.datname = current_database() AND a.pid <> pg_backend_pid()) "
-		     "FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND "
-		     "d.datname = current_database()", 0, NULL);
+	r = pg_query(
+		s, pg_conn(s),
+		"SELECT r.rolcreatedb OR r.rolsuper, pg_has_role(d.datdba, 'USAGE') "
+		"OR r.rolsuper, (SELECT count(*) FROM pg_stat_activity a WHERE "
+		"a.datname = current_database() AND a.pid <> pg_backend_pid()), "
+		"(SELECT string_agg(DISTINCT coalesce(nullif(a.application_name, ''), "
+		"a.usename::text, 'a session'), ', ') FROM pg_stat_activity a WHERE "
+		"a.datname = current_database() AND a.pid <> pg_backend_pid()) "
+		"FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND "
+		"d.datname = current_database()",
+		0, NULL);
 	if (!r || PQntuples(r) != 1)
 		snprintf(why, size, "cannot tell: %.300s", s->err);
 	else if (PQgetvalue(r, 0, 0)[0] != 't')
 		snprintf(why, size, "role '%s' has no CREATEDB", PQuser(pg_conn(s)));
 	else if (PQgetvalue(r, 0, 1)[0] != 't')
-		snprintf(why, size, "role '%s' does not own the database", PQuser(pg_conn(s)));
+		snprintf(why, size, "role '%s' does not own the database",
+			 PQuser(pg_conn(s)));
 	else if (strcmp(PQgetvalue(r, 0, 2), "0"))
-		snprintf(why, size, "%s other session(s) are connected (%s), as in a "
-			 "rolling update", PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+		snprintf(why, size,
+			 "%s other session(s) are connected (%s), as in a "
+			 "rolling update",
+			 PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
 	else
 		ok = true;
 	PQclear(r);
@@ -125,7 +132,7 @@ static bool template_possible(struct store *s, char *why, size_t size)
 static int forget_journal_in_copy(struct store *s)
 {
 	static const char *const keys[] = { "connect_timeout", "dbname", "dbname",
-					     "fallback_application_name", NULL };
+					    "fallback_application_name", NULL };
 	char name[300];
 	const char *values[] = { "10", s->url, name, "ferry", NULL };
 	PGconn *c;
@@ -134,7 +141,8 @@ static int forget_journal_in_copy(struct store *s)
 	snprintf(name, sizeof(name), "%s_pre_upgrade", pg_priv(s)->dbname);
 	c = PQconnectdbParams(keys, values, 1);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
-		snprintf(s->err, sizeof(s->err), "%s", c ? PQerrorMessage(c) : "out of memory");
+		snprintf(s->err, sizeof(s->err), "%s",
+			 c ? PQerrorMessage(c) : "out of memory");
 		PQfinish(c);
 		return -1;
 	}
@@ -153,7 +161,9 @@ static int template_snapshot(struct store *s, const char *path, char *why, size_
 	/* FILE_COPY: one checkpoint and a file copy, instead of WAL-logging
 	 * every block (bench/ measures both) */
 	sql = xasprintf("CREATE DATABASE %s TEMPLATE %s%s", copy, orig,
-			PQserverVersion(pg_priv(s)->maint) >= 150000 ? " STRATEGY FILE_COPY" : "");
+			PQserverVersion(pg_priv(s)->maint) >= 150000
+				? " STRATEGY FILE_COPY"
+				: "");
 	pg_disconnect(s); /* the template must have no session, ours included */
 	{
 		char *drop = xasprintf("DROP DATABASE IF EXISTS %s", copy);
@@ -175,8 +185,8 @@ static int template_snapshot(struct store *s, const char *path, char *why, size_
 		snprintf(why, size, "cannot clean the copy: %.300s", s->err);
 		goto out;
 	}
-	n = snprintf(text, sizeof(text), "%s%s_pre_upgrade\nversion %s\n",
-		     template_magic, pg_priv(s)->dbname, version_str(&s->snapshot_version));
+	n = snprintf(text, sizeof(text), "%s%s_pre_upgrade\nversion %s\n", template_magic,
+		     pg_priv(s)->dbname, version_str(&s->snapshot_version));
 	if (write_file_atomic(path, text, (size_t)n, 0600) < 0) {
 		snprintf(why, size, "cannot write '%s'", path);
 		goto out;
@@ -208,8 +218,8 @@ int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 			return -1;
 	}
 	rc = pg_logical_snapshot(s, path);
-	snprintf(info->how, sizeof(info->how), "logical, DDL + COPY with zstd, because %.1000s",
-		 why);
+	snprintf(info->how, sizeof(info->how),
+		 "logical, DDL + COPY with zstd, because %.1000s", why);
 	info->is_file = true;
 	return rc;
 }
@@ -217,15 +227,17 @@ int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 static void end_late_sessions(struct store *s)
 {
 	const char *params[] = { pg_priv(s)->dbname };
-	PGresult *r = pg_query(s, pg_priv(s)->maint,
-			       "SELECT string_agg(pid::text, ', '), count(pg_terminate_backend(pid)) "
-			       "FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-			       1, params);
+	PGresult *r = pg_query(
+		s, pg_priv(s)->maint,
+		"SELECT string_agg(pid::text, ', '), count(pg_terminate_backend(pid)) "
+		"FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+		1, params);
 
 	if (r && strcmp(PQgetvalue(r, 0, 1), "0"))
-		log_info("restore: ended the sessions that connected to database '%s' during "
-			 "the upgrade (read-only; pid %s)", pg_priv(s)->dbname,
-			 PQgetvalue(r, 0, 0));
+		log_info(
+			"restore: ended the sessions that connected to database '%s' during "
+			"the upgrade (read-only; pid %s)",
+			pg_priv(s)->dbname, PQgetvalue(r, 0, 0));
 	PQclear(r);
 }
 
@@ -280,7 +292,8 @@ static int template_restore(struct store *s, const char *copy_name)
 	}
 	if (pg_run(s, pg_priv(s)->maint, drop_failed, NULL) < 0)
 		log_warn("could not drop %s, the database as the failed upgrade left it: "
-			 "%s (`ferry cleanup` tries again)", failed, s->err);
+			 "%s (`ferry cleanup` tries again)",
+			 failed, s->err);
 	rc = 0;
 out:
 	PQfreemem(copy);
@@ -353,7 +366,8 @@ bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t siz
 		snprintf(why, size, "no connection");
 		return false;
 	}
-	r = pg_query(s, pg_conn(s), "SELECT 1 FROM pg_database WHERE datname = $1", 1, params);
+	r = pg_query(s, pg_conn(s), "SELECT 1 FROM pg_database WHERE datname = $1", 1,
+		     params);
 	ok = r && PQntuples(r) == 1;
 	if (!ok)
 		snprintf(why, size, "its template database %s does not exist", params[0]);

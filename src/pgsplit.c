@@ -76,7 +76,7 @@ struct scanner {
 	const char *content; /* the first character of the statement, or NULL */
 	int content_line;
 	int atomic, atomic_line, cases; /* BEGIN ATOMIC bodies, CASE inside them */
-	char prev[16];                  /* the word just before, for BEGIN ATOMIC */
+	char prev[16];			/* the word just before, for BEGIN ATOMIC */
 	struct sql_statement *out;
 	size_t n, cap;
 	struct open_end *end;
@@ -115,8 +115,8 @@ static void skip_comment(struct scanner *sc)
 		}
 	} while (*sc->p && depth > 0);
 	if (depth > 0) {
-		*sc->end = (struct open_end){ "a /* comment opened there is never closed", NULL,
-					      0, open_line };
+		*sc->end = (struct open_end){ "a /* comment opened there is never closed",
+					      NULL, 0, open_line };
 		if (!sc->content) {
 			sc->content = open;
 			sc->content_line = open_line;
@@ -131,7 +131,8 @@ static void scan_quoted(struct scanner *sc)
 	char c = *p;
 	/* E'...' strings take backslash escapes */
 	bool esc = c == '\'' && p > sc->sql && (p[-1] == 'E' || p[-1] == 'e') &&
-		   (p - 1 == sc->sql || !ident_char(p[-2])), closed;
+		   (p - 1 == sc->sql || !ident_char(p[-2])),
+	     closed;
 	int open_line = sc->line;
 
 	sc->p = skip_quoted(p, esc, &sc->line, &closed);
@@ -242,8 +243,9 @@ static void scan_token(struct scanner *sc)
  */
 static size_t split(const char *sql, struct sql_statement **out, struct open_end *end)
 {
-	struct scanner sc = { .sql = sql, .p = sql, .line = 1, .content_line = 1,
-			      .cap = 8, .end = end };
+	struct scanner sc = {
+		.sql = sql, .p = sql, .line = 1, .content_line = 1, .cap = 8, .end = end
+	};
 
 	memset(end, 0, sizeof(*end));
 	sc.out = xmalloc(sc.cap * sizeof(*sc.out));
@@ -274,12 +276,16 @@ int pg_split_check(const char *sql, char *why, size_t size)
 	if (!end.what)
 		return 0;
 	if (end.tag)
-		snprintf(why, size, "line %d: the dollar quote %.*s opened there is never "
-			 "closed, so the server would refuse the rest of the file; close it",
-			 end.line, (int)(end.tag_len < 40 ? end.tag_len : 40), end.tag);
+		snprintf(
+			why, size,
+			"line %d: the dollar quote %.*s opened there is never "
+			"closed, so the server would refuse the rest of the file; close it",
+			end.line, (int)(end.tag_len < 40 ? end.tag_len : 40), end.tag);
 	else
-		snprintf(why, size, "line %d: %s, so the server would refuse the rest of "
-			 "the file; close it", end.line, end.what);
+		snprintf(why, size,
+			 "line %d: %s, so the server would refuse the rest of "
+			 "the file; close it",
+			 end.line, end.what);
 	return -1;
 }
 
@@ -330,8 +336,9 @@ bool pg_needs_autocommit(const char *stmt, size_t len)
 	if ((IS(0, "CREATE") || IS(0, "DROP")) &&
 	    (IS(1, "DATABASE") || IS(1, "TABLESPACE")))
 		return true;
-	if (IS(0, "CREATE") && ((IS(1, "INDEX") && IS(2, "CONCURRENTLY")) ||
-				(IS(1, "UNIQUE") && IS(2, "INDEX") && IS(3, "CONCURRENTLY"))))
+	if (IS(0, "CREATE") &&
+	    ((IS(1, "INDEX") && IS(2, "CONCURRENTLY")) ||
+	     (IS(1, "UNIQUE") && IS(2, "INDEX") && IS(3, "CONCURRENTLY"))))
 		return true;
 	if (IS(0, "DROP") && IS(1, "INDEX") && IS(2, "CONCURRENTLY"))
 		return true;

@@ -6,8 +6,13 @@
  * "end of string reached when looking for matching "]" ...: "<the URL>""
  * and "missing "=" after "..."" quote the password as often as not.
  * Hand-written because libpq explains its refusals only in those words.
+ * Here too: which URLs are PostgreSQL's (pg_claims), and the store started
+ * on one once it checks out (pg_init).
  */
 #include "pgurl.h"
+#include "log.h"
+#include "postgres.h"
+#include "store.h"
 #include "redact.h"
 #include "util.h"
 
@@ -19,7 +24,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define SPACE " \t\n\r\f\v"
+#define SPACE	   " \t\n\r\f\v"
 #define QUOTE_HINT "a value with blanks needs quotes: %s='...'"
 
 struct why {
@@ -30,7 +35,7 @@ struct why {
 };
 
 static void say(struct why *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 static void say(struct why *w, const char *fmt, ...)
 {
 	va_list ap;
@@ -70,10 +75,9 @@ static bool nameable(const struct why *w, const char *key, const char *raw, size
 	size_t n = strlen(key), at = (size_t)(raw - w->text);
 
 	return n > 0 && n <= 40 &&
-	       strspn(
-		   key,
-		   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
-		   n &&
+	       strspn(key,
+		      "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") ==
+		       n &&
 	       !redact_overlaps(w->text, at, at + len);
 }
 
@@ -144,8 +148,7 @@ static bool check_param(struct why *w, const char *p, const char *eq, const char
 	if ((size_t)(end - eq - 1) < sizeof(value))
 		decode(eq + 1, (size_t)(end - eq - 1), value, sizeof(value));
 	/* libpq's JDBC habit: ssl=true means sslmode=require */
-	if (!(!strcmp(key, "ssl") && !strcmp(value, "true")) &&
-	    !known_option(key)) {
+	if (!(!strcmp(key, "ssl") && !strcmp(value, "true")) && !known_option(key)) {
 		if (after_secret)
 			say(w, "a query parameter after the password is no "
 			       "option (write '&' in a password as %%26)");
@@ -317,9 +320,7 @@ static void say_unknown(struct why *w, const char *key, const char *raw, size_t 
 		    "option, or a value with blanks: quote it, %s='...')",
 		    prev->key, prev->key);
 	else if (nameable(w, key, raw, len) && known_option(lower))
-		say(w,
-		    "unknown option '%s' (options are lower case: '%s')",
-		    key, lower);
+		say(w, "unknown option '%s' (options are lower case: '%s')", key, lower);
 	else if (nameable(w, key, raw, len))
 		say(w, "unknown option '%s'", key);
 	else
@@ -376,7 +377,7 @@ static void explain_keywords(struct why *w, const char *s)
 
 int pgurl_check(const char *conninfo, char *why, size_t size)
 {
-	struct why w = {conninfo, why, size, false};
+	struct why w = { conninfo, why, size, false };
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
 
@@ -400,4 +401,38 @@ int pgurl_check(const char *conninfo, char *why, size_t size)
 	say(&w,
 	    "libpq cannot parse it (check its quotes, '=' signs and percent-escapes)");
 	return -1;
+}
+
+/*
+ * "host=db dbname=app": libpq's key=value form starts with a keyword. Any
+ * case and any blank: "PASSWORD=x host=db" must reach libpq's parser (and
+ * be refused there as an unknown option), not become a file name.
+ */
+static bool is_conninfo(const char *url)
+{
+	static const char word[] = "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+	const char *p = url + strspn(url, " \t\n\r\f\v");
+	size_t key = isalpha((unsigned char)*p) || *p == '_' ? strspn(p, word) : 0;
+
+	return key > 0 && p[key + strspn(p + key, " \t\n\r\f\v")] == '=';
+}
+
+bool pg_claims(const char *url)
+{
+	return !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
+	       is_conninfo(url);
+}
+
+int pg_init(struct store *s, const char *url)
+{
+	char why[512];
+
+	/* not even redacted: which part is a password is a guess in a string
+	 * libpq cannot read (a misspelt "passwrd=..." key) */
+	if (pgurl_check(url, why, sizeof(why)) < 0)
+		return error("database URL: %s", why);
+	s->url = xstrdup(url);
+	s->ops = &postgres_ops;
+	return 0;
 }

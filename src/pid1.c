@@ -29,12 +29,12 @@
 #include <unistd.h>
 
 static sigset_t inherited_mask; /* restored in the child before exec */
-static sigset_t taken;          /* what the supervisor waits for */
+static sigset_t taken;		/* what the supervisor waits for */
 
 void pid1_block_signals(void)
 {
 	/* Faults stay unblocked: a bug in ferry must crash, not hang. */
-	static const int faults[] = { SIGFPE, SIGILL, SIGSEGV, SIGBUS,
+	static const int faults[] = { SIGFPE,  SIGILL,	SIGSEGV, SIGBUS,
 				      SIGABRT, SIGTRAP, SIGSYS };
 
 	sigfillset(&taken);
@@ -78,7 +78,8 @@ int pid1_resolve_user(const char *spec, struct run_user *u)
 		} else if ((gr = getgrnam(colon + 1))) {
 			u->gid = gr->gr_gid;
 		} else {
-			return error("[run] user: no group '%s' in /etc/group", colon + 1);
+			return error("[run] user: no group '%s' in /etc/group",
+				     colon + 1);
 		}
 	}
 	/* su-exec's rule: supplementary groups from the user's entry only
@@ -95,7 +96,7 @@ static int drop_privileges(const struct run_user *u)
 		return 0;
 	if (u->name ? initgroups(u->name, u->gid) < 0 : setgroups(1, &u->gid) < 0)
 		return error_errno("cannot set supplementary groups for uid %u",
-			     (unsigned)u->uid);
+				   (unsigned)u->uid);
 	if (setgid(u->gid) < 0)
 		return error_errno("cannot set group id %u", (unsigned)u->gid);
 	if (setuid(u->uid) < 0)
@@ -136,16 +137,19 @@ static bool group_alive(pid_t pgid)
 
 static const char *signame(int sig, char *buf, size_t size)
 {
-	static const struct { int sig; const char *name; } names[] = {
-		{ SIGHUP, "HUP" }, { SIGINT, "INT" }, { SIGQUIT, "QUIT" },
-		{ SIGKILL, "KILL" }, { SIGUSR1, "USR1" }, { SIGUSR2, "USR2" },
-		{ SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" }, { SIGTERM, "TERM" },
-		{ SIGCONT, "CONT" }, { SIGWINCH, "WINCH" }, { SIGURG, "URG" },
-		{ SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" }, { SIGVTALRM, "VTALRM" },
-		{ SIGPROF, "PROF" }, { SIGIO, "IO" }, { SIGPWR, "PWR" },
-		{ SIGSEGV, "SEGV" }, { SIGABRT, "ABRT" }, { SIGBUS, "BUS" },
-		{ SIGFPE, "FPE" }, { SIGILL, "ILL" }, { SIGTRAP, "TRAP" },
-		{ SIGSYS, "SYS" }, { SIGSTKFLT, "STKFLT" },
+	static const struct {
+		int sig;
+		const char *name;
+	} names[] = {
+		{ SIGHUP, "HUP" },   { SIGINT, "INT" },	      { SIGQUIT, "QUIT" },
+		{ SIGKILL, "KILL" }, { SIGUSR1, "USR1" },     { SIGUSR2, "USR2" },
+		{ SIGPIPE, "PIPE" }, { SIGALRM, "ALRM" },     { SIGTERM, "TERM" },
+		{ SIGCONT, "CONT" }, { SIGWINCH, "WINCH" },   { SIGURG, "URG" },
+		{ SIGXCPU, "XCPU" }, { SIGXFSZ, "XFSZ" },     { SIGVTALRM, "VTALRM" },
+		{ SIGPROF, "PROF" }, { SIGIO, "IO" },	      { SIGPWR, "PWR" },
+		{ SIGSEGV, "SEGV" }, { SIGABRT, "ABRT" },     { SIGBUS, "BUS" },
+		{ SIGFPE, "FPE" },   { SIGILL, "ILL" },	      { SIGTRAP, "TRAP" },
+		{ SIGSYS, "SYS" },   { SIGSTKFLT, "STKFLT" },
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -179,14 +183,14 @@ enum sup_state {
 
 struct sup {
 	const struct run_opts *o;
-	const char *prog;      /* argv[0], for the log */
-	pid_t pid;             /* the server, leader of its own process group */
+	const char *prog; /* argv[0], for the log */
+	pid_t pid;	  /* the server, leader of its own process group */
 	enum sup_state state;
-	int status;            /* the server's wait status, -1 while it runs */
-	double kill_at;        /* DRAINING: when the grace period ends */
-	double next_check;     /* RUNNING with a hook check: its next call */
-	bool hook_stopped;     /* the hook's check asked for the stop ... */
-	int hook_status;       /* ... and this status is final */
+	int status;	   /* the server's wait status, -1 while it runs */
+	double kill_at;	   /* DRAINING: when the grace period ends */
+	double next_check; /* RUNNING with a hook check: its next call */
+	bool hook_stopped; /* the hook's check asked for the stop ... */
+	int hook_status;   /* ... and this status is final */
 };
 
 /* kill() where "nobody left" (ESRCH) is no error. */
@@ -199,8 +203,8 @@ static void send_signal(pid_t target, int sig)
 		return;
 	e = errno;
 	log_warn("cannot send %s to %s %d: %s", signame(sig, name, sizeof(name)),
-		 target < 0 ? "process group" : "pid", (int)(target < 0 ? -target : target),
-		 strerror(e));
+		 target < 0 ? "process group" : "pid",
+		 (int)(target < 0 ? -target : target), strerror(e));
 }
 
 /* RUNNING -> DRAINING: the grace period starts now. */
@@ -254,7 +258,8 @@ static bool sup_reap(struct sup *s)
 static void sup_stop_leftovers(struct sup *s)
 {
 	log_info("'%s' exited; stopping what is left of its process group "
-		 "(SIGTERM, SIGKILL after %d s)", s->prog, s->o->grace_seconds);
+		 "(SIGTERM, SIGKILL after %d s)",
+		 s->prog, s->o->grace_seconds);
 	send_signal(-s->pid, SIGTERM);
 	send_signal(-s->pid, SIGCONT);
 	if (s->state == RUNNING)
@@ -354,7 +359,8 @@ static int wait_signal(bool has_deadline, double at)
 		if (ts.tv_nsec > 999999999)
 			ts.tv_nsec = 999999999;
 	}
-	sig = has_deadline ? sigtimedwait(&taken, &info, &ts) : sigwaitinfo(&taken, &info);
+	sig = has_deadline ? sigtimedwait(&taken, &info, &ts)
+			   : sigwaitinfo(&taken, &info);
 	if (sig < 0) {
 		/* EINTR: the loop comes back with the deadline recomputed */
 		if (errno != EAGAIN && errno != EINTR)

@@ -39,11 +39,11 @@ struct run_hook {
 };
 
 struct run_opts {
-	const char *user;     /* NAME|UID[:GID] or NULL */
+	const char *user; /* NAME|UID[:GID] or NULL */
 	int grace_seconds;
-	bool signal_group;    /* forward to the child's process group */
-	bool exec;            /* replace ferry instead of supervising */
-	const bool *exit_zero; /* 256 flags: statuses reported as 0 */
+	bool signal_group;	     /* forward to the child's process group */
+	bool exec;		     /* replace ferry instead of supervising */
+	const bool *exit_zero;	     /* 256 flags: statuses reported as 0 */
 	const struct run_hook *hook; /* NULL: none */
 };
 

@@ -16,7 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool refuse(struct plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool refuse(struct plan *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* Fills p->why and makes the plan a refusal; true, for `return refuse(...)`. */
 static bool refuse(struct plan *p, const char *fmt, ...)
@@ -35,37 +36,48 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 			  const struct ledger *l)
 {
 	if (!l->exists && l->has_user_tables)
-		return refuse(p, "the database has tables but no ferry_migrations ledger, so "
-			      "its schema version is unknown: refusing to migrate it (adopt "
-			      "it by creating the ledger for the versions it already has)");
+		return refuse(
+			p, "the database has tables but no ferry_migrations ledger, so "
+			   "its schema version is unknown: refusing to migrate it (adopt "
+			   "it by creating the ledger for the versions it already has)");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 
 		if (r->dirty)
-			return refuse(p, "migration %s (version %s) is marked dirty: it "
-				      "ran outside a transaction and did not finish. Restore "
-				      "the database with `ferry rollback`, then start again",
-				      r->name, version_str(&r->version));
+			return refuse(
+				p,
+				"migration %s (version %s) is marked dirty: it "
+				"ran outside a transaction and did not finish. Restore "
+				"the database with `ferry rollback`, then start again",
+				r->name, version_str(&r->version));
 	}
 	if (version_cmp(&p->db_version, &p->image_version) > 0)
-		return refuse(p, "the database is at %s but this image knows migrations "
-			      "up to %s: the image was rolled back without restoring the "
-			      "database; run `ferry rollback` or use an image that ships %s",
-			      version_str(&p->db_version), version_str(&p->image_version),
-			      version_str(&p->db_version));
+		return refuse(
+			p,
+			"the database is at %s but this image knows migrations "
+			"up to %s: the image was rolled back without restoring the "
+			"database; run `ferry rollback` or use an image that ships %s",
+			version_str(&p->db_version), version_str(&p->image_version),
+			version_str(&p->db_version));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 		const struct migration *m = migrations_find(set, &r->version);
 
 		if (!m)
-			return refuse(p, "the database has migration %s (version %s), which "
-				      "this image does not ship: use the image that applied it, "
-				      "or `ferry rollback`", r->name, version_str(&r->version));
+			return refuse(
+				p,
+				"the database has migration %s (version %s), which "
+				"this image does not ship: use the image that applied it, "
+				"or `ferry rollback`",
+				r->name, version_str(&r->version));
 		if (strcmp(m->sha256, r->sha256))
-			return refuse(p, "migration '%s' was changed after it was applied "
-				      "(sha256 %.12s in the database, %.12s in the image): ship "
-				      "the file as it was applied and put the change in a new "
-				      "migration", m->path, r->sha256, m->sha256);
+			return refuse(
+				p,
+				"migration '%s' was changed after it was applied "
+				"(sha256 %.12s in the database, %.12s in the image): ship "
+				"the file as it was applied and put the change in a new "
+				"migration",
+				m->path, r->sha256, m->sha256);
 	}
 	return false;
 }
@@ -104,13 +116,15 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 	if (holes > 1)
 		snprintf(more, sizeof(more), " (and %zu more version%s below %s)",
 			 holes - 1, holes == 2 ? "" : "s", version_str(top));
-	return refuse(p, "the ledger has %s but not %s (%s), which the image ships "
-		      "before it%s: ferry applies only versions above the highest applied "
-		      "one (%s), never one out of order. If %s is new, give it a version "
-		      "above %s; if the database already has its changes, its ledger row "
-		      "was lost: put it back, or restore the database from a backup",
-		      version_str(above), version_str(&hole->version), hole->name, more,
-		      version_str(top), hole->name, version_str(top));
+	return refuse(
+		p,
+		"the ledger has %s but not %s (%s), which the image ships "
+		"before it%s: ferry applies only versions above the highest applied "
+		"one (%s), never one out of order. If %s is new, give it a version "
+		"above %s; if the database already has its changes, its ledger row "
+		"was lost: put it back, or restore the database from a backup",
+		version_str(above), version_str(&hole->version), hole->name, more,
+		version_str(top), hole->name, version_str(top));
 }
 
 /* A migration about to run that the engines would not read as written. */
@@ -120,17 +134,20 @@ static bool refuse_pending(struct plan *p)
 		const struct migration *m = p->pending[i];
 
 		if (m->not_utf8_line)
-			return refuse(p, "migration '%s' is not UTF-8 text: the byte at "
-				      "offset %zu (line %d) starts no UTF-8 character, which "
-				      "PostgreSQL refuses and SQLite stores as broken text; "
-				      "convert the file to UTF-8 (Latin-1: `iconv -f latin1 -t "
-				      "utf-8`)", m->path, m->not_utf8_at, m->not_utf8_line);
+			return refuse(
+				p,
+				"migration '%s' is not UTF-8 text: the byte at "
+				"offset %zu (line %d) starts no UTF-8 character, which "
+				"PostgreSQL refuses and SQLite stores as broken text; "
+				"convert the file to UTF-8 (Latin-1: `iconv -f latin1 -t "
+				"utf-8`)",
+				m->path, m->not_utf8_at, m->not_utf8_line);
 	}
 	return false;
 }
 
-void plan_make(struct plan *p, const struct migration_set *set,
-	       const struct ledger *l, bool db_exists, const struct version *target)
+void plan_make(struct plan *p, const struct migration_set *set, const struct ledger *l,
+	       bool db_exists, const struct version *target)
 {
 	memset(p, 0, sizeof(*p));
 	if (target && !version_is_zero(target))

@@ -18,18 +18,18 @@ enum plan_kind { PLAN_CURRENT, PLAN_CREATE, PLAN_UPGRADE, PLAN_REFUSE };
 
 struct plan {
 	enum plan_kind kind;
-	struct version db_version;    /* highest applied, zero for none */
-	struct version image_version; /* the target */
+	struct version db_version;	  /* highest applied, zero for none */
+	struct version image_version;	  /* the target */
 	const struct migration **pending; /* above db_version, in order */
 	size_t n_pending;
-	size_t n_unknown;        /* applied versions the image does not ship */
+	size_t n_unknown; /* applied versions the image does not ship */
 	size_t n_dirty;
-	char why[768];           /* PLAN_REFUSE: what is wrong and what to do */
+	char why[768]; /* PLAN_REFUSE: what is wrong and what to do */
 };
 
 /* target zero (or NULL): the highest version shipped. db_exists false: first boot. */
-void plan_make(struct plan *p, const struct migration_set *set,
-	       const struct ledger *l, bool db_exists, const struct version *target);
+void plan_make(struct plan *p, const struct migration_set *set, const struct ledger *l,
+	       bool db_exists, const struct version *target);
 void plan_release(struct plan *p);
 
 #endif

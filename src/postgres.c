@@ -71,8 +71,9 @@ static bool permanent(PGconn *c)
 	const char *m = PQerrorMessage(c);
 
 	return PQconnectionNeedsPassword(c) || strstr(m, "authentication failed") ||
-	       strstr(m, "invalid integer value") || strstr(m, "invalid connection option") ||
-	       strstr(m, "invalid value for") || strstr(m, "invalid ") == m ||
+	       strstr(m, "invalid integer value") ||
+	       strstr(m, "invalid connection option") || strstr(m, "invalid value for") ||
+	       strstr(m, "invalid ") == m ||
 	       (strstr(m, "database \"") && strstr(m, "does not exist")) ||
 	       (strstr(m, "role \"") && strstr(m, "does not exist"));
 }
@@ -85,7 +86,8 @@ static bool permanent(PGconn *c)
  */
 void pg_mark_params(struct store *s, char hi[24], char lo[24], int which)
 {
-	unsigned long long key = (unsigned long long)pg_priv(s)->lock_key ^ (unsigned)which;
+	unsigned long long key =
+		(unsigned long long)pg_priv(s)->lock_key ^ (unsigned)which;
 
 	snprintf(hi, 24, "%llu", key >> 32);
 	snprintf(lo, 24, "%llu", key & 0xffffffffULL);
@@ -104,14 +106,14 @@ void pg_session_setup(struct store *s)
 	if (!s->priv || !pg_priv(s)->locked)
 		return;
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 1);
-	PQclear(PQexecParams(pg_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL,
-			     params, NULL, NULL, 0));
+	PQclear(PQexecParams(pg_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1,
+			     NULL, params, NULL, NULL, 0));
 }
 
 static int pg_connect(struct store *s)
 {
 	static const char *const keys[] = { "connect_timeout", "dbname",
-					     "fallback_application_name", NULL };
+					    "fallback_application_name", NULL };
 	const char *values[] = { "10", s->url, "ferry", NULL };
 	double deadline = now_seconds() + (double)s->wait_seconds, next_log = 0;
 	double delay = 0.2;
@@ -121,7 +123,8 @@ static int pg_connect(struct store *s)
 		PGconn *c = PQconnectdbParams(keys, values, 1);
 
 		if (!c) {
-			return store_fail(s, EXIT_OSERR, "out of memory connecting to the database");
+			return store_fail(s, EXIT_OSERR,
+					  "out of memory connecting to the database");
 		}
 		if (PQstatus(c) == CONNECTION_OK) {
 			PQsetNoticeProcessor(c, pg_on_notice, NULL);
@@ -134,16 +137,21 @@ static int pg_connect(struct store *s)
 		one_line(PQerrorMessage(c), msg, sizeof(msg));
 		if (permanent(c)) {
 			PQfinish(c);
-			return store_fail(s, EXIT_CONFIG, "cannot connect to %s: %s", s->url_redacted, msg);
+			return store_fail(s, EXIT_CONFIG, "cannot connect to %s: %s",
+					  s->url_redacted, msg);
 		}
 		PQfinish(c);
 		if (now_seconds() + delay > deadline || stop_requested()) {
-			return store_fail(s, EXIT_UNAVAILABLE, "database %s unreachable after %lld s ([database] "
-				     "wait_seconds): %s", s->url_redacted, s->wait_seconds, msg);
+			return store_fail(
+				s, EXIT_UNAVAILABLE,
+				"database %s unreachable after %lld s ([database] "
+				"wait_seconds): %s",
+				s->url_redacted, s->wait_seconds, msg);
 		}
 		if (now_seconds() >= next_log) {
-			log_info("database %s not reachable yet (%s): waiting up to %lld s",
-				 s->url_redacted, msg, s->wait_seconds);
+			log_info(
+				"database %s not reachable yet (%s): waiting up to %lld s",
+				s->url_redacted, msg, s->wait_seconds);
 			next_log = now_seconds() + 10;
 		}
 		usleep((useconds_t)(delay * 1e6));
@@ -162,8 +170,9 @@ int pg_run(struct store *s, PGconn *c, const char *sql, char sqlstate[6])
 		return 0;
 	}
 	snprintf(s->err, sizeof(s->err), "%s",
-		 one_line(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) :
-			  PQerrorMessage(c), msg, sizeof(msg)));
+		 one_line(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r)
+						     : PQerrorMessage(c),
+			  msg, sizeof(msg)));
 	if (sqlstate) {
 		const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		snprintf(sqlstate, 6, "%s", code ? code : "");
@@ -181,8 +190,9 @@ PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
 	if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
 		return r;
 	snprintf(s->err, sizeof(s->err), "%s",
-		 one_line(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) :
-			  PQerrorMessage(c), msg, sizeof(msg)));
+		 one_line(PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r)
+						     : PQerrorMessage(c),
+			  msg, sizeof(msg)));
 	log_debug("query failed (%s): %s", PQresStatus(PQresultStatus(r)), s->err);
 	PQclear(r);
 	return NULL;
@@ -241,7 +251,7 @@ int pg_open(struct store *s)
 int pg_maint_connect(struct store *s)
 {
 	static const char *const keys[] = { "connect_timeout", "dbname",
-					     "fallback_application_name", "dbname", NULL };
+					    "fallback_application_name", "dbname", NULL };
 	const char *values[] = { "10", s->url, "ferry", s->maintenance_db, NULL };
 	PGconn *c;
 	char msg[512];
@@ -255,11 +265,13 @@ int pg_maint_connect(struct store *s)
 		return 0;
 	}
 	/* Never fall back silently: replicas must all lock in the same place. */
-	store_fail(s, EXIT_UNAVAILABLE, "cannot connect to the maintenance database '%s' (%s), where the "
-	      "migration lock is taken: allow it, or set [database] maintenance_db "
-	      "to another database, or to nothing to lock in the database itself "
-	      "(snapshots are then always logical)", s->maintenance_db,
-	      c ? one_line(PQerrorMessage(c), msg, sizeof(msg)) : "out of memory");
+	store_fail(s, EXIT_UNAVAILABLE,
+		   "cannot connect to the maintenance database '%s' (%s), where the "
+		   "migration lock is taken: allow it, or set [database] maintenance_db "
+		   "to another database, or to nothing to lock in the database itself "
+		   "(snapshots are then always logical)",
+		   s->maintenance_db,
+		   c ? one_line(PQerrorMessage(c), msg, sizeof(msg)) : "out of memory");
 	PQfinish(c);
 	return -1;
 }
@@ -297,8 +309,8 @@ PGconn *pg_lock_conn(struct store *s)
 /* ------------------------------------------------------------------ */
 /* Ledger, lock, journal, privileges */
 
-static int pg_sql_query(struct store *s, const char *sql, int n, const char *const *params,
-			store_row_fn row, void *arg)
+static int pg_sql_query(struct store *s, const char *sql, int n,
+			const char *const *params, store_row_fn row, void *arg)
 {
 	const char *values[16];
 	PGresult *r;
@@ -314,7 +326,8 @@ static int pg_sql_query(struct store *s, const char *sql, int n, const char *con
 		for (int c = 0; c < ncols; c++)
 			values[c] = PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
 		if (row(arg, ncols, values) != 0) {
-			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s", sql);
+			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s",
+				 sql);
 			rc = -1;
 		}
 	}
@@ -347,36 +360,53 @@ static int pg_list_tables(struct store *s, store_table_fn fn, void *arg)
 {
 	struct table_walk w = { fn, arg };
 
-	return pg_sql_query(s, "SELECT c.relname, n.nspname = current_schema() "
-			    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-			    "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
-			    "AND n.nspname NOT LIKE 'pg\\_%'", 0, NULL, see_table, &w);
+	return pg_sql_query(
+		s,
+		"SELECT c.relname, n.nspname = current_schema() "
+		"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
+		"AND n.nspname NOT LIKE 'pg\\_%'",
+		0, NULL, see_table, &w);
 }
 
 static int pg_check_privileges(struct store *s)
 {
 	const char *params[] = { s->recorder->table };
-	PGresult *r = pg_open(s) < 0 ? NULL : pg_query(s, pg_conn(s), "SELECT current_schema(), "
-			       "current_user, coalesce(has_schema_privilege(current_schema(), "
-			       "'CREATE'), false), to_regclass($1) IS NULL OR "
-			       "has_table_privilege($1, 'INSERT, UPDATE, DELETE')", 1, params);
+	PGresult *r =
+		pg_open(s) < 0
+			? NULL
+			: pg_query(
+				  s, pg_conn(s),
+				  "SELECT current_schema(), "
+				  "current_user, coalesce(has_schema_privilege(current_schema(), "
+				  "'CREATE'), false), to_regclass($1) IS NULL OR "
+				  "has_table_privilege($1, 'INSERT, UPDATE, DELETE')",
+				  1, params);
 	int rc = 0;
 
 	if (!r) {
-		return store_fail(s, EXIT_NOPERM, "cannot check the role's privileges: %s", s->err);
+		return store_fail(s, EXIT_NOPERM,
+				  "cannot check the role's privileges: %s", s->err);
 	}
 	if (PQgetisnull(r, 0, 0)) {
-		rc = store_fail(s, EXIT_CONFIG, "no schema to migrate: the search_path of role '%s' names no "
-			   "existing schema", PQgetvalue(r, 0, 1));
+		rc = store_fail(
+			s, EXIT_CONFIG,
+			"no schema to migrate: the search_path of role '%s' names no "
+			"existing schema",
+			PQgetvalue(r, 0, 1));
 	} else if (PQgetvalue(r, 0, 2)[0] != 't') {
-		rc = store_fail(s, EXIT_NOPERM, "role '%s' lacks CREATE on schema '%s', which migrations need: "
-			   "GRANT CREATE ON SCHEMA %s TO %s (nothing was changed)",
-			   PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0),
-			   PQgetvalue(r, 0, 1));
+		rc = store_fail(
+			s, EXIT_NOPERM,
+			"role '%s' lacks CREATE on schema '%s', which migrations need: "
+			"GRANT CREATE ON SCHEMA %s TO %s (nothing was changed)",
+			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0),
+			PQgetvalue(r, 0, 1));
 	} else if (PQgetvalue(r, 0, 3)[0] != 't') {
-		rc = store_fail(s, EXIT_NOPERM, "role '%s' cannot write the ledger: GRANT INSERT, UPDATE, "
-			   "DELETE ON %s TO %s (nothing was changed)", PQgetvalue(r, 0, 1),
-			   s->recorder->table, PQgetvalue(r, 0, 1));
+		rc = store_fail(
+			s, EXIT_NOPERM,
+			"role '%s' cannot write the ledger: GRANT INSERT, UPDATE, "
+			"DELETE ON %s TO %s (nothing was changed)",
+			PQgetvalue(r, 0, 1), s->recorder->table, PQgetvalue(r, 0, 1));
 	}
 	PQclear(r);
 	return rc;
@@ -392,8 +422,7 @@ static int pg_check(struct store *s)
 /* Migrations */
 
 /* "near line N: message" for a statement of a script that failed */
-static void statement_error(struct store *s, const struct sql_statement *st,
-			    PGresult *r)
+static void statement_error(struct store *s, const struct sql_statement *st, PGresult *r)
 {
 	const char *pos = r ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
 	const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -403,7 +432,8 @@ static void statement_error(struct store *s, const struct sql_statement *st,
 
 	if (pos && parse_ll(pos, 1, 1 << 30, &chars)) {
 		/* the position counts characters, not bytes */
-		for (const char *p = st->start; p < st->start + st->len && chars > 1; p++) {
+		for (const char *p = st->start; p < st->start + st->len && chars > 1;
+		     p++) {
 			if (((unsigned char)*p & 0xC0) != 0x80)
 				chars--;
 			line += *p == '\n';
@@ -414,7 +444,8 @@ static void statement_error(struct store *s, const struct sql_statement *st,
 }
 
 /* Runs one statement; 0, or -1 with s->err and sqlstate set. */
-static int run_statement(struct store *s, const struct sql_statement *st, char sqlstate[6])
+static int run_statement(struct store *s, const struct sql_statement *st,
+			 char sqlstate[6])
 {
 	char *sql = xasprintf("%.*s", (int)st->len, st->start);
 	PGresult *r = PQexec(pg_conn(s), sql);
@@ -452,8 +483,10 @@ static int run_script(struct store *s, const struct migration *m, char sqlstate[
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		rc = run_statement(s, &st[i], sqlstate);
 		if (rc == 0 && PQtransactionStatus(pg_conn(s)) != PQTRANS_INTRANS) {
-			snprintf(s->err, sizeof(s->err), "near line %d: the statement ended "
-				 "ferry's transaction", st[i].line);
+			snprintf(s->err, sizeof(s->err),
+				 "near line %d: the statement ended "
+				 "ferry's transaction",
+				 st[i].line);
 			rc = -1;
 		}
 	}
@@ -483,14 +516,16 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 
 		snprintf(set, sizeof(set), "SET LOCAL lock_timeout = '%llds'",
 			 s->statement_lock_timeout);
-		if (pg_run(s, pg_conn(s), "BEGIN", sqlstate) < 0 || pg_run(s, pg_conn(s), set, sqlstate) < 0 ||
+		if (pg_run(s, pg_conn(s), "BEGIN", sqlstate) < 0 ||
+		    pg_run(s, pg_conn(s), set, sqlstate) < 0 ||
 		    s->recorder->prepare(s) < 0)
 			goto fail;
 		for (; i < n; i++) {
 			double t1 = now_seconds();
 
 			if (run_script(s, m[i], sqlstate) < 0 ||
-			    s->recorder->record(s, m[i], (long long)((now_seconds() - t1) * 1000),
+			    s->recorder->record(s, m[i],
+						(long long)((now_seconds() - t1) * 1000),
 						false) < 0)
 				goto fail;
 			snprintf(point, sizeof(point), "migration:%s:before-commit",
@@ -502,7 +537,7 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 		if (ms)
 			*ms = (long long)((now_seconds() - t0) * 1000);
 		return 0;
-fail:
+	fail:
 		pg_rollback(pg_conn(s));
 		*failed = i < n ? m[i] : m[n - 1];
 		if (!lock_timed_out(sqlstate) || attempt == 3)
@@ -535,10 +570,13 @@ static int pg_apply_all(struct store *s, const struct migration *const *m, size_
 /* Names of the invalid indexes of the schema, one per line. */
 static char *invalid_indexes(struct store *s)
 {
-	PGresult *r = pg_query(s, pg_conn(s), "SELECT string_agg(format('%I.%I', n.nspname, c.relname), "
-			       "E'\\n') FROM pg_index i JOIN pg_class c ON c.oid = "
-			       "i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-			       "WHERE NOT i.indisvalid", 0, NULL);
+	PGresult *r =
+		pg_query(s, pg_conn(s),
+			 "SELECT string_agg(format('%I.%I', n.nspname, c.relname), "
+			 "E'\\n') FROM pg_index i JOIN pg_class c ON c.oid = "
+			 "i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+			 "WHERE NOT i.indisvalid",
+			 0, NULL);
 	char *list = xstrdup(r && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "");
 
 	PQclear(r);
@@ -548,7 +586,8 @@ static char *invalid_indexes(struct store *s)
 /* Drops indexes a failed concurrent build left INVALID (not older ones). */
 static void drop_new_invalid(struct store *s, const char *before)
 {
-	char *now = invalid_indexes(s), *end = now + strlen(now), saved_err[sizeof(s->err)];
+	char *now = invalid_indexes(s), *end = now + strlen(now),
+	     saved_err[sizeof(s->err)];
 
 	memcpy(saved_err, s->err, sizeof(saved_err));
 	for (char *line = now; line < end;) {
@@ -559,11 +598,14 @@ static void drop_new_invalid(struct store *s, const char *before)
 		if (!strstr(before, line)) {
 			sql = xasprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", line);
 			if (pg_run(s, pg_conn(s), sql, NULL) == 0)
-				log_info("dropped index %s, left INVALID by the failed build",
-					 line);
+				log_info(
+					"dropped index %s, left INVALID by the failed build",
+					line);
 			else
-				log_warn("index %s is INVALID after the failed build and could "
-					 "not be dropped: %s", line, s->err);
+				log_warn(
+					"index %s is INVALID after the failed build and could "
+					"not be dropped: %s",
+					line, s->err);
 			free(sql);
 		}
 		line += len + 1;
@@ -599,8 +641,8 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 		free(before);
 		if (rec->progress && rec->progress(s, m, i + 1) < 0)
 			goto out;
-		snprintf(point, sizeof(point), "pg:statement:%s:%zu", version_str(&m->version),
-			 i + 1);
+		snprintf(point, sizeof(point), "pg:statement:%s:%zu",
+			 version_str(&m->version), i + 1);
 		crash_point(point);
 	}
 	*ms = (long long)((now_seconds() - t0) * 1000);
@@ -635,9 +677,15 @@ static int pg_verify(struct store *s)
 
 static int pg_size(struct store *s, unsigned long long *bytes)
 {
-	PGresult *r = pg_open(s) < 0 ? NULL : pg_query(s, pg_conn(s), "SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
-			       "WHERE c.relnamespace = current_schema()::regnamespace "
-			       "AND c.relkind = 'r'", 0, NULL);
+	PGresult *r =
+		pg_open(s) < 0
+			? NULL
+			: pg_query(
+				  s, pg_conn(s),
+				  "SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
+				  "WHERE c.relnamespace = current_schema()::regnamespace "
+				  "AND c.relkind = 'r'",
+				  0, NULL);
 	long long v = 0;
 
 	if (!r)
@@ -667,8 +715,11 @@ static int pg_check_migration(struct store *s, const struct migration *m)
 
 	/* what an unclosed comment or literal swallows would never run */
 	if (pg_split_check(m->sql, why, sizeof(why)) < 0) {
-		return store_fail(s, EXIT_DATA, "migration '%s' %s: the rest of the file would never run "
-			     "(nothing was changed)", m->path, why);
+		return store_fail(
+			s, EXIT_DATA,
+			"migration '%s' %s: the rest of the file would never run "
+			"(nothing was changed)",
+			m->path, why);
 	}
 	if (store_outside_transaction(s, m))
 		return 0;
@@ -677,10 +728,13 @@ static int pg_check_migration(struct store *s, const struct migration *m)
 		const char *kw = pg_transaction_control(st[i].start, st[i].len);
 
 		if (kw) {
-			rc = store_fail(s, EXIT_DATA, "migration '%s' line %d: %s inside a migration; ferry runs "
-				   "each migration in a transaction of its own: remove it, or "
-				   "make the file's first line -- ferry:no-transaction "
-				   "(nothing was changed)", m->path, st[i].line, kw);
+			rc = store_fail(
+				s, EXIT_DATA,
+				"migration '%s' line %d: %s inside a migration; ferry runs "
+				"each migration in a transaction of its own: remove it, or "
+				"make the file's first line -- ferry:no-transaction "
+				"(nothing was changed)",
+				m->path, st[i].line, kw);
 		}
 	}
 	free(st);
@@ -697,40 +751,6 @@ static bool pg_outside_transaction(const struct migration *m)
 		yes = pg_needs_autocommit(st[i].start, st[i].len);
 	free(st);
 	return yes;
-}
-
-/*
- * "host=db dbname=app": libpq's key=value form starts with a keyword. Any
- * case and any blank: "PASSWORD=x host=db" must reach libpq's parser (and
- * be refused there as an unknown option), not become a file name.
- */
-static bool is_conninfo(const char *url)
-{
-	static const char word[] = "abcdefghijklmnopqrstuvwxyz"
-				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
-	const char *p = url + strspn(url, " \t\n\r\f\v");
-	size_t key = isalpha((unsigned char)*p) || *p == '_' ? strspn(p, word) : 0;
-
-	return key > 0 && p[key + strspn(p + key, " \t\n\r\f\v")] == '=';
-}
-
-static bool pg_claims(const char *url)
-{
-	return !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
-	       is_conninfo(url);
-}
-
-static int pg_init(struct store *s, const char *url)
-{
-	char why[512];
-
-	/* not even redacted: which part is a password is a guess in a string
-	 * libpq cannot read (a misspelt "passwrd=..." key) */
-	if (pgurl_check(url, why, sizeof(why)) < 0)
-		return error("database URL: %s", why);
-	s->url = xstrdup(url);
-	s->ops = &postgres_ops;
-	return 0;
 }
 
 const struct store_ops postgres_ops = {

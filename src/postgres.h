@@ -20,8 +20,8 @@ struct store;
 
 struct pg {
 	bool locked;
-	bool held;          /* new sessions start read-only (pg_hold) */
-	PGconn *maint;      /* to the maintenance database: lock, templates */
+	bool held;     /* new sessions start read-only (pg_hold) */
+	PGconn *maint; /* to the maintenance database: lock, templates */
 	long long lock_key;
 	char dbname[256];
 };
@@ -39,6 +39,10 @@ PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
 void pg_rollback(PGconn *c);
 /* Server notices go to the log (debug), like every other line. */
 void pg_on_notice(void *arg, const char *msg);
+
+/* pgurl.c: which URLs are PostgreSQL's, checked before libpq sees them */
+bool pg_claims(const char *url);
+int pg_init(struct store *s, const char *url);
 
 /* postgres.c, for pglock.c */
 void pg_mark_params(struct store *s, char hi[24], char lo[24], int which);
@@ -85,7 +89,7 @@ bool pg_logical_version(const char *path, struct version *v);
 struct sql_statement {
 	const char *start; /* into the script; not NUL-terminated */
 	size_t len;
-	int line;          /* 1-based line of the statement's first character */
+	int line; /* 1-based line of the statement's first character */
 };
 
 /*

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define SPACE " \t\n\r\f\v"
+#define SPACE	  " \t\n\r\f\v"
 #define MAX_SPANS 32
 
 struct span {
@@ -304,7 +304,7 @@ static void put_escaped(struct out *o, unsigned char c)
 
 char *redact_url(const char *url, char *buf, size_t size)
 {
-	struct out o = {buf, size, 0};
+	struct out o = { buf, size, 0 };
 	struct spans sp;
 	size_t k = 0;
 
@@ -405,7 +405,7 @@ void redact_reset(void)
 
 char *redact_text(const char *text, char *buf, size_t size)
 {
-	struct out o = {buf, size, 0};
+	struct out o = { buf, size, 0 };
 	const char *p = text;
 
 	if (size == 0)

@@ -50,7 +50,8 @@ static int load_migrations(struct session *s)
 	if (!version_is_zero(&c->target_version) &&
 	    !migrations_find(&s->set, &c->target_version))
 		return error("[migrations] target_version %s: no such migration in '%s'",
-			     version_str(&c->target_version), c->migrations_dir), EXIT_CONFIG;
+			     version_str(&c->target_version), c->migrations_dir),
+		       EXIT_CONFIG;
 	return 0;
 }
 
@@ -92,8 +93,8 @@ int session_check_finished(struct session *s)
 		return journal_status(rc);
 	if (j.phase != PHASE_NONE) {
 		log_error("an upgrade from %s to %s was interrupted (phase %s): run "
-			  "`ferry migrate` to resolve it first", version_str(&j.from),
-			  version_str(&j.to), phase_name(j.phase));
+			  "`ferry migrate` to resolve it first",
+			  version_str(&j.from), version_str(&j.to), phase_name(j.phase));
 		return EXIT_TEMPFAIL;
 	}
 	return 0;

@@ -17,15 +17,15 @@
 #include "store.h"
 
 enum session_flags {
-	NEED_DATABASE = 1 << 0,   /* a database URL must be configured (78) */
+	NEED_DATABASE = 1 << 0,	  /* a database URL must be configured (78) */
 	NEED_MIGRATIONS = 1 << 1, /* the image's migrations are read */
-	TAKE_LOCK = 1 << 2,       /* the migrator lock, without waiting (75) */
-	NO_UNFINISHED = 1 << 3,   /* refuse (75) while an upgrade is unfinished */
+	TAKE_LOCK = 1 << 2,	  /* the migrator lock, without waiting (75) */
+	NO_UNFINISHED = 1 << 3,	  /* refuse (75) while an upgrade is unfinished */
 };
 
 struct session {
 	const struct config *c; /* &cfg */
-	struct config cfg;      /* the command's, directories resolved */
+	struct config cfg;	/* the command's, directories resolved */
 	char *state_dir, *snapshot_dir;
 	struct store store;
 	struct state state;

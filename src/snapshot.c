@@ -25,7 +25,8 @@ char *snapshot_path(const struct config *c, const struct store *s, int index)
 	if (index > 0)
 		snprintf(suffix, sizeof(suffix), ".%d", index);
 	if (c->snapshot_dir)
-		return xasprintf("%s/%s.pre-upgrade%s", c->snapshot_dir, base_of(loc), suffix);
+		return xasprintf("%s/%s.pre-upgrade%s", c->snapshot_dir, base_of(loc),
+				 suffix);
 	return xasprintf("%s.pre-upgrade%s", loc, suffix);
 }
 
@@ -80,12 +81,14 @@ static int restore_room(struct store *s, const char *snap_dir, unsigned long lon
 	}
 	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
 	/* one filesystem: the snapshot's share comes off first */
-	if (stat(dir, &a_st) == 0 && stat(snap_dir, &b_st) == 0 && a_st.st_dev == b_st.st_dev)
+	if (stat(dir, &a_st) == 0 && stat(snap_dir, &b_st) == 0 &&
+	    a_st.st_dev == b_st.st_dev)
 		avail = avail > taken ? avail - taken : 0;
 	if (avail < need + need / 20) {
 		error("not enough free space in '%s' to undo the upgrade if it fails (%s "
-		      "needed beside the snapshot, %s free): nothing was changed", dir,
-		      human_size(need, a, sizeof(a)), human_size(avail, b, sizeof(b)));
+		      "needed beside the snapshot, %s free): nothing was changed",
+		      dir, human_size(need, a, sizeof(a)),
+		      human_size(avail, b, sizeof(b)));
 		goto out;
 	}
 	rc = 0;
@@ -118,8 +121,9 @@ int snapshot_take(const struct config *c, struct store *s, const struct version 
 	/* keep a margin: the filesystem and the database need room too */
 	if (avail < need + need / 20 + (1u << 16)) {
 		error("cannot write snapshot '%s': not enough free space (%s needed, "
-		      "%s free in '%s'); nothing was changed", path,
-		      human_size(need, a, sizeof(a)), human_size(avail, b, sizeof(b)), dir);
+		      "%s free in '%s'); nothing was changed",
+		      path, human_size(need, a, sizeof(a)),
+		      human_size(avail, b, sizeof(b)), dir);
 		goto out;
 	}
 	if (undo_room && restore_room(s, dir, need + need / 20 + (1u << 16)) < 0)
@@ -179,7 +183,8 @@ int snapshot_remove_all(const struct config *c, const struct store *s)
 		}
 		unlink(tmp);
 		if (i == 0) {
-			char *fresh = xasprintf("%s.new", p), *ftmp = xasprintf("%s.new.tmp", p);
+			char *fresh = xasprintf("%s.new", p),
+			     *ftmp = xasprintf("%s.new.tmp", p);
 
 			unlink(fresh);
 			unlink(ftmp);

@@ -40,7 +40,7 @@ struct sq *sq_priv(struct store *s)
 }
 
 /* Runs SQL without result rows; fills msg with the error. */
-static int exec(struct store *s, const char *sql, char *msg, size_t size)
+int sq_exec(struct store *s, const char *sql, char *msg, size_t size)
 {
 	char *err = NULL;
 
@@ -74,14 +74,18 @@ static int resolve_path(struct store *s)
 	if (errno != ENOENT)
 		return error_errno("database '%s'", s->path);
 	if (lstat(s->path, &lst) == 0 && S_ISLNK(lst.st_mode)) {
-		return store_fail(s, EXIT_CONFIG, "database '%s' is a symbolic link to a file that does not "
-			     "exist: point it at the database on the volume, or name the "
-			     "real path in DATABASE_URL", s->path);
+		return store_fail(
+			s, EXIT_CONFIG,
+			"database '%s' is a symbolic link to a file that does not "
+			"exist: point it at the database on the volume, or name the "
+			"real path in DATABASE_URL",
+			s->path);
 	}
 	dir = dir_of(s->path);
 	rdir = realpath(dir, NULL);
 	if (!rdir) {
-		store_fail(s, EXIT_CONFIG, "database '%s': directory '%s' does not exist", s->path, dir);
+		store_fail(s, EXIT_CONFIG, "database '%s': directory '%s' does not exist",
+			   s->path, dir);
 		free(dir);
 		return -1;
 	}
@@ -139,173 +143,6 @@ void sq_close(struct store *s)
 	}
 }
 
-/*
- * Another process that has a WAL database open holds a read lock on byte
- * 128 of its -shm file (the "DMS" byte of SQLite's unix VFS) for as long
- * as it does; F_GETLK reports it, our own locks aside. Fills who ("pid
- * 123", or another PID namespace's process) and returns true when there
- * is one. Rollback-journal databases leave no such trace while idle.
- */
-static bool shm_in_use(struct store *s, char *who, size_t size)
-{
-	struct sq *p = sq_priv(s);
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 128,
-			    .l_len = 1 };
-
-	if (p->shm_fd < 0) {
-		char *shm = xasprintf("%s-shm", s->path);
-
-		p->shm_fd = open(shm, O_RDONLY | O_CLOEXEC);
-		free(shm);
-		if (p->shm_fd < 0)
-			return false; /* no -shm: nobody has it open in WAL mode */
-	}
-	if (fcntl(p->shm_fd, F_GETLK, &fl) < 0 || fl.l_type == F_UNLCK)
-		return false;
-	if (fl.l_pid > 0)
-		snprintf(who, size, "process %d", (int)fl.l_pid);
-	else
-		snprintf(who, size, "a process of another container or PID namespace");
-	return true;
-}
-
-static bool is_wal(struct store *s)
-{
-	sqlite3_stmt *st = NULL;
-	bool wal = false;
-
-	if (sqlite3_prepare_v2(handle(s), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		wal = !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
-	sqlite3_finalize(st);
-	return wal;
-}
-
-/*
- * A migration outside a transaction commits, and a WAL database held in
- * locking_mode EXCLUSIVE by us must be open in no other process: wait for
- * them to close it, up to the lock timeout. -1 logged, status 75.
- */
-static int alone_try(void *arg, char *who, size_t size)
-{
-	return shm_in_use(arg, who, size) ? 1 : 0;
-}
-
-static void alone_waiting(void *arg, const char *who, bool first)
-{
-	struct store *s = arg;
-
-	(void)first;
-	log_info("waiting up to %lld s for %s to close '%s': a migration that runs "
-		 "outside a transaction needs the database to itself", s->lock_timeout,
-		 who, s->path);
-}
-
-static void alone_gave_up(void *arg, const char *who, bool stopped)
-{
-	struct store *s = arg;
-
-	(void)stopped;
-	store_fail(s, EXIT_TEMPFAIL, "'%s' is still open in %s: a migration that runs outside a transaction "
-	      "needs the database to itself; nothing was changed: stop the other "
-	      "process (the old release?) and start again", s->path, who);
-}
-
-static int wait_alone(struct store *s)
-{
-	struct wait w = { .timeout = s->lock_timeout, .pause = 0.1, .try_once = alone_try,
-			  .waiting = alone_waiting, .gave_up = alone_gave_up, .arg = s };
-
-	return wait_for(&w) == 0 ? 0 : -1;
-}
-
-static bool wal_checkpointed(struct store *s)
-{
-	sqlite3_stmt *st = NULL;
-	bool ok = false;
-
-	if (sqlite3_prepare_v2(handle(s), "PRAGMA wal_checkpoint(TRUNCATE)", -1, &st,
-			       NULL) != SQLITE_OK)
-		return false;
-	/* columns: busy, wal frames, frames checkpointed (-1 when not WAL) */
-	if (sqlite3_step(st) == SQLITE_ROW)
-		ok = sqlite3_column_int(st, 0) == 0 &&
-		     sqlite3_column_int(st, 1) == sqlite3_column_int(st, 2);
-	sqlite3_finalize(st);
-	return ok;
-}
-
-/*
- * From here until the close no other process commits: a write transaction
- * is open (their writes wait out their busy timeout, then fail loudly).
- * exclusive: locking_mode EXCLUSIVE instead, whose lock outlives the
- * commits of migrations that run outside a transaction (readers are kept
- * out as well); the transaction then opens with the first migration.
- * -1 logged; status 75 when another process keeps the lock.
- */
-int sq_hold(struct store *s, bool exclusive)
-{
-	struct sq *p = sq_priv(s);
-	char msg[512], who[96];
-
-	if (p->held)
-		return 0;
-	if (exclusive && is_wal(s) && wait_alone(s) < 0)
-		return -1;
-	if (!exclusive && shm_in_use(s, who, sizeof(who)))
-		log_info("'%s' is open in %s too: it can read during the upgrade, and "
-			 "its writes wait until the upgrade is over", s->path, who);
-	if ((exclusive && exec(s, "PRAGMA locking_mode = EXCLUSIVE", msg, sizeof(msg)) < 0) ||
-	    exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0)
-		return error("cannot prepare '%s' for the upgrade: %s", s->path, msg);
-	wal_checkpointed(s); /* lets the snapshot copy the file itself */
-	/* exclusive: the lock is taken now and kept with no transaction open,
-	 * so the snapshot can read through this very connection */
-	if (exec(s, exclusive ? "BEGIN EXCLUSIVE" : "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0 ||
-	    (exclusive && exec(s, "COMMIT", msg, sizeof(msg)) < 0)) {
-		if ((sqlite3_errcode(handle(s)) & 0xff) == SQLITE_BUSY) {
-			return store_fail(s, EXIT_TEMPFAIL, "cannot lock '%s' for the upgrade: another process kept "
-				     "writing to it for %lld ms; nothing was changed: start "
-				     "again later", s->path, s->busy_ms);
-		}
-		return error("cannot lock '%s' for the upgrade: %s", s->path, msg);
-	}
-	p->held = true;
-	p->exclusive = exclusive;
-	return 0;
-}
-
-/* Ends the hold: commit keeps the work, otherwise what is not committed
- * is rolled back. -1 with s->err set when the commit fails (rolled back).
- * An exclusive lock is kept until the connection closes. */
-int sq_settle(struct store *s, bool commit)
-{
-	struct sq *p = sq_priv(s);
-	char msg[512], ignored[256];
-	int rc = 0;
-
-	if (!p->held)
-		return 0;
-	p->held = false;
-	if (commit && !sqlite3_get_autocommit(handle(s)) &&
-	    exec(s, "COMMIT", msg, sizeof(msg)) < 0) {
-		snprintf(s->err, sizeof(s->err), "cannot commit the upgrade: %s", msg);
-		if ((sqlite3_errcode(handle(s)) & 0xff) == SQLITE_BUSY) {
-			/* readers kept their lock past the busy timeout */
-			s->status = EXIT_TEMPFAIL;
-			snprintf(s->err, sizeof(s->err), "cannot commit the upgrade: other "
-				 "processes kept reading '%s' for more than %lld ms; start "
-				 "again later", s->path, s->busy_ms);
-		}
-		rc = -1;
-	}
-	if (!sqlite3_get_autocommit(handle(s)))
-		exec(s, "ROLLBACK", ignored, sizeof(ignored));
-	/* locking_mode EXCLUSIVE stays until the close: a restore that may
-	 * follow writes through this connection, with the lock still held */
-	return rc;
-}
-
 static int sq_open(struct store *s)
 {
 	char msg[512];
@@ -315,7 +152,7 @@ static int sq_open(struct store *s)
 	/* reading the ledger must not write: no checkpoint when we close */
 	sqlite3_db_config(handle(s), SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	/* the first read finds a file that is not a database */
-	if (exec(s, "SELECT count(*) FROM sqlite_master", msg, sizeof(msg)) < 0) {
+	if (sq_exec(s, "SELECT count(*) FROM sqlite_master", msg, sizeof(msg)) < 0) {
 		error("database '%s' cannot be read: %s", s->path, msg);
 		sq_close(s);
 		return -1;
@@ -332,14 +169,15 @@ static int bind_params(sqlite3_stmt *st, int n, const char *const *params)
 
 		snprintf(name, sizeof(name), "$%d", i + 1);
 		at = sqlite3_bind_parameter_index(st, name);
-		if (at > 0 && sqlite3_bind_text(st, at, params[i], -1, SQLITE_STATIC) != SQLITE_OK)
+		if (at > 0 &&
+		    sqlite3_bind_text(st, at, params[i], -1, SQLITE_STATIC) != SQLITE_OK)
 			return -1;
 	}
 	return 0;
 }
 
-static int sq_sql_query(struct store *s, const char *sql, int n, const char *const *params,
-			store_row_fn row, void *arg)
+static int sq_sql_query(struct store *s, const char *sql, int n,
+			const char *const *params, store_row_fn row, void *arg)
 {
 	const char *values[16];
 	sqlite3_stmt *st = NULL;
@@ -357,7 +195,8 @@ static int sq_sql_query(struct store *s, const char *sql, int n, const char *con
 			values[i] = (const char *)sqlite3_column_text(st, i);
 		if (row && row(arg, ncols, values) != 0) {
 			sqlite3_finalize(st);
-			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s", sql);
+			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s",
+				 sql);
 			return -1;
 		}
 	}
@@ -392,8 +231,10 @@ static int sq_list_tables(struct store *s, store_table_fn fn, void *arg)
 {
 	struct table_walk w = { fn, arg };
 
-	return sq_sql_query(s, "SELECT name FROM sqlite_master WHERE type = 'table' "
-			    "AND name NOT LIKE 'sqlite_%'", 0, NULL, see_table, &w);
+	return sq_sql_query(s,
+			    "SELECT name FROM sqlite_master WHERE type = 'table' "
+			    "AND name NOT LIKE 'sqlite_%'",
+			    0, NULL, see_table, &w);
 }
 
 /* First row of a PRAGMA check must be "ok"; else msg gets what it said. */
@@ -535,7 +376,8 @@ static int no_transaction_control(void *arg, int action, const char *a, const ch
 	(void)d;
 	if (action == SQLITE_TRANSACTION ||
 	    (action == SQLITE_SAVEPOINT && b && !sqlite3_stricmp(b, "ferry_migration"))) {
-		*(const char **)arg = action == SQLITE_TRANSACTION ? a : "a savepoint of ferry's";
+		*(const char **)arg =
+			action == SQLITE_TRANSACTION ? a : "a savepoint of ferry's";
 		return SQLITE_DENY;
 	}
 	return SQLITE_OK;
@@ -554,9 +396,11 @@ static int run_guarded(struct store *s, const char *sql, char *msg, size_t size)
 
 		if (sscanf(msg, "near line %d", &line) != 1)
 			line = 0;
-		snprintf(msg, size, "line %d: %s inside a migration would end the "
+		snprintf(msg, size,
+			 "line %d: %s inside a migration would end the "
 			 "transaction ferry runs it in: remove it, or make the file's "
-			 "first line -- ferry:no-transaction", line, denied);
+			 "first line -- ferry:no-transaction",
+			 line, denied);
 	}
 	return rc;
 }
@@ -567,7 +411,7 @@ static int apply_held(struct store *s, const struct migration *m, long long *ms,
 	double t0 = now_seconds();
 	char point[96], ignored[256];
 
-	if (exec(s, "SAVEPOINT ferry_migration", msg, size) < 0)
+	if (sq_exec(s, "SAVEPOINT ferry_migration", msg, size) < 0)
 		return -1;
 	if (ledger_prepare(s, msg, size) < 0 || run_guarded(s, m->sql, msg, size) < 0 ||
 	    fk_check(s, msg, size) < 0)
@@ -575,14 +419,15 @@ static int apply_held(struct store *s, const struct migration *m, long long *ms,
 	*ms = (long long)((now_seconds() - t0) * 1000);
 	if (ledger_write(s, m, *ms, false, msg, size) < 0)
 		goto undo;
-	snprintf(point, sizeof(point), "migration:%s:before-commit", version_str(&m->version));
+	snprintf(point, sizeof(point), "migration:%s:before-commit",
+		 version_str(&m->version));
 	crash_point(point);
-	if (exec(s, "RELEASE ferry_migration", msg, size) < 0)
+	if (sq_exec(s, "RELEASE ferry_migration", msg, size) < 0)
 		goto undo;
 	return 0;
 undo:
 	if (!sqlite3_get_autocommit(handle(s)))
-		exec(s, "ROLLBACK TO ferry_migration", ignored, sizeof(ignored));
+		sq_exec(s, "ROLLBACK TO ferry_migration", ignored, sizeof(ignored));
 	return -1;
 }
 
@@ -592,8 +437,10 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 {
 	double t0 = now_seconds();
 
-	if (exec(s, "BEGIN IMMEDIATE", msg, size) < 0 || ledger_prepare(s, msg, size) < 0 ||
-	    ledger_write(s, m, 0, true, msg, size) < 0 || exec(s, "COMMIT", msg, size) < 0)
+	if (sq_exec(s, "BEGIN IMMEDIATE", msg, size) < 0 ||
+	    ledger_prepare(s, msg, size) < 0 ||
+	    ledger_write(s, m, 0, true, msg, size) < 0 ||
+	    sq_exec(s, "COMMIT", msg, size) < 0)
 		return -1;
 	if (run_script(s, m->sql, msg, size) < 0 || fk_check(s, msg, size) < 0)
 		return -1;
@@ -605,12 +452,12 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 static int apply_alone(struct store *s, const struct migration *m, long long *ms,
 		       char *msg, size_t size)
 {
-	if (exec(s, "PRAGMA foreign_keys = OFF", msg, size) < 0 ||
-	    exec(s, "BEGIN IMMEDIATE", msg, size) < 0)
+	if (sq_exec(s, "PRAGMA foreign_keys = OFF", msg, size) < 0 ||
+	    sq_exec(s, "BEGIN IMMEDIATE", msg, size) < 0)
 		return -1;
 	if (apply_held(s, m, ms, msg, size) < 0)
 		return -1;
-	return exec(s, "COMMIT", msg, size);
+	return sq_exec(s, "COMMIT", msg, size);
 }
 
 static int sq_apply(struct store *s, const struct migration *m, long long *ms)
@@ -621,24 +468,29 @@ static int sq_apply(struct store *s, const struct migration *m, long long *ms)
 
 	if (!m->no_transaction && p->held)
 		rc = (sqlite3_get_autocommit(handle(s)) &&
-		      exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0) ? -1 :
-			apply_held(s, m, ms, msg, sizeof(msg));
+		      sq_exec(s, "BEGIN IMMEDIATE", msg, sizeof(msg)) < 0)
+			     ? -1
+			     : apply_held(s, m, ms, msg, sizeof(msg));
 	else if (!m->no_transaction)
 		rc = apply_alone(s, m, ms, msg, sizeof(msg));
 	else if (!p->held)
-		rc = exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0 ? -1 :
-			apply_outside(s, m, ms, msg, sizeof(msg));
+		rc = sq_exec(s, "PRAGMA foreign_keys = OFF", msg, sizeof(msg)) < 0
+			     ? -1
+			     : apply_outside(s, m, ms, msg, sizeof(msg));
 	else if (!p->exclusive) {
-		snprintf(msg, sizeof(msg), "runs outside a transaction, but the upgrade "
+		snprintf(msg, sizeof(msg),
+			 "runs outside a transaction, but the upgrade "
 			 "holds no exclusive lock");
 		rc = -1;
 	} else /* commit what came before; locking_mode EXCLUSIVE keeps the lock */
 		rc = (!sqlite3_get_autocommit(handle(s)) &&
-		      exec(s, "COMMIT", msg, sizeof(msg)) < 0) ||
-			     apply_outside(s, m, ms, msg, sizeof(msg)) < 0 ? -1 : 0;
+		      sq_exec(s, "COMMIT", msg, sizeof(msg)) < 0) ||
+				     apply_outside(s, m, ms, msg, sizeof(msg)) < 0
+			     ? -1
+			     : 0;
 	if (rc < 0) {
 		if (!p->held && !sqlite3_get_autocommit(handle(s)))
-			exec(s, "ROLLBACK", ignored, sizeof(ignored));
+			sq_exec(s, "ROLLBACK", ignored, sizeof(ignored));
 		snprintf(s->err, sizeof(s->err), "%s", msg);
 	}
 	return rc;
@@ -692,9 +544,11 @@ static int sq_check_migration(struct store *s, const struct migration *m)
 	free(sql);
 	if (complete == 1)
 		return 0;
-	return store_fail(s, EXIT_DATA, "migration '%s' ends inside a comment, a string or a trigger "
-		     "body: the rest of the file would never run (nothing was changed)",
-		     m->path);
+	return store_fail(
+		s, EXIT_DATA,
+		"migration '%s' ends inside a comment, a string or a trigger "
+		"body: the rest of the file would never run (nothing was changed)",
+		m->path);
 }
 
 /* A restore's journal holds at most every page of the database. */
@@ -751,10 +605,11 @@ static int sq_init(struct store *s, const char *url)
 	else if (!strncmp(url, "sqlite:", 7))
 		path = url + 7;
 	if (redact_has_secret(url))
-		return error("database URL: it seems to hold a password, but is neither "
-			     "a postgres:// URL nor a key=value string (those start with "
-			     "a key such as host=); SQLite takes sqlite:///path or a file "
-			     "path");
+		return error(
+			"database URL: it seems to hold a password, but is neither "
+			"a postgres:// URL nor a key=value string (those start with "
+			"a key such as host=); SQLite takes sqlite:///path or a file "
+			"path");
 	if (!*path || strchr(path, '?'))
 		return error("database '%s': expected a file path after sqlite:",
 			     s->url_redacted);

@@ -22,7 +22,7 @@
 struct sq {
 	int live_fd;
 	int shm_fd;
-	bool held;      /* the upgrade's write transaction is open */
+	bool held;	/* the upgrade's write transaction is open */
 	bool exclusive; /* locking_mode EXCLUSIVE: the lock outlives commits */
 };
 
@@ -46,5 +46,8 @@ int sq_restore(struct store *s, const char *snap);
 bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
 void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size);
 int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg);
+
+/* Runs sql on the database; -1 with msg set to SQLite's words. */
+int sq_exec(struct store *s, const char *sql, char *msg, size_t size);
 
 #endif

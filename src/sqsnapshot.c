@@ -69,7 +69,8 @@ static bool whole_file(const char *path, char *why, size_t size)
 	if (be32(h + 92) != be32(h + 24) || pages == 0)
 		pages = (unsigned long long)st.st_size / (page ? page : 1);
 	if (page < 512 || (unsigned long long)st.st_size != page * pages) {
-		snprintf(why, size, "truncated or damaged (%lld bytes, %llu pages of %llu)",
+		snprintf(why, size,
+			 "truncated or damaged (%lld bytes, %llu pages of %llu)",
 			 (long long)st.st_size, pages, page);
 		return false;
 	}
@@ -94,15 +95,17 @@ static int backup_pages(struct store *s, sqlite3 *dst, sqlite3 *src, const char 
 	do {
 		rc = sqlite3_backup_step(b, 4096);
 		if ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && !said) {
-			log_info("waiting up to %lld s for the other processes using '%s' "
-				 "to finish their transactions", s->lock_timeout, s->path);
+			log_info(
+				"waiting up to %lld s for the other processes using '%s' "
+				"to finish their transactions",
+				s->lock_timeout, s->path);
 			said = true;
 		}
 		if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 			sqlite3_sleep(50);
 		crash_point(crash);
-	} while (rc == SQLITE_OK ||
-		 ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) && now_seconds() < deadline));
+	} while (rc == SQLITE_OK || ((rc == SQLITE_BUSY || rc == SQLITE_LOCKED) &&
+				     now_seconds() < deadline));
 	sqlite3_backup_finish(b);
 	return rc;
 }
@@ -302,8 +305,9 @@ static int restore_by_copy(struct store *s, const char *snap)
 	}
 	unlink(tmp);
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0 || copy_fd(in, out, (unsigned long long)st.st_size, "restore",
-			       "restore:mid", &how) < 0 ||
+	if (out < 0 ||
+	    copy_fd(in, out, (unsigned long long)st.st_size, "restore", "restore:mid",
+		    &how) < 0 ||
 	    (have_orig && same_owner(out, &orig) < 0) || fsync(out) < 0) {
 		error_errno("cannot write '%s'", tmp);
 		goto out_unlink;
@@ -316,7 +320,8 @@ static int restore_by_copy(struct store *s, const char *snap)
 	out = -1;
 	if (!checks_out(tmp, why, sizeof(why))) {
 		error("cannot restore from snapshot '%s': its copy fails the integrity "
-		      "check (%s); the database '%s' was left as it is", snap, why, s->path);
+		      "check (%s); the database '%s' was left as it is",
+		      snap, why, s->path);
 		goto out_unlink;
 	}
 	/* A WAL or hot journal of the replaced file must never be replayed
@@ -363,12 +368,13 @@ static int restore_in_place(struct store *s, const char *snap, bool *not_db)
 		return -1;
 	if (sq_quick_check(&src, why, sizeof(why)) < 0) {
 		error("cannot restore from snapshot '%s': it fails the integrity check "
-		      "(%s); the database '%s' was left as it is", snap, why, s->path);
+		      "(%s); the database '%s' was left as it is",
+		      snap, why, s->path);
 		goto out;
 	}
 	if (dst == &own && (!path_exists(s->path) ||
-			    sqlite3_open_v2(s->path, (sqlite3 **)&own.db, SQLITE_OPEN_READWRITE,
-					    NULL) != SQLITE_OK)) {
+			    sqlite3_open_v2(s->path, (sqlite3 **)&own.db,
+					    SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)) {
 		*not_db = true;
 		goto out;
 	}
@@ -383,8 +389,9 @@ static int restore_in_place(struct store *s, const char *snap, bool *not_db)
 		*not_db = true;
 	else
 		error("cannot write snapshot '%s' into '%s': %s%s", snap, s->path,
-		      sqlite3_errstr(r), (r & 0xff) == SQLITE_BUSY ?
-		      " (other processes kept it locked)" : "");
+		      sqlite3_errstr(r),
+		      (r & 0xff) == SQLITE_BUSY ? " (other processes kept it locked)"
+						: "");
 out:
 	sqlite3_close(own.db);
 	sqlite3_close(src.db);
@@ -400,7 +407,8 @@ int sq_restore(struct store *s, const char *snap)
 	/* never restore from a snapshot that is not whole */
 	if (!whole_file(snap, why, sizeof(why)))
 		return error("cannot restore from snapshot '%s': %s; the database '%s' "
-			     "was left as it is", snap, why, s->path);
+			     "was left as it is",
+			     snap, why, s->path);
 	if (restore_in_place(s, snap, &not_db) == 0)
 		return 0;
 	if (!not_db)
@@ -464,9 +472,10 @@ out:
 
 void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size)
 {
-	snprintf(buf, size, "stop every process that uses the database, then `cp '%s' "
-		 "'%s' && rm -f '%s-wal' '%s-shm' '%s-journal'`", snap, s->path, s->path,
-		 s->path, s->path);
+	snprintf(buf, size,
+		 "stop every process that uses the database, then `cp '%s' "
+		 "'%s' && rm -f '%s-wal' '%s-shm' '%s-journal'`",
+		 snap, s->path, s->path, s->path, s->path);
 }
 
 bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size)

@@ -28,14 +28,15 @@ int store_init(struct store *s, const char *url)
 		if (engines[i]->claims(url))
 			return engines[i]->init(s, url);
 	return error("database '%s': unknown kind of database URL (expected "
-		     "sqlite:///path, sqlite:path or a file path)", s->url_redacted);
+		     "sqlite:///path, sqlite:path or a file path)",
+		     s->url_redacted);
 }
 
 void store_release(struct store *s)
 {
 	if (s->ops)
 		s->ops->close(s); /* also what is not s->db, like a lock session */
-	free(s->priv); /* backends keep no pointers in it */
+	free(s->priv);		  /* backends keep no pointers in it */
 	free(s->url);
 	free(s->url_redacted);
 	free(s->path);

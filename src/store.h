@@ -15,9 +15,9 @@ struct migration;
 
 /* How a snapshot was taken, for the log line. */
 struct snapshot_info {
-	char how[1400];  /* "copy_file_range", "template database app_pre_upgrade" ... */
-	bool is_file;    /* the snapshot is the file at its path (its size means
-			  * something); else a marker of a copy kept elsewhere */
+	char how[1400]; /* "copy_file_range", "template database app_pre_upgrade" ... */
+	bool is_file;	/* the snapshot is the file at its path (its size means
+			 * something); else a marker of a copy kept elsewhere */
 };
 
 /* The engines' SQL dialects, for the few statements that differ. */
@@ -31,10 +31,11 @@ struct store;
  * backends run the ledger's SQL without knowing it.
  */
 struct store_recorder {
-	const char *table;                 /* for privilege checks */
-	int (*prepare)(struct store *s);   /* creates the table if missing */
+	const char *table;		 /* for privilege checks */
+	int (*prepare)(struct store *s); /* creates the table if missing */
 	/* the migration as applied (dirty: started outside a transaction) */
-	int (*record)(struct store *s, const struct migration *m, long long ms, bool dirty);
+	int (*record)(struct store *s, const struct migration *m, long long ms,
+		      bool dirty);
 	/* Optional: done of its statements have run (statement by statement) */
 	int (*progress)(struct store *s, const struct migration *m, size_t done);
 };
@@ -43,7 +44,6 @@ struct store_recorder {
 typedef int (*store_row_fn)(void *arg, int ncols, const char *const *values);
 /* One table of the database; in_schema: in the schema ferry works in. */
 typedef int (*store_table_fn)(void *arg, const char *name, bool in_schema);
-
 
 /*
  * Each backend fills what it has. Optional entries (NULL) fall back to the
@@ -69,9 +69,10 @@ struct store_ops {
 	 * non-zero return stops it), the tables of the database but the
 	 * backend's own. -1 with s->err set.
 	 */
-	int (*sql_exec)(struct store *s, const char *sql, int n, const char *const *params);
-	int (*sql_query)(struct store *s, const char *sql, int n, const char *const *params,
-			 store_row_fn row, void *arg);
+	int (*sql_exec)(struct store *s, const char *sql, int n,
+			const char *const *params);
+	int (*sql_query)(struct store *s, const char *sql, int n,
+			 const char *const *params, store_row_fn row, void *arg);
 	int (*list_tables)(struct store *s, store_table_fn fn, void *arg);
 	/* integrity check: 0 fine, -1 logged */
 	int (*check)(struct store *s);
@@ -92,7 +93,8 @@ struct store_ops {
 	 * unknown (zero is a version: no migrations applied) */
 	bool (*snapshot_version)(struct store *s, const char *path, struct version *v);
 	/* Optional: is the snapshot at path there and whole? */
-	bool (*snapshot_usable)(struct store *s, const char *path, char *why, size_t size);
+	bool (*snapshot_usable)(struct store *s, const char *path, char *why,
+				size_t size);
 	/* Optional: can the role do what migrations need? -1 logged, status 77 */
 	int (*check_privileges)(struct store *s);
 	/*
@@ -120,7 +122,8 @@ struct store_ops {
 	/* Optional: bytes a restore needs beside the database (its journal) */
 	int (*restore_size)(struct store *s, unsigned long long *bytes);
 	/* Optional: what to do by hand when a restore failed, one sentence */
-	void (*restore_by_hand)(struct store *s, const char *snap, char *buf, size_t size);
+	void (*restore_by_hand)(struct store *s, const char *snap, char *buf,
+				size_t size);
 	/* A path whose directory holds snapshots and state by default. */
 	const char *(*location)(struct store *s);
 	/* Optional migrator lock: 0 taken, 1 timed out (logged), -1 error */
@@ -139,21 +142,21 @@ struct store_ops {
 
 struct store {
 	const struct store_ops *ops;
-	char *url;          /* as given: only ever passed to the driver */
+	char *url;	    /* as given: only ever passed to the driver */
 	char *url_redacted; /* for messages */
-	char *path;         /* SQLite file; PostgreSQL: <snapshot dir>/<db name> */
-	void *db;           /* the backend's handle */
-	void *priv;         /* more backend state */
+	char *path;	    /* SQLite file; PostgreSQL: <snapshot dir>/<db name> */
+	void *db;	    /* the backend's handle */
+	void *priv;	    /* more backend state */
 	const struct store_recorder *recorder; /* the ledger's, ledger_attach() */
 	long long busy_ms;
-	long long lock_timeout;        /* seconds to wait for other processes */
-	long long wait_seconds;        /* for a database that is not up yet */
+	long long lock_timeout; /* seconds to wait for other processes */
+	long long wait_seconds; /* for a database that is not up yet */
 	long long statement_lock_timeout;
 	const char *snapshot_dir;
-	const char *maintenance_db;    /* PostgreSQL: where the lock lives */
+	const char *maintenance_db;	 /* PostgreSQL: where the lock lives */
 	struct version snapshot_version; /* of the snapshot being taken */
-	int status;         /* exit status a failure asks for; 0: the default */
-	char err[1024];     /* why apply or verify failed */
+	int status;	/* exit status a failure asks for; 0: the default */
+	char err[1024]; /* why apply or verify failed */
 };
 
 /*

@@ -26,8 +26,10 @@ static int restore(struct session *b, struct journal *j)
 	/* the backend may restore through its open connection and its lock */
 	if (s->ops->snapshot_usable &&
 	    !s->ops->snapshot_usable(s, j->snapshot, why, sizeof(why))) {
-		log_error("cannot restore from snapshot '%s': %s; the database %s was left "
-			  "as it is", j->snapshot, why, s->url_redacted);
+		log_error(
+			"cannot restore from snapshot '%s': %s; the database %s was left "
+			"as it is",
+			j->snapshot, why, s->url_redacted);
 		return EXIT_RESTORE_FAILED;
 	}
 	if (journal_write(&b->state, j, PHASE_RESTORING) < 0)
@@ -38,9 +40,11 @@ static int restore(struct session *b, struct journal *j)
 
 		if (s->ops->restore_by_hand)
 			s->ops->restore_by_hand(s, j->snapshot, by_hand, sizeof(by_hand));
-		log_error("restoring %s from '%s' failed: the database is not at its old "
-			  "state; the snapshot and the journal are kept, so the next start "
-			  "of ferry retries; or %s", s->url_redacted, j->snapshot, by_hand);
+		log_error(
+			"restoring %s from '%s' failed: the database is not at its old "
+			"state; the snapshot and the journal are kept, so the next start "
+			"of ferry retries; or %s",
+			s->url_redacted, j->snapshot, by_hand);
 		return EXIT_RESTORE_FAILED;
 	}
 	crash_point("restore:done");
@@ -89,7 +93,8 @@ static int resolve_snapshotting(struct session *b, const struct journal *j)
 	snapshot_discard_partial(&b->store, j->snapshot);
 	log_info("an upgrade from %s to %s was interrupted while writing its "
 		 "snapshot; the database was not touched: discarded the partial "
-		 "snapshot", version_str(&j->from), version_str(&j->to));
+		 "snapshot",
+		 version_str(&j->from), version_str(&j->to));
 	return forget(b);
 }
 
@@ -103,7 +108,8 @@ static int resolve_changed(struct session *b, struct journal *j)
 	case AT_FROM:
 		log_info("an upgrade from %s to %s was interrupted (phase %s) before "
 			 "it committed anything: the database is still at version %s, "
-			 "nothing to undo", from, to, phase_name(j->phase), from);
+			 "nothing to undo",
+			 from, to, phase_name(j->phase), from);
 		return forget(b);
 	case AT_TO:
 		if (j->phase == PHASE_DONE) {
@@ -133,8 +139,8 @@ static int resolve(struct session *b, struct journal *j)
 		return resolve_snapshotting(b, j);
 	case PHASE_SNAPSHOTTED:
 		log_info("an upgrade from %s to %s was interrupted before it changed "
-			 "anything (phase %s): nothing to undo", from, to,
-			 phase_name(j->phase));
+			 "anything (phase %s): nothing to undo",
+			 from, to, phase_name(j->phase));
 		return forget(b);
 	case PHASE_MIGRATING:
 	case PHASE_VERIFYING:
@@ -148,7 +154,8 @@ static int resolve(struct session *b, struct journal *j)
 	if (rc >= 0)
 		return rc;
 	log_info("an upgrade from %s to %s was interrupted (phase %s): restoring the "
-		 "database from %s", from, to, phase_name(j->phase), j->snapshot);
+		 "database from %s",
+		 from, to, phase_name(j->phase), j->snapshot);
 	rc = restore(b, j);
 	if (rc == 0)
 		log_info("database restored from %s: back at version %s", j->snapshot,
@@ -287,7 +294,8 @@ static void retire_snapshots(struct session *b)
 				  !b->store.ops->snapshot_version(&b->store, snap, &v) ||
 				  version_cmp(&v, &b->plan.db_version) != 0)) {
 		log_info("removing the older snapshot %s: it predates this upgrade, and "
-			 "restoring it would undo this upgrade as well", snap);
+			 "restoring it would undo this upgrade as well",
+			 snap);
 		snapshot_remove_all(b->c, &b->store);
 		if (b->store.ops->cleanup)
 			b->store.ops->cleanup(&b->store);
@@ -311,8 +319,9 @@ static int one_transaction(struct session *b)
 
 	log_info("schema version mismatch: database has %s, image expects %s "
 		 "(%zu pending) — upgrading in one transaction (no snapshot needed: "
-		 "a failure rolls everything back)", version_str(&p->db_version),
-		 version_str(&p->image_version), p->n_pending);
+		 "a failure rolls everything back)",
+		 version_str(&p->db_version), version_str(&p->image_version),
+		 p->n_pending);
 	if (s->ops->apply_all(s, p->pending, p->n_pending, &failed) < 0) {
 		describe_failure(why, sizeof(why), s, failed);
 		log_error("%s — rolled back, database still at version %s", why,
@@ -357,9 +366,10 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	/* without a step that commits on its own nothing was committed: no
 	 * need to read the ledger (nor a reason to restore if that fails) */
 	if (!may_have_committed || standing(b, j) == AT_FROM) {
-		log_error("%s — rolled back: nothing was committed, the database is still "
-			  "at version %s (snapshot kept: %s)", why, version_str(&j->from),
-			  j->snapshot);
+		log_error(
+			"%s — rolled back: nothing was committed, the database is still "
+			"at version %s (snapshot kept: %s)",
+			why, version_str(&j->from), j->snapshot);
 		if (s->ops->unhold)
 			s->ops->unhold(s);
 		if (journal_clear(&b->state) < 0)
@@ -440,7 +450,8 @@ static bool in_place_fits(const struct session *b)
 static int in_place(struct session *b)
 {
 	const struct plan *p = &b->plan;
-	struct journal j = { .kind = KIND_UPGRADE, .from = p->db_version,
+	struct journal j = { .kind = KIND_UPGRADE,
+			     .from = p->db_version,
 			     .to = p->image_version };
 	struct store *s = &b->store;
 	const struct migration *failed = NULL;
@@ -450,8 +461,9 @@ static int in_place(struct session *b)
 	int rc;
 
 	log_info("schema version mismatch: database has %s, image expects %s "
-		 "(%zu pending) — upgrading", version_str(&p->db_version),
-		 version_str(&p->image_version), p->n_pending);
+		 "(%zu pending) — upgrading",
+		 version_str(&p->db_version), version_str(&p->image_version),
+		 p->n_pending);
 	if (s->ops->check(s) < 0) {
 		log_error("refusing to upgrade a damaged database: nothing was changed; "
 			  "restore it from a backup");
@@ -504,10 +516,12 @@ static int preflight(struct session *b, bool for_run)
 	int rc;
 
 	if (for_run && p->kind == PLAN_UPGRADE && !b->c->auto_upgrade) {
-		log_error("%zu migration%s pending (database at %s, image at %s): run "
-			  "`ferry migrate`, then start again ([migrations] auto_upgrade = "
-			  "false)", p->n_pending, p->n_pending == 1 ? "" : "s",
-			  version_str(&p->db_version), version_str(&p->image_version));
+		log_error(
+			"%zu migration%s pending (database at %s, image at %s): run "
+			"`ferry migrate`, then start again ([migrations] auto_upgrade = "
+			"false)",
+			p->n_pending, p->n_pending == 1 ? "" : "s",
+			version_str(&p->db_version), version_str(&p->image_version));
 		return EXIT_TEMPFAIL;
 	}
 	rc = upgrade_check_pending(b);

@@ -195,7 +195,7 @@ int mkdir_p(const char *path, mode_t mode)
 	if (len == 0 || len >= sizeof(buf))
 		return error("bad directory path '%s'", path);
 	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; ; p++) {
+	for (char *p = buf + 1;; p++) {
 		if (*p == '/' || *p == '\0') {
 			char c = *p;
 
@@ -265,13 +265,15 @@ int copy_fd(int in, int out, unsigned long long size, const char *label,
 	if (lseek(in, 0, SEEK_SET) < 0 || lseek(out, 0, SEEK_SET) < 0)
 		return -1;
 	while (done < size) {
-		size_t chunk = size - done > (8u << 20) ? (8u << 20) : (size_t)(size - done);
+		size_t chunk =
+			size - done > (8u << 20) ? (8u << 20) : (size_t)(size - done);
 		ssize_t n = -1;
 
 		if (cfr) {
 			n = copy_file_range(in, NULL, out, NULL, chunk, 0);
-			if (n < 0 && done == 0 && (errno == EXDEV || errno == ENOSYS ||
-						   errno == EINVAL || errno == EOPNOTSUPP)) {
+			if (n < 0 && done == 0 &&
+			    (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+			     errno == EOPNOTSUPP)) {
 				cfr = false;
 				*how = "read/write";
 			}
@@ -297,8 +299,8 @@ int copy_fd(int in, int out, unsigned long long size, const char *label,
 
 			last = now_seconds();
 			log_info("%s: %s of %s copied (%.0f s)", label,
-				 human_size(done, a, sizeof(a)), human_size(size, b, sizeof(b)),
-				 last - start);
+				 human_size(done, a, sizeof(a)),
+				 human_size(size, b, sizeof(b)), last - start);
 		}
 	}
 	rc = 0;

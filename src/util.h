@@ -33,7 +33,7 @@ bool stop_requested(void);
  */
 struct wait {
 	long long timeout; /* seconds; 0: a single try */
-	double pause;      /* seconds between tries */
+	double pause;	   /* seconds between tries */
 	/* 0: got it; 1: still held (who says by whom, for the log); -1: failed
 	 * (logged) */
 	int (*try_once)(void *arg, char *who, size_t size);

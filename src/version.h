@@ -34,7 +34,7 @@ struct version {
 	unsigned char segments;		 /* 0: zero; 1: an integer; more: dotted */
 };
 
-#define VERSION_ZERO ((struct version){{0}, 0})
+#define VERSION_ZERO ((struct version){ { 0 }, 0 })
 
 /*
  * Reads len bytes of s (no NUL needed): digits and dots only, no empty

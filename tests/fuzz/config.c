@@ -48,8 +48,8 @@ static bool version_canonical(const struct version *v)
 	const char *text = version_str(v);
 	struct version back;
 
-	return version_parse(&back, text, strlen(text)) && !strcmp(version_str(&back), text) &&
-	       !version_cmp(&back, v);
+	return version_parse(&back, text, strlen(text)) &&
+	       !strcmp(version_str(&back), text) && !version_cmp(&back, v);
 }
 
 static void check_ranges(const struct config *c)
@@ -58,9 +58,8 @@ static void check_ranges(const struct config *c)
 	    c->lock_timeout_seconds < 0 || c->lock_timeout_seconds > 86400 ||
 	    c->statement_lock_timeout < 1 || c->statement_lock_timeout > 3600 ||
 	    !version_canonical(&c->target_version) || c->snapshot_keep < 1 ||
-	    c->snapshot_keep > 100 ||
-	    c->grace_seconds < 0 || c->grace_seconds > 3600 || c->log_level < LOG_ERROR ||
-	    c->log_level > LOG_DEBUG ||
+	    c->snapshot_keep > 100 || c->grace_seconds < 0 || c->grace_seconds > 3600 ||
+	    c->log_level < LOG_ERROR || c->log_level > LOG_DEBUG ||
 	    (c->log_format != LOG_TEXT && c->log_format != LOG_JSON))
 		fuzz_fail("a value out of its key's range was accepted", "", 0);
 	if ((c->database_url && !c->database_url[0]) ||

@@ -144,14 +144,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (i > 0 && version_cmp(&m->version, &set.items[i - 1].version) <= 0)
 			fuzz_fail("versions are not strictly increasing", log, len);
-		if (!version_parse(&back, text, strlen(text)) || strcmp(version_str(&back), text) ||
-		    version_cmp(&back, &m->version))
-			fuzz_fail("a migration's version does not read back from its text", text,
-				  strlen(text));
+		if (!version_parse(&back, text, strlen(text)) ||
+		    strcmp(version_str(&back), text) || version_cmp(&back, &m->version))
+			fuzz_fail(
+				"a migration's version does not read back from its text",
+				text, strlen(text));
 		if (!m->name || !m->sql || !m->path || strncmp(m->path, dir, strlen(dir)))
 			fuzz_fail(
-			    "a migration without name, text or path in the directory",
-			    log, len);
+				"a migration without name, text or path in the directory",
+				log, len);
 		sha256_hex(m->sql, strlen(m->sql), sum);
 		if (!nul_in_text && strcmp(sum, m->sha256))
 			fuzz_fail("a migration's sha256 is not that of its text", m->sql,

@@ -16,8 +16,8 @@
 #include <libpq-fe.h>
 #include <strings.h>
 
-#define MARK "Zq7Wm"
-#define MARK_LEN 7
+#define MARK	  "Zq7Wm"
+#define MARK_LEN  7
 #define MAX_MARKS 64
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

@@ -67,7 +67,7 @@ static bool reference(const char *s, size_t len, char *out)
 /* Parses one version and checks what depends on it alone. */
 static bool one(const char *s, size_t len, struct version *v)
 {
-	static const struct version sentinel = {"sentinel", 77};
+	static const struct version sentinel = { "sentinel", 77 };
 	char *ref = malloc(len + 2);
 	bool parsed, valid;
 	struct version again;
@@ -111,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *end = p + size;
 	struct version v[3];
-	bool ok[3] = {false, false, false};
+	bool ok[3] = { false, false, false };
 	size_t k = 0;
 
 	one(p, size, &v[0]);

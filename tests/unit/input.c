@@ -124,7 +124,8 @@ static void test_redact(void)
 	redacts("postgres:/u:pw@h/db", "postgres:/u:***@h/db");
 	redacts("POSTGRES://u:pw@h/db", "POSTGRES://u:***@h/db");
 	redacts("  postgres://u:pw@h/db", "  postgres://u:***@h/db");
-	redacts("host=h dbname=postgres://u:pw@h/db", "host=h dbname=postgres://u:***@h/db");
+	redacts("host=h dbname=postgres://u:pw@h/db",
+		"host=h dbname=postgres://u:***@h/db");
 	/* a host's port that is no number: postgres://user:secret */
 	redacts("postgres://user:secret", "postgres://user:***");
 	redacts("postgres://u@h:secret/db", "postgres://u@h:***/db");
@@ -165,8 +166,8 @@ static void test_redact(void)
 		redact_url("postgres://u:secret@h/db", small, sizeof(small));
 		ok(!strcmp(small, "postgre"), "a short buffer: cut, NUL-terminated");
 		ok(redact_has_secret("host=h password=x") &&
-		       !redact_has_secret("/data/app.db") &&
-		       redact_has_secret("\"host=db password=x\""),
+			   !redact_has_secret("/data/app.db") &&
+			   redact_has_secret("\"host=db password=x\""),
 		   "redact_has_secret");
 	}
 
@@ -250,8 +251,8 @@ static void test_pgurl(void)
 	explains("host=h password='secret", "unterminated quoted value of 'password'",
 		 "secret");
 	explains("host=h passwrd=secret", "unknown option 'passwrd'", "secret");
-	ok(pgurl_check("postgres://u:pw@h/db?ssl=true&requiressl=1", (char[64]){0}, 64) ==
-	       0,
+	ok(pgurl_check("postgres://u:pw@h/db?ssl=true&requiressl=1", (char[64]){ 0 },
+		       64) == 0,
 	   "libpq's ssl=true and requiressl are taken");
 }
 
@@ -309,8 +310,8 @@ static void test_log(void)
 	log_error("q\"b\\ n\n \x01 \x7f \xc3\xa9 \xff \xed\xa0\x80 end");
 	got = log_take();
 	ok(lines(got) == 1 &&
-	       strstr(got, "\"msg\":\"q\\\"b\\\\ n\\n \\u0001 \\u007f \xc3\xa9 "
-			   "\\ufffd \\ufffd\\ufffd\\ufffd end\"}\n"),
+		   strstr(got, "\"msg\":\"q\\\"b\\\\ n\\n \\u0001 \\u007f \xc3\xa9 "
+			       "\\ufffd \\ufffd\\ufffd\\ufffd end\"}\n"),
 	   "JSON: escapes, UTF-8 kept, other bytes U+FFFD");
 	log_setup(LOG_DEBUG, LOG_TEXT);
 	redact_remember("Sup3rSecret");

@@ -71,8 +71,8 @@ static void complete(const char *sql, const char *want, const char *what)
 	char why[512] = "", msg[1200];
 	int rc = pg_split_check(sql, why, sizeof(why));
 
-	snprintf(msg, sizeof(msg), "%s: %s (got %s)", what,
-		 want ? want : "complete", rc ? why : "complete");
+	snprintf(msg, sizeof(msg), "%s: %s (got %s)", what, want ? want : "complete",
+		 rc ? why : "complete");
 	ok(want ? rc < 0 && strstr(why, want) : rc == 0, msg);
 }
 
@@ -98,13 +98,15 @@ static size_t versions_of(const char *list, struct version *out, size_t max)
  * refusal a text of the reason. Migration 2 is named 0002_m, 1.2 1.2_m.
  */
 static void plans(const char *shipped, const char *applied, const char *target,
-		  enum plan_kind want_kind, const char *want_pending, const char *want_why,
-		  const char *what)
+		  enum plan_kind want_kind, const char *want_pending,
+		  const char *want_why, const char *what)
 {
 	struct migration items[16] = { 0 };
 	struct ledger_row rows[16] = { 0 };
 	struct version vs[16], va[16], to = VERSION_ZERO;
-	struct migration_set set = { .format = "ferry", .dir = (char *)"m", .items = items };
+	struct migration_set set = { .format = "ferry",
+				     .dir = (char *)"m",
+				     .items = items };
 	struct ledger l = { .exists = true, .rows = rows };
 	char names[16][64], pending[256] = "", msg[1400];
 	struct plan p;
@@ -112,10 +114,12 @@ static void plans(const char *shipped, const char *applied, const char *target,
 	set.n = versions_of(shipped, vs, 16);
 	for (size_t i = 0; i < set.n; i++) {
 		struct migration *m = &items[i];
-		int pad = version_is_integer(&vs[i]) ? 4 - (int)strlen(version_str(&vs[i])) : 0;
+		int pad = version_is_integer(&vs[i])
+				  ? 4 - (int)strlen(version_str(&vs[i]))
+				  : 0;
 
-		snprintf(names[i], sizeof(names[0]), "%.*s%s_m", pad > 0 ? pad : 0, "0000",
-			 version_str(&vs[i]));
+		snprintf(names[i], sizeof(names[0]), "%.*s%s_m", pad > 0 ? pad : 0,
+			 "0000", version_str(&vs[i]));
 		m->version = vs[i];
 		m->name = m->path = names[i];
 		memset(m->sha256, 'a', 64);
@@ -133,10 +137,13 @@ static void plans(const char *shipped, const char *applied, const char *target,
 		snprintf(pending + len, sizeof(pending) - len, "%s%s", i ? " " : "",
 			 version_str(&p.pending[i]->version));
 	}
-	snprintf(msg, sizeof(msg), "plan %s: kind %d pending '%s' (got kind %d pending '%s' "
-		 "why '%s')", what, want_kind, want_pending, p.kind, pending, p.why);
+	snprintf(msg, sizeof(msg),
+		 "plan %s: kind %d pending '%s' (got kind %d pending '%s' "
+		 "why '%s')",
+		 what, want_kind, want_pending, p.kind, pending, p.why);
 	ok(p.kind == want_kind && !strcmp(pending, want_pending) &&
-	   (!want_why || strstr(p.why, want_why)), msg);
+		   (!want_why || strstr(p.why, want_why)),
+	   msg);
 	plan_release(&p);
 }
 
@@ -157,7 +164,8 @@ static void autocommit_bounded(const char *stmt, int want)
 	char *copy = xmalloc(len), msg[300];
 
 	memcpy(copy, stmt, len);
-	snprintf(msg, sizeof(msg), "'%s', not NUL-terminated: read within its length", stmt);
+	snprintf(msg, sizeof(msg), "'%s', not NUL-terminated: read within its length",
+		 stmt);
 	ok(pg_needs_autocommit(copy, len) == want, msg);
 	free(copy);
 }
@@ -182,12 +190,12 @@ static void parses(const char *url, const char *want_engine, const char *want_pa
 
 /* What a hook saw, and what it answers. */
 struct hook_probe {
-	int stop_at;     /* the call of check that asks for the stop, 0: none */
-	int checks;      /* calls of check */
-	pid_t child;     /* the pid check was given */
-	int exits;       /* calls of exited */
+	int stop_at;	 /* the call of check that asks for the stop, 0: none */
+	int checks;	 /* calls of check */
+	pid_t child;	 /* the pid check was given */
+	int exits;	 /* calls of exited */
 	int exited_with; /* the status exited was given */
-	int replace;     /* the status exited returns */
+	int replace;	 /* the status exited returns */
 };
 
 static int probe_check(void *arg, pid_t child, int *status)
@@ -217,8 +225,10 @@ static int probe_exited(void *arg, int status)
  */
 static int supervise(struct hook_probe *p, char **argv)
 {
-	struct run_hook hook = { .interval_seconds = 0.01, .check = probe_check,
-				 .exited = probe_exited, .arg = p };
+	struct run_hook hook = { .interval_seconds = 0.01,
+				 .check = probe_check,
+				 .exited = probe_exited,
+				 .arg = p };
 	struct run_opts o = { .grace_seconds = 5, .hook = &hook };
 	int in = dup(STDIN_FILENO), null = open("/dev/null", O_RDONLY);
 	sigset_t saved;
@@ -243,15 +253,18 @@ static void pid1_hook_tests(void)
 {
 	char sleep_path[] = "/bin/sleep", thirty[] = "30", sh_path[] = "/bin/sh",
 	     dash_c[] = "-c", exit3[] = "exit 3";
-	char *sleeper[] = { sleep_path, thirty, NULL }, *exiter[] = { sh_path, dash_c, exit3, NULL };
+	char *sleeper[] = { sleep_path, thirty, NULL },
+	     *exiter[] = { sh_path, dash_c, exit3, NULL };
 	struct hook_probe p = { .stop_at = 3 };
 	char msg[200];
 	int rc;
 
 	rc = supervise(&p, sleeper);
-	snprintf(msg, sizeof(msg), "pid1 hook: the check's stop returns its status (got %d)", rc);
+	snprintf(msg, sizeof(msg),
+		 "pid1 hook: the check's stop returns its status (got %d)", rc);
 	ok(rc == EXIT_UPGRADE_FAILED, msg);
-	snprintf(msg, sizeof(msg), "pid1 hook: check called 3 times, none after its stop (got %d)",
+	snprintf(msg, sizeof(msg),
+		 "pid1 hook: check called 3 times, none after its stop (got %d)",
 		 p.checks);
 	ok(p.checks == 3, msg);
 	ok(p.child > 0 && kill(p.child, 0) < 0 && errno == ESRCH,
@@ -262,7 +275,8 @@ static void pid1_hook_tests(void)
 
 	p = (struct hook_probe){ .replace = EXIT_DATA };
 	rc = supervise(&p, exiter);
-	snprintf(msg, sizeof(msg), "pid1 hook: exited saw the server's status 3 (got %d, %d calls)",
+	snprintf(msg, sizeof(msg),
+		 "pid1 hook: exited saw the server's status 3 (got %d, %d calls)",
 		 p.exited_with, p.exits);
 	ok(p.exits == 1 && p.exited_with == 3, msg);
 	snprintf(msg, sizeof(msg), "pid1 hook: exited's status is returned (got %d)", rc);
@@ -285,7 +299,10 @@ static void orders(const char *a, const char *b, int want)
 		ba = version_cmp(&y, &x);
 	}
 	snprintf(msg, sizeof(msg), "version %s %s %s (got %d, reversed %d)", a,
-		 want < 0 ? "<" : want ? ">" : "==", b, ab, ba);
+		 want < 0 ? "<"
+		 : want	  ? ">"
+			  : "==",
+		 b, ab, ba);
 	ok(ab != 2 && (ab > 0) - (ab < 0) == want && (ba > 0) - (ba < 0) == -want, msg);
 }
 
@@ -296,9 +313,10 @@ static void canonical(const char *s, size_t len, const char *want, const char *w
 	bool parsed = version_parse(&v, s, len);
 	char msg[300];
 
-	snprintf(msg, sizeof(msg), "version %s -> %s (got %s)", what, want ? want : "refused",
-		 parsed ? version_str(&v) : "refused");
-	ok(want ? parsed && !strcmp(version_str(&v), want) : !parsed && version_is_zero(&v),
+	snprintf(msg, sizeof(msg), "version %s -> %s (got %s)", what,
+		 want ? want : "refused", parsed ? version_str(&v) : "refused");
+	ok(want ? parsed && !strcmp(version_str(&v), want)
+		: !parsed && version_is_zero(&v),
 	   msg);
 }
 
@@ -323,10 +341,13 @@ static void version_tests(void)
 	canonical("20240101120000", 14, "20240101120000", "a timestamp");
 	canonical("12", 1, "1", "the first byte of 12 (a length, no NUL needed)");
 	canonical("", 0, NULL, "empty"), canonical(".", 1, NULL, "a dot");
-	canonical("1.", 2, NULL, "a trailing dot"), canonical(".1", 2, NULL, "a leading dot");
-	canonical("1..2", 4, NULL, "an empty segment"), canonical("1a", 2, NULL, "a letter");
+	canonical("1.", 2, NULL, "a trailing dot"),
+		canonical(".1", 2, NULL, "a leading dot");
+	canonical("1..2", 4, NULL, "an empty segment"),
+		canonical("1a", 2, NULL, "a letter");
 	canonical("-1", 2, NULL, "a sign"), canonical(" 1", 2, NULL, "a space");
-	canonical("1_2", 3, NULL, "an underscore"), canonical("1\0", 2, NULL, "a NUL byte");
+	canonical("1_2", 3, NULL, "an underscore"),
+		canonical("1\0", 2, NULL, "a NUL byte");
 	canonical("0x10", 4, NULL, "hex"), canonical(NULL, 1, NULL, "NULL");
 
 	memset(zeros, '0', sizeof(zeros));
@@ -335,27 +356,35 @@ static void version_tests(void)
 	canonical(zeros, VERSION_INPUT_MAX, "7", "254 zeros and 7");
 	canonical(zeros, VERSION_INPUT_MAX + 1, NULL, "256 bytes (too long)");
 	memset(digits, '9', sizeof(digits));
-	canonical(digits, VERSION_TEXT_MAX, "99999999999999999999999999999999999999999999999",
+	canonical(digits, VERSION_TEXT_MAX,
+		  "99999999999999999999999999999999999999999999999",
 		  "47 digits (the longest canonical text)");
 	canonical(digits, VERSION_TEXT_MAX + 1, NULL, "48 digits (too long)");
 
-	ok(version_parse(&v, "0000000000000000000003", 22) && version_to_ll(&v, &ll) && ll == 3,
+	ok(version_parse(&v, "0000000000000000000003", 22) && version_to_ll(&v, &ll) &&
+		   ll == 3,
 	   "version 0000000000000000000003 as an integer: 3");
 	ok(version_parse(&v, "999999999999999999", 18) && version_to_ll(&v, &ll) &&
-	   ll == 999999999999999999LL, "18 digits fit an integer");
+		   ll == 999999999999999999LL,
+	   "18 digits fit an integer");
 	ll = -7;
-	ok(version_parse(&v, "1000000000000000000", 19) && !version_to_ll(&v, &ll) && ll == -7,
+	ok(version_parse(&v, "1000000000000000000", 19) && !version_to_ll(&v, &ll) &&
+		   ll == -7,
 	   "19 digits do not");
 	ok(version_parse(&v, "1.2", 3) && !version_to_ll(&v, &ll) && ll == -7 &&
-	   !version_is_integer(&v) && v.segments == 2, "a dotted version is not an integer");
-	ok(version_parse(&v, "1.0", 3) && version_is_integer(&v) && version_to_ll(&v, &ll) &&
-	   ll == 1, "1.0 is the integer 1");
+		   !version_is_integer(&v) && v.segments == 2,
+	   "a dotted version is not an integer");
+	ok(version_parse(&v, "1.0", 3) && version_is_integer(&v) &&
+		   version_to_ll(&v, &ll) && ll == 1,
+	   "1.0 is the integer 1");
 	w = VERSION_ZERO;
-	ok(version_is_zero(&w) && !strcmp(version_str(&w), "0") && version_to_ll(&w, &ll) &&
-	   ll == 0 && version_parse(&v, "00", 2) && version_is_zero(&v) && !version_cmp(&v, &w),
+	ok(version_is_zero(&w) && !strcmp(version_str(&w), "0") &&
+		   version_to_ll(&w, &ll) && ll == 0 && version_parse(&v, "00", 2) &&
+		   version_is_zero(&v) && !version_cmp(&v, &w),
 	   "the zero version prints 0, is 0, and is what 00 parses to");
-	ok(version_from_ll(&v, 42) && !strcmp(version_str(&v), "42") && version_from_ll(&w, 0) &&
-	   version_is_zero(&w) && !version_from_ll(&w, -1) && version_is_zero(&w),
+	ok(version_from_ll(&v, 42) && !strcmp(version_str(&v), "42") &&
+		   version_from_ll(&w, 0) && version_is_zero(&w) &&
+		   !version_from_ll(&w, -1) && version_is_zero(&w),
 	   "from an integer: 42, 0; -1 refused");
 }
 
@@ -379,7 +408,8 @@ static void loads(const char *const *files, int want, const char *want_log,
 		if (path[strlen(path) - 1] == '/') {
 			if (mkdir(path, 0755) < 0)
 				abort();
-		} else if (!(f = fopen(path, "w")) || fputs(files[i + 1], f) < 0 || fclose(f)) {
+		} else if (!(f = fopen(path, "w")) || fputs(files[i + 1], f) < 0 ||
+			   fclose(f)) {
 			abort();
 		}
 		free(path);
@@ -391,10 +421,12 @@ static void loads(const char *const *files, int want, const char *want_log,
 	if (!fgets(log, sizeof(log), logf))
 		log[0] = '\0';
 	fclose(logf);
-	snprintf(msg, sizeof(msg), "load %s: status %d (got %d, format %s, log '%.*s')", what,
-		 want, rc, set.format ? set.format : "none", (int)strcspn(log, "\n"), log);
+	snprintf(msg, sizeof(msg), "load %s: status %d (got %d, format %s, log '%.*s')",
+		 what, want, rc, set.format ? set.format : "none",
+		 (int)strcspn(log, "\n"), log);
 	ok(rc == want && (!want_log || strstr(log, want_log)) &&
-	   (!want_format || (set.format && !strcmp(set.format, want_format))), msg);
+		   (!want_format || (set.format && !strcmp(set.format, want_format))),
+	   msg);
 	migrations_release(&set);
 	for (size_t i = 0; files[i]; i += 2) {
 		char *path = xasprintf("%s/%s", dir, files[i]);
@@ -409,35 +441,58 @@ static void loads(const char *const *files, int want, const char *want_log,
 
 static void format_tests(void)
 {
-	static const char *const ferry3[] = { "0001_a.sql", "SELECT 1;\n", "03_c.sql",
-					      "-- ferry:no-transaction\nSELECT 3;\n", "README.md",
-					      "x", "0002_b.sql~", "x", "0009_dir.sql/", "", NULL };
-	static const char *const golang[] = { "000001_a.up.sql", "SELECT 1;\n",
-					      "000001_a.down.sql", "SELECT 0;\n",
-					      "junk.down.sql", "", "x.up.sql/", "", NULL };
-	static const char *const mixed[] = { "000001_a.up.sql", "SELECT 1;\n", "0002_b.sql",
-					     "SELECT 2;\n", NULL };
+	static const char *const ferry3[] = { "0001_a.sql",
+					      "SELECT 1;\n",
+					      "03_c.sql",
+					      "-- ferry:no-transaction\nSELECT 3;\n",
+					      "README.md",
+					      "x",
+					      "0002_b.sql~",
+					      "x",
+					      "0009_dir.sql/",
+					      "",
+					      NULL };
+	static const char *const golang[] = { "000001_a.up.sql",
+					      "SELECT 1;\n",
+					      "000001_a.down.sql",
+					      "SELECT 0;\n",
+					      "junk.down.sql",
+					      "",
+					      "x.up.sql/",
+					      "",
+					      NULL };
+	static const char *const mixed[] = { "000001_a.up.sql", "SELECT 1;\n",
+					     "0002_b.sql", "SELECT 2;\n", NULL };
 	static const char *const ferry_down[] = { "0001_a.sql", "SELECT 1;\n",
-						  "0001_a.down.sql", "SELECT 0;\n", NULL };
-	static const char *const stray[] = { "000001_a.up.sql", "SELECT 1;\n", "notes.sql",
-					     "SELECT 2;\n", NULL };
-	static const char *const unnamed[] = { "0001_a.sql", "SELECT 1;\n", "abc.sql", "x", NULL };
-	static const char *const down_only[] = { "000002_b.down.sql", "SELECT 0;\n", NULL };
-	static const char *const dup[] = { "0001_a.sql", "SELECT 1;\n", "1_b.sql", "SELECT 2;\n",
+						  "0001_a.down.sql", "SELECT 0;\n",
+						  NULL };
+	static const char *const stray[] = { "000001_a.up.sql", "SELECT 1;\n",
+					     "notes.sql", "SELECT 2;\n", NULL };
+	static const char *const unnamed[] = { "0001_a.sql", "SELECT 1;\n", "abc.sql",
+					       "x", NULL };
+	static const char *const down_only[] = { "000002_b.down.sql", "SELECT 0;\n",
+						 NULL };
+	static const char *const dup[] = { "0001_a.sql", "SELECT 1;\n", "1_b.sql",
+					   "SELECT 2;\n", NULL };
+	static const char *const big[] = { "1000000000000000000_a.sql", "SELECT 1;\n",
 					   NULL };
-	static const char *const big[] = { "1000000000000000000_a.sql", "SELECT 1;\n", NULL };
-	static const char *const dir_only[] = { "0001_a.up.sql/", "", "0002_b.sql", "SELECT 2;\n",
-						NULL };
+	static const char *const dir_only[] = { "0001_a.up.sql/", "", "0002_b.sql",
+						"SELECT 2;\n", NULL };
 
 	loads(ferry3, 0, NULL, "ferry", "ferry files, other names ignored");
 	loads(golang, 0, NULL, "golang-migrate", "golang-migrate, .down.sql skipped");
 	loads(mixed, 65, "mixes two formats", NULL, "golang-migrate and ferry files");
 	loads(ferry_down, 65, "mixes two formats", NULL, "ferry files and a .down.sql");
-	loads(stray, 65, "notes.sql': cannot read a version from the name (golang-migrate "
-	      "format expects 000001_name.up.sql)", NULL, "an unnamed .sql file, golang-migrate");
-	loads(unnamed, 65, "abc.sql': cannot read a version from the name (ferry format "
-	      "expects 0001_name.sql)", NULL, "an unnamed .sql file, ferry");
-	loads(down_only, 78, "holds no migrations (no *.up.sql file)", NULL, "only a .down.sql");
+	loads(stray, 65,
+	      "notes.sql': cannot read a version from the name (golang-migrate "
+	      "format expects 000001_name.up.sql)",
+	      NULL, "an unnamed .sql file, golang-migrate");
+	loads(unnamed, 65,
+	      "abc.sql': cannot read a version from the name (ferry format "
+	      "expects 0001_name.sql)",
+	      NULL, "an unnamed .sql file, ferry");
+	loads(down_only, 78, "holds no migrations (no *.up.sql file)", NULL,
+	      "only a .down.sql");
 	loads(dup, 65, "have the same version 1", NULL, "0001 and 1");
 	loads(big, 65, "cannot read a version", NULL, "19 digits");
 	loads(dir_only, 0, NULL, "ferry", "a directory named like a golang-migrate file");
@@ -451,15 +506,17 @@ static void format_tests(void)
 		if (!mkdtemp(dir))
 			abort();
 		p = xasprintf("%s/0042_x.sql", dir);
-		if (!(f = fopen(p, "w")) || fputs("-- ferry:no-transaction\nVACUUM;\n", f) < 0 ||
-		    fclose(f))
+		if (!(f = fopen(p, "w")) ||
+		    fputs("-- ferry:no-transaction\nVACUUM;\n", f) < 0 || fclose(f))
 			abort();
 		rc = migrations_load(&set, dir);
 		latest = migrations_latest(&set);
-		ok(rc == 0 && set.n == 1 && !strcmp(version_str(&set.items[0].version), "42") &&
-		   set.items[0].no_transaction && !strcmp(set.items[0].name, "0042_x") &&
-		   !strcmp(version_str(&latest), "42") &&
-		   migrations_find(&set, &latest) == &set.items[0],
+		ok(rc == 0 && set.n == 1 &&
+			   !strcmp(version_str(&set.items[0].version), "42") &&
+			   set.items[0].no_transaction &&
+			   !strcmp(set.items[0].name, "0042_x") &&
+			   !strcmp(version_str(&latest), "42") &&
+			   migrations_find(&set, &latest) == &set.items[0],
 		   "0042_x.sql: version 42, its name, the directive");
 		migrations_release(&set);
 		unlink(p);
@@ -476,17 +533,23 @@ static void version_plan_tests(void)
 	plans("1 1.1 1.2 1.10", "1 1.1 1.2", "", PLAN_UPGRADE, "1.10", NULL,
 	      "dotted: at 1.2, only 1.10 is pending (1.10 > 1.2)");
 	plans("1 1.1 1.2 1.10", "1 1.1 1.10", "", PLAN_REFUSE, "",
-	      "the ledger has 1.10 but not 1.2 (1.2_m)", "dotted: 1.10 without 1.2 is a hole");
+	      "the ledger has 1.10 but not 1.2 (1.2_m)",
+	      "dotted: 1.10 without 1.2 is a hole");
 	plans("1 1.1 1.2 1.10", "1", "1.2", PLAN_UPGRADE, "1.1 1.2", NULL,
 	      "dotted target 1.2: 1.10 stays out");
 	plans("1 1.1 1.2 1.10", "1 1.1 1.2 1.10", "1.2", PLAN_REFUSE, "",
 	      "the database is at 1.10 but this image knows migrations up to 1.2",
 	      "dotted: a ledger above the target is ahead");
-	plans("1 2", "1.0", "", PLAN_UPGRADE, "2", NULL, "a ledger row 1.0 is migration 1");
-	plans("1 2", "1 2.0.1", "", PLAN_REFUSE, "", "the database is at 2.0.1 but this image "
-	      "knows migrations up to 2", "2.0.1 is above 2: ahead of the image");
-	plans("1 1.2 2", "1 1.1", "", PLAN_REFUSE, "1.2 2", "the database has migration row "
-	      "(version 1.1), which this image does not ship", "1.1 is not 1.2 nor 1: unknown");
+	plans("1 2", "1.0", "", PLAN_UPGRADE, "2", NULL,
+	      "a ledger row 1.0 is migration 1");
+	plans("1 2", "1 2.0.1", "", PLAN_REFUSE, "",
+	      "the database is at 2.0.1 but this image "
+	      "knows migrations up to 2",
+	      "2.0.1 is above 2: ahead of the image");
+	plans("1 1.2 2", "1 1.1", "", PLAN_REFUSE, "1.2 2",
+	      "the database has migration row "
+	      "(version 1.1), which this image does not ship",
+	      "1.1 is not 1.2 nor 1: unknown");
 }
 
 static struct version v_(const char *text)
@@ -500,22 +563,28 @@ static struct version v_(const char *text)
 
 static void ledger_find_tests(void)
 {
-	struct ledger_row rows[3] = { { .version = v_("1") }, { .version = v_("1.10") },
+	struct ledger_row rows[3] = { { .version = v_("1") },
+				      { .version = v_("1.10") },
 				      { .version = v_("1.2") } };
 	struct ledger l = { .exists = true, .rows = rows, .n = 3 }, empty = { 0 };
 	struct migration items[2] = { { .version = v_("1") }, { .version = v_("1.2") } };
 	struct migration_set set = { .items = items, .n = 2 };
 	struct version v, top = ledger_top(&l), none = ledger_top(&empty);
 
-	v = v_("1.0"), ok(ledger_find(&l, &v) == &rows[0], "ledger_find 1.0 finds the row of 1");
+	v = v_("1.0"),
+	ok(ledger_find(&l, &v) == &rows[0], "ledger_find 1.0 finds the row of 1");
 	v = v_("0001"), ok(ledger_find(&l, &v) == &rows[0], "ledger_find 0001 finds 1");
-	v = v_("1.2.0"), ok(ledger_find(&l, &v) == &rows[2], "ledger_find 1.2.0 finds 1.2");
-	v = v_("1.20"), ok(!ledger_find(&l, &v), "ledger_find 1.20 finds nothing (not 1.2)");
+	v = v_("1.2.0"),
+	ok(ledger_find(&l, &v) == &rows[2], "ledger_find 1.2.0 finds 1.2");
+	v = v_("1.20"),
+	ok(!ledger_find(&l, &v), "ledger_find 1.20 finds nothing (not 1.2)");
 	v = v_("1.1"), ok(!ledger_find(&l, &v), "ledger_find 1.1 finds nothing");
 	ok(!strcmp(version_str(&top), "1.10") && version_is_zero(&none),
 	   "ledger_top: 1.10 of 1, 1.10, 1.2; zero of an empty ledger");
-	v = v_("1.2.0"), ok(migrations_find(&set, &v) == &items[1], "migrations_find 1.2.0: 1.2");
-	v = v_("1.0.0"), ok(migrations_find(&set, &v) == &items[0], "migrations_find 1.0.0: 1");
+	v = v_("1.2.0"),
+	ok(migrations_find(&set, &v) == &items[1], "migrations_find 1.2.0: 1.2");
+	v = v_("1.0.0"),
+	ok(migrations_find(&set, &v) == &items[0], "migrations_find 1.0.0: 1");
 	v = v_("2"), ok(!migrations_find(&set, &v), "migrations_find 2: none");
 }
 
@@ -523,21 +592,23 @@ static void ledger_find_tests(void)
  * before any SQL (the fake backend has none to run). */
 static void ledger_record_tests(void)
 {
-	static const struct store_ops fake = { .engine = "fake", .dialect = SQL_POSTGRES };
+	static const struct store_ops fake = { .engine = "fake",
+					       .dialect = SQL_POSTGRES };
 	struct store st = { .ops = &fake };
 	struct migration m = { .version = v_("1.2.3"), .name = (char *)"V1.2.3__x" };
 
 	ledger_attach(&st);
 	ok(st.recorder->record(&st, &m, 0, false) < 0 &&
-	   !strcmp(st.err, "version 1.2.3 is not an integer: ferry's ledger "
-		   "(ferry_migrations) keeps integer versions"),
+		   !strcmp(st.err, "version 1.2.3 is not an integer: ferry's ledger "
+				   "(ferry_migrations) keeps integer versions"),
 	   "the ferry ledger refuses to record the dotted version 1.2.3");
 	st.err[0] = '\0';
-	ok(st.recorder->progress(&st, &m, 1) < 0 && strstr(st.err, "1.2.3 is not an integer"),
+	ok(st.recorder->progress(&st, &m, 1) < 0 &&
+		   strstr(st.err, "1.2.3 is not an integer"),
 	   "and its statement progress");
 	m.version = v_("1000000000000000000");
 	ok(st.recorder->record(&st, &m, 0, true) < 0 &&
-	   strstr(st.err, "version 1000000000000000000 has more than 18 digits"),
+		   strstr(st.err, "version 1000000000000000000 has more than 18 digits"),
 	   "and a 19-digit version");
 }
 
@@ -556,20 +627,31 @@ static void ledger_read_tests(void)
 	url = xasprintf("sqlite://%s", db);
 	if (!(f = fopen(db, "w")) || fclose(f)) /* an empty file: an empty database */
 		abort();
-	if (store_init(&st, url) == 0 && st.ops->exists(&st) == 1 && st.ops->open(&st) == 0 &&
-	    st.ops->sql_exec(&st, "CREATE TABLE ferry_migrations (version INTEGER PRIMARY "
+	if (store_init(&st, url) == 0 && st.ops->exists(&st) == 1 &&
+	    st.ops->open(&st) == 0 &&
+	    st.ops->sql_exec(&st,
+			     "CREATE TABLE ferry_migrations (version INTEGER PRIMARY "
 			     "KEY, name TEXT, sha256 TEXT, applied_at TEXT, duration_ms "
-			     "INTEGER, dirty INTEGER)", 0, NULL) == 0 &&
-	    st.ops->sql_exec(&st, "INSERT INTO ferry_migrations VALUES (10, '0010_j', 'a', "
-			     "'b', 1, 0), (9, '0009_i', 'a', 'b', 1, 0)", 0, NULL) == 0) {
+			     "INTEGER, dirty INTEGER)",
+			     0, NULL) == 0 &&
+	    st.ops->sql_exec(&st,
+			     "INSERT INTO ferry_migrations VALUES (10, '0010_j', 'a', "
+			     "'b', 1, 0), (9, '0009_i', 'a', 'b', 1, 0)",
+			     0, NULL) == 0) {
 		ledger_attach(&st);
 		rc = ledger_read(&st, &l);
 		ok(rc == 0 && l.n == 2 && !strcmp(version_str(&l.rows[0].version), "9") &&
-		   !strcmp(version_str(&l.rows[1].version), "10"), "ledger_read: 9 before 10");
+			   !strcmp(version_str(&l.rows[1].version), "10"),
+		   "ledger_read: 9 before 10");
 		ledger_release(&l);
 		log_set_fd(fileno(logf));
-		rc = st.ops->sql_exec(&st, "INSERT INTO ferry_migrations VALUES (-1, '0001_a', "
-				      "'a', 'b', 1, 0)", 0, NULL) ? -2 : ledger_read(&st, &l);
+		rc = st.ops->sql_exec(
+			     &st,
+			     "INSERT INTO ferry_migrations VALUES (-1, '0001_a', "
+			     "'a', 'b', 1, 0)",
+			     0, NULL)
+			     ? -2
+			     : ledger_read(&st, &l);
 		log_set_fd(2);
 	}
 	rewind(logf);
@@ -577,7 +659,7 @@ static void ledger_read_tests(void)
 		log[0] = '\0';
 	fclose(logf);
 	ok(rc == -1 && strstr(log, "ferry_migrations: the row of migration '0001_a' has "
-			      "version '-1', which is no version"),
+				   "version '-1', which is no version"),
 	   "ledger_read refuses a row of version -1, naming it");
 	store_release(&st);
 	unlink(db);
@@ -591,7 +673,8 @@ static int journal_from(const struct state *st, const char *text, struct journal
 {
 	FILE *f;
 
-	if (text && (!(f = fopen(st->journal_path, "w")) || fputs(text, f) < 0 || fclose(f)))
+	if (text &&
+	    (!(f = fopen(st->journal_path, "w")) || fputs(text, f) < 0 || fclose(f)))
 		abort();
 	return journal_read(st, j);
 }
@@ -599,7 +682,8 @@ static int journal_from(const struct state *st, const char *text, struct journal
 static void journal_tests(void)
 {
 	char dir[] = "/tmp/ferry-unit-XXXXXX", text[512] = "";
-	struct journal j = { .kind = KIND_UPGRADE, .from = v_("1.2"), .to = v_("1.10") }, r;
+	struct journal j = { .kind = KIND_UPGRADE, .from = v_("1.2"), .to = v_("1.10") },
+		       r;
 	struct state st;
 	FILE *f;
 	size_t len = 0;
@@ -608,28 +692,37 @@ static void journal_tests(void)
 		abort();
 	state_init(&st, dir, NULL);
 	snprintf(j.snapshot, sizeof(j.snapshot), "%s/app.db.pre-upgrade", dir);
-	ok(journal_write(&st, &j, PHASE_SNAPSHOTTING) == 0 && journal_from(&st, NULL, &r) == 0 &&
-	   r.kind == KIND_UPGRADE && r.phase == PHASE_SNAPSHOTTING &&
-	   !strcmp(version_str(&r.from), "1.2") && !strcmp(version_str(&r.to), "1.10") &&
-	   !strcmp(r.snapshot, j.snapshot), "journal: an upgrade from 1.2 to 1.10 reads back");
+	ok(journal_write(&st, &j, PHASE_SNAPSHOTTING) == 0 &&
+		   journal_from(&st, NULL, &r) == 0 && r.kind == KIND_UPGRADE &&
+		   r.phase == PHASE_SNAPSHOTTING &&
+		   !strcmp(version_str(&r.from), "1.2") &&
+		   !strcmp(version_str(&r.to), "1.10") && !strcmp(r.snapshot, j.snapshot),
+	   "journal: an upgrade from 1.2 to 1.10 reads back");
 	if ((f = fopen(st.journal_path, "r"))) {
 		len = fread(text, 1, sizeof(text) - 1, f);
 		fclose(f);
 	}
 	text[len] = '\0';
-	ok(strstr(text, "\nfrom=1.2\nto=1.10\n") != NULL, "journal: from=1.2 and to=1.10 as text");
+	ok(strstr(text, "\nfrom=1.2\nto=1.10\n") != NULL,
+	   "journal: from=1.2 and to=1.10 as text");
 	j = (struct journal){ .kind = KIND_UPGRADE, .from = v_("3"), .to = v_("5") };
-	ok(journal_write(&st, &j, PHASE_SNAPSHOTTING) == 0 && journal_from(&st, NULL, &r) == 0 &&
-	   (f = fopen(st.journal_path, "r")) && (len = fread(text, 1, sizeof(text) - 1, f)) &&
-	   !fclose(f) && (text[len] = '\0', strstr(text, "phase=snapshotting\nfrom=3\nto=5\n")),
+	ok(journal_write(&st, &j, PHASE_SNAPSHOTTING) == 0 &&
+		   journal_from(&st, NULL, &r) == 0 &&
+		   (f = fopen(st.journal_path, "r")) &&
+		   (len = fread(text, 1, sizeof(text) - 1, f)) && !fclose(f) &&
+		   (text[len] = '\0', strstr(text, "phase=snapshotting\nfrom=3\nto=5\n")),
 	   "journal: integer versions written as before (from=3, to=5)");
-	ok(journal_from(&st, "kind=upgrade\nphase=migrating\nfrom=0003\nto=4\nsnapshot=x\n",
-			&r) == 0 && r.phase == PHASE_MIGRATING && !strcmp(version_str(&r.from), "3") &&
-	   !strcmp(version_str(&r.to), "4"), "journal: an older integer journal reads (0003 is 3)");
+	ok(journal_from(&st,
+			"kind=upgrade\nphase=migrating\nfrom=0003\nto=4\nsnapshot=x\n",
+			&r) == 0 &&
+		   r.phase == PHASE_MIGRATING && !strcmp(version_str(&r.from), "3") &&
+		   !strcmp(version_str(&r.to), "4"),
+	   "journal: an older integer journal reads (0003 is 3)");
 	ok(journal_from(&st, "phase=restoring\nfrom=2\nto=2.0\nsnapshot=x\n", &r) == 0 &&
-	   r.kind == KIND_ROLLBACK, "journal: no kind, from == to (2 and 2.0): a rollback");
+		   r.kind == KIND_ROLLBACK,
+	   "journal: no kind, from == to (2 and 2.0): a rollback");
 	ok(journal_from(&st, "kind=upgrade\nphase=done\nfrom=1.x\nto=-2\n", &r) == 0 &&
-	   version_is_zero(&r.from) && version_is_zero(&r.to),
+		   version_is_zero(&r.from) && version_is_zero(&r.to),
 	   "journal: versions that do not parse read as zero, as before");
 	journal_clear(&st);
 	state_release(&st);
@@ -642,7 +735,8 @@ int main(void)
 
 	redacts("postgres://app:s3cret@db:5432/app", "postgres://app:***@db:5432/app");
 	redacts("postgresql://app@db/app", "postgresql://app@db/app");
-	redacts("postgres://u:p%40ss@h/d?sslmode=require", "postgres://u:***@h/d?sslmode=require");
+	redacts("postgres://u:p%40ss@h/d?sslmode=require",
+		"postgres://u:***@h/d?sslmode=require");
 	redacts("postgres://u:a@b@h/d", "postgres://u:***@h/d");
 	redacts("postgres://h/d?user=u&password=pw&sslmode=disable",
 		"postgres://h/d?user=u&password=***&sslmode=disable");
@@ -652,7 +746,8 @@ int main(void)
 		"host=db password =*** dbname=app");
 	redacts("sqlite:///data/app.db", "sqlite:///data/app.db");
 	redacts("postgres://app:se#cr?et@db/app", "postgres://app:***@db/app");
-	redacts("host=db PASSWORD=x sslpassword=y", "host=db PASSWORD=*** sslpassword=***");
+	redacts("host=db PASSWORD=x sslpassword=y",
+		"host=db PASSWORD=*** sslpassword=***");
 	redacts("postgres://db/app?sslpassword=k", "postgres://db/app?sslpassword=***");
 	redacts("/data/password=x.db", "/data/password=x.db");
 
@@ -688,34 +783,43 @@ int main(void)
 	splits("CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN "
 	       "true THEN 1 END; SELECT 2; END;\n\nSELECT 4;",
 	       "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN "
-	       "true THEN 1 END; SELECT 2; END@1|SELECT 4@3", "BEGIN ATOMIC bodies");
+	       "true THEN 1 END; SELECT 2; END@1|SELECT 4@3",
+	       "BEGIN ATOMIC bodies");
 	splits(" ; ;\n-- only a comment\n", "", "empty statements");
-	splits("SELECT 1 -- no semicolon", "SELECT 1 -- no semicolon@1", "last statement unterminated");
+	splits("SELECT 1 -- no semicolon", "SELECT 1 -- no semicolon@1",
+	       "last statement unterminated");
 	splits("CREATE TABLE a (x int);\n/* CREATE TABLE b (y int);\nSELECT 1;",
 	       "CREATE TABLE a (x int)@1|/* CREATE TABLE b (y int);\nSELECT 1;@2",
 	       "an unclosed comment is kept for the server to refuse, not dropped");
-	splits("SELECT 1; INSERT INTO t VALUES ('a;\nb);", "SELECT 1@1|INSERT INTO t VALUES ('a;\nb);@1",
+	splits("SELECT 1; INSERT INTO t VALUES ('a;\nb);",
+	       "SELECT 1@1|INSERT INTO t VALUES ('a;\nb);@1",
 	       "an unclosed literal runs to the end of the file");
-	splits("SELECT 1; /* a */ -- b\n", "SELECT 1@1", "closed comments after the last statement");
+	splits("SELECT 1; /* a */ -- b\n", "SELECT 1@1",
+	       "closed comments after the last statement");
 
 	complete("SELECT 1; SELECT 2", NULL, "no semicolon at the end");
 	complete("SELECT 1; -- the end", NULL, "a line comment at the end");
-	complete("SELECT 1; /* a /* b */ c */", NULL, "a nested comment closed at the end");
+	complete("SELECT 1; /* a /* b */ c */", NULL,
+		 "a nested comment closed at the end");
 	complete("SELECT $$ '\" $$, E'\\'', 'it''s'", NULL, "quotes inside quotes");
 	complete("SELECT 1;\n/* CREATE TABLE b (y int);", "line 2: a /* comment",
 		 "an unclosed comment after the last statement");
-	complete("SELECT 1; /* a /* b */ c", "line 1: a /* comment", "an unclosed nested comment");
-	complete("SELECT 1;\n\nINSERT INTO t VALUES ('x);\nSELECT 2;", "line 3: a string literal",
-		 "an unclosed string literal");
-	complete("SELECT 'x'';", "line 1: a string literal", "a doubled quote at the end");
+	complete("SELECT 1; /* a /* b */ c", "line 1: a /* comment",
+		 "an unclosed nested comment");
+	complete("SELECT 1;\n\nINSERT INTO t VALUES ('x);\nSELECT 2;",
+		 "line 3: a string literal", "an unclosed string literal");
+	complete("SELECT 'x'';", "line 1: a string literal",
+		 "a doubled quote at the end");
 	complete("SELECT E'x\\';", "line 1: a string literal", "an escaped quote in E''");
-	complete("SELECT \"a;", "line 1: a quoted identifier", "an unclosed quoted identifier");
+	complete("SELECT \"a;", "line 1: a quoted identifier",
+		 "an unclosed quoted identifier");
 	complete("SELECT 1;\nCREATE FUNCTION f() RETURNS int AS $fn$ SELECT 1 $$;",
 		 "line 2: the dollar quote $fn$", "an unclosed dollar quote");
 	complete("CREATE FUNCTION g() RETURNS int LANGUAGE sql\nBEGIN ATOMIC SELECT 1;",
 		 "line 2: a BEGIN ATOMIC body", "BEGIN ATOMIC without END");
-	complete("CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;", NULL,
-		 "BEGIN ATOMIC with its END");
+	complete(
+		"CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; END;",
+		NULL, "BEGIN ATOMIC with its END");
 
 	autocommit("CREATE INDEX CONCURRENTLY i ON t (a)", 1);
 	autocommit_bounded("VACUUM /* an unclosed comment", 1);
@@ -729,15 +833,17 @@ int main(void)
 	autocommit("CREATE TABLE concurrently (a int)", 0);
 
 	ok(pg_transaction_control("BEGIN", 5) && pg_transaction_control(" commit;", 8) &&
-	   pg_transaction_control("START TRANSACTION", 17) &&
-	   pg_transaction_control("END", 3) && !pg_transaction_control("ROLLBACK TO s", 13) &&
-	   !pg_transaction_control("SAVEPOINT s", 11) &&
-	   !pg_transaction_control("PREPARE q AS SELECT 1", 21) &&
-	   !pg_transaction_control("CREATE TABLE begin_x (a int)", 28),
+		   pg_transaction_control("START TRANSACTION", 17) &&
+		   pg_transaction_control("END", 3) &&
+		   !pg_transaction_control("ROLLBACK TO s", 13) &&
+		   !pg_transaction_control("SAVEPOINT s", 11) &&
+		   !pg_transaction_control("PREPARE q AS SELECT 1", 21) &&
+		   !pg_transaction_control("CREATE TABLE begin_x (a int)", 28),
 	   "BEGIN, COMMIT, START TRANSACTION, END are transaction control; savepoints are not");
 
 	{
-		char a[] = "\xEF\xBB\xBFSELECT 1;\r\nSELECT 2;\r\n", b[] = "SELECT 1;\nSELECT 2;\n";
+		char a[] = "\xEF\xBB\xBFSELECT 1;\r\nSELECT 2;\r\n",
+		     b[] = "SELECT 1;\nSELECT 2;\n";
 		char ha[65], hb[65];
 		size_t la = migrations_normalise(a, strlen(a));
 		size_t lb = migrations_normalise(b, strlen(b));
@@ -745,12 +851,14 @@ int main(void)
 		sha256_hex(a, la, ha);
 		sha256_hex(b, lb, hb);
 		ok(!strcmp(ha, hb), "BOM and CRLF do not change the checksum");
-		ok(!strcmp(hb, "82efb67f3010c6eb7ead02e4f6d9550633dbc1407f99aa487468e7b2567aebbc"),
+		ok(!strcmp(hb,
+			   "82efb67f3010c6eb7ead02e4f6d9550633dbc1407f99aa487468e7b2567aebbc"),
 		   "checksum is the SHA-256 of the normalised text");
 	}
 
 	plans("1 2 3", "1", "", PLAN_UPGRADE, "2 3", NULL, "1 of 1..3: 2 and 3 pending");
-	plans("1 2 3", "", "", PLAN_UPGRADE, "1 2 3", NULL, "an empty ledger: all pending");
+	plans("1 2 3", "", "", PLAN_UPGRADE, "1 2 3", NULL,
+	      "an empty ledger: all pending");
 	plans("1 2 3", "1 2 3", "", PLAN_CURRENT, "", NULL, "all applied: current");
 	plans("1 2 3", "1 3", "", PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m)",
 	      "{1,3} of 1..3: a hole, refused, nothing pending");
@@ -758,11 +866,13 @@ int main(void)
 	      "{2,3} of 1..3: row 1 lost, refused");
 	plans("1 2 3 4", "1 3", "", PLAN_REFUSE, "4", "the ledger has 3 but not 2",
 	      "{1,3} of 1..4: refused; only 4, above 3, would be pending");
-	plans("1 2 3 4 5", "1 3 5", "", PLAN_REFUSE, "", "the ledger has 3 but not 2 (0002_m), "
+	plans("1 2 3 4 5", "1 3 5", "", PLAN_REFUSE, "",
+	      "the ledger has 3 but not 2 (0002_m), "
 	      "which the image ships before it (and 1 more version below 5)",
 	      "{1,3,5} of 1..5: the lowest hole named, the other counted");
 	plans("1 2 3 4", "1 2 3", "", PLAN_UPGRADE, "4", NULL, "1..3 of 1..4: 4 pending");
-	plans("1 2 3 4 5", "1", "3", PLAN_UPGRADE, "2 3", NULL, "target 3: only up to it");
+	plans("1 2 3 4 5", "1", "3", PLAN_UPGRADE, "2 3", NULL,
+	      "target 3: only up to it");
 	plans("1 2 3", "1 3", "2", PLAN_REFUSE, "", "the database is at 3",
 	      "target below the highest applied: ahead");
 	version_plan_tests();
