@@ -34,8 +34,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define MAX_HEADER 8192
-#define MAX_BODY 4096
+#define MAX_HEADER	   8192
+#define MAX_BODY	   4096
 #define IO_TIMEOUT_SECONDS 5
 #ifndef DEMO_SCHEMA
 #define DEMO_SCHEMA 3 /* the schema this release needs; --schema overrides */
@@ -45,7 +45,7 @@ static volatile sig_atomic_t stop_requested;
 
 struct reply {
 	int status;
-	char *body;   /* sqlite3_malloc'ed, or NULL */
+	char *body; /* sqlite3_malloc'ed, or NULL */
 	size_t len;
 };
 
@@ -56,8 +56,7 @@ struct request {
 	size_t body_len;
 };
 
-__attribute__((format(printf, 1, 2)))
-static void say(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void say(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -84,7 +83,8 @@ static bool parse_long(const char *s, long min, long max, long *out)
 }
 
 /* split_hostport "ADDR:PORT" into its parts (ADDR may be empty: all) */
-static int split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz)
+static int split_hostport(const char *s, char *host, size_t hostsz, char *port,
+			  size_t portsz)
 {
 	const char *colon = strrchr(s, ':');
 	size_t n;
@@ -152,14 +152,18 @@ static void health(sqlite3 *db, long schema, struct reply *r)
 	sqlite3_stmt *st = NULL;
 	long have;
 
-	if (sqlite3_prepare_v2(db, "SELECT max(version) FROM ferry_migrations", -1, &st, NULL) != SQLITE_OK ||
+	if (sqlite3_prepare_v2(db, "SELECT max(version) FROM ferry_migrations", -1, &st,
+			       NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW) {
-		reply_text(r, 503, "unhealthy: cannot read the schema version: %s\n", sqlite3_errmsg(db));
+		reply_text(r, 503, "unhealthy: cannot read the schema version: %s\n",
+			   sqlite3_errmsg(db));
 		goto out;
 	}
 	have = (long)sqlite3_column_int64(st, 0);
 	if (have != schema) {
-		reply_text(r, 503, "unhealthy: database schema %ld, this release needs %ld\n", have, schema);
+		reply_text(r, 503,
+			   "unhealthy: database schema %ld, this release needs %ld\n",
+			   have, schema);
 		goto out;
 	}
 	reply_text(r, 200, "ok\n");
@@ -169,19 +173,24 @@ out:
 
 /* What each release shows: a note's first line (release 3: its title) and
  * the rest of it indented; release 2 added tags. */
-#define FIRST_LINE "CASE WHEN instr(n.body, char(10)) > 0 " \
+#define FIRST_LINE                                                                       \
+	"CASE WHEN instr(n.body, char(10)) > 0 "                                         \
 	"THEN substr(n.body, 1, instr(n.body, char(10)) - 1) ELSE n.body END"
-#define OTHER_LINES "CASE WHEN instr(n.body, char(10)) > 0 " \
+#define OTHER_LINES                                                                      \
+	"CASE WHEN instr(n.body, char(10)) > 0 "                                         \
 	"THEN substr(n.body, instr(n.body, char(10)) + 1) ELSE '' END"
 #define TAGS "(SELECT group_concat(t.tag, ',') FROM tags t WHERE t.note_id = n.id)"
 
 static const char *list_sql(long schema)
 {
 	if (schema <= 1)
-		return "SELECT n.id, " FIRST_LINE ", " OTHER_LINES ", '' FROM notes n ORDER BY n.id";
+		return "SELECT n.id, " FIRST_LINE ", " OTHER_LINES
+		       ", '' FROM notes n ORDER BY n.id";
 	if (schema == 2)
-		return "SELECT n.id, " FIRST_LINE ", " OTHER_LINES ", " TAGS " FROM notes n ORDER BY n.id";
-	return "SELECT n.id, n.title, " OTHER_LINES ", " TAGS " FROM notes n ORDER BY n.id";
+		return "SELECT n.id, " FIRST_LINE ", " OTHER_LINES ", " TAGS
+		       " FROM notes n ORDER BY n.id";
+	return "SELECT n.id, n.title, " OTHER_LINES ", " TAGS
+	       " FROM notes n ORDER BY n.id";
 }
 
 static void list_notes(sqlite3 *db, long schema, struct reply *r)
@@ -201,7 +210,8 @@ static void list_notes(sqlite3 *db, long schema, struct reply *r)
 		sqlite3_str_appendf(out, "#%lld", (long long)sqlite3_column_int64(st, 0));
 		if (tags && *tags)
 			sqlite3_str_appendf(out, " [%s]", tags);
-		sqlite3_str_appendf(out, " %s\n", (const char *)sqlite3_column_text(st, 1));
+		sqlite3_str_appendf(out, " %s\n",
+				    (const char *)sqlite3_column_text(st, 1));
 		while (rest && *rest) {
 			size_t len = strcspn(rest, "\n");
 
@@ -228,10 +238,11 @@ out:
 static void add_note(sqlite3 *db, long schema, const char *text, struct reply *r)
 {
 	/* release 3's title: the first line, cut to 40 characters */
-	const char *sql = schema >= 3 ?
-		"INSERT INTO notes (title, body) VALUES (substr(CASE WHEN instr(?1, char(10)) > 0 "
-		"THEN substr(?1, 1, instr(?1, char(10)) - 1) ELSE ?1 END, 1, 40), ?1)" :
-		"INSERT INTO notes (body) VALUES (?1)";
+	const char *sql =
+		schema >= 3
+			? "INSERT INTO notes (title, body) VALUES (substr(CASE WHEN instr(?1, char(10)) > 0 "
+			  "THEN substr(?1, 1, instr(?1, char(10)) - 1) ELSE ?1 END, 1, 40), ?1)"
+			: "INSERT INTO notes (body) VALUES (?1)";
 	sqlite3_stmt *st = NULL;
 
 	if (!*text) {
@@ -243,7 +254,8 @@ static void add_note(sqlite3 *db, long schema, const char *text, struct reply *r
 	    sqlite3_step(st) != SQLITE_DONE)
 		reply_text(r, 500, "cannot add the note: %s\n", sqlite3_errmsg(db));
 	else
-		reply_text(r, 201, "added #%lld\n", (long long)sqlite3_last_insert_rowid(db));
+		reply_text(r, 201, "added #%lld\n",
+			   (long long)sqlite3_last_insert_rowid(db));
 	sqlite3_finalize(st);
 }
 
@@ -252,14 +264,22 @@ static void add_note(sqlite3 *db, long schema, const char *text, struct reply *r
 static const char *reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 413: return "Payload Too Large";
-	case 503: return "Service Unavailable";
-	default: return "Internal Server Error";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 413:
+		return "Payload Too Large";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
 	}
 }
 
@@ -358,8 +378,7 @@ static void serve_one(int fd, sqlite3 *db, long schema)
 		     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
 		     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
 		     r.status, reason(r.status), r.len);
-	if (n < 0 || (size_t)n >= sizeof head ||
-	    write_all(fd, head, (size_t)n) < 0 ||
+	if (n < 0 || (size_t)n >= sizeof head || write_all(fd, head, (size_t)n) < 0 ||
 	    (r.len && write_all(fd, r.body, r.len) < 0))
 		say("cannot answer %s %s: %s", req.method, req.path, strerror(errno));
 	else if (strcmp(req.path, "/health"))
@@ -371,7 +390,8 @@ static int listen_on(const char *addr)
 {
 	char host[256], port[16];
 	struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-				  .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+				  .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res;
 	int fd = -1, one = 1, rc;
 
@@ -424,7 +444,8 @@ static int serve(const char *dbpath, long schema, const char *addr)
 	sigdelset(&orig, SIGTERM);
 	sigdelset(&orig, SIGINT);
 	if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
-		say("cannot open the database '%s': %s", dbpath, db ? sqlite3_errmsg(db) : "out of memory");
+		say("cannot open the database '%s': %s", dbpath,
+		    db ? sqlite3_errmsg(db) : "out of memory");
 		goto out;
 	}
 	if (sqlite3_busy_timeout(db, 5000) != SQLITE_OK)
@@ -473,7 +494,8 @@ static int request(const char *method, const char *url, const char *text)
 {
 	char hostport[300], host[256], port[16], req[600], buf[4096];
 	const char *path, *slash;
-	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_family = AF_UNSPEC,
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV,
+				  .ai_family = AF_UNSPEC,
 				  .ai_socktype = SOCK_STREAM };
 	struct addrinfo *res;
 	size_t have = 0, len;
@@ -504,7 +526,8 @@ static int request(const char *method, const char *url, const char *text)
 		return 1;
 	}
 	fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-	if (fd < 0 || set_timeouts(fd) < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+	if (fd < 0 || set_timeouts(fd) < 0 ||
+	    connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
 		say("cannot connect to %s: %s", hostport, strerror(errno));
 		freeaddrinfo(res);
 		if (fd >= 0 && close(fd) < 0)
@@ -513,8 +536,10 @@ static int request(const char *method, const char *url, const char *text)
 	}
 	freeaddrinfo(res);
 	rc = 1;
-	n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n", method, path, hostport, strlen(text));
+	n = snprintf(req, sizeof req,
+		     "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\n"
+		     "Connection: close\r\n\r\n",
+		     method, path, hostport, strlen(text));
 	if (n < 0 || (size_t)n >= sizeof req || write_all(fd, req, (size_t)n) < 0 ||
 	    write_all(fd, text, strlen(text)) < 0) {
 		say("cannot send the request: %s", strerror(errno));
@@ -574,7 +599,8 @@ static int usage(void)
 {
 	fputs("usage: demo-app serve --db FILE [--schema N] [--listen ADDR:PORT]\n"
 	      "       demo-app get http://HOST:PORT/PATH\n"
-	      "       demo-app post http://HOST:PORT/PATH TEXT\n", stderr);
+	      "       demo-app post http://HOST:PORT/PATH TEXT\n",
+	      stderr);
 	return 2;
 }
 
