@@ -42,6 +42,13 @@ static const struct key keys[] = {
 	{ "run", "signal_group", T_BOOL, OFF(signal_group), 0, 0 },
 	{ "run", "exec", T_BOOL, OFF(exec), 0, 0 },
 	{ "run", "exit_zero", T_STATUSES, OFF(exit_zero), 0, 0 },
+	{ "health", "url", T_STR, OFF(health_url), 0, 0 },
+	{ "health", "command", T_STR, OFF(health_command), 0, 0 },
+	{ "health", "interval_seconds", T_INT, OFF(health_interval_seconds), 1, 3600 },
+	{ "health", "timeout_seconds", T_INT, OFF(health_timeout_seconds), 1, 86400 },
+	{ "health", "after_upgrade_only", T_BOOL, OFF(health_after_upgrade_only), 0, 0 },
+	{ "health", "max_attempts", T_INT, OFF(health_max_attempts), 1, 1000 },
+	{ "doctor", "checks_dir", T_STR, OFF(doctor_checks_dir), 0, 0 },
 	{ "log", "level", T_LEVEL, OFF(log_level), 0, 0 },
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0 },
 };
@@ -64,6 +71,10 @@ void config_defaults(struct config *c)
 	c->statement_lock_timeout = 5;
 	c->snapshot_keep = 1;
 	c->grace_seconds = 10;
+	c->health_interval_seconds = 2;
+	c->health_timeout_seconds = 60;
+	c->health_after_upgrade_only = true;
+	c->health_max_attempts = 1;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_TEXT;
 }

@@ -34,6 +34,15 @@ struct config {
 	bool signal_group;
 	bool exec;
 	bool exit_zero[256];
+	/* [health] */
+	char *health_url;     /* http://127.0.0.1:PORT/PATH */
+	char *health_command; /* exec'd: argv split on blanks */
+	long long health_interval_seconds;
+	long long health_timeout_seconds;
+	bool health_after_upgrade_only;
+	long long health_max_attempts;
+	/* [doctor] */
+	char *doctor_checks_dir;
 	/* [log] */
 	long long log_level;  /* enum log_level */
 	long long log_format; /* enum log_format */
