@@ -46,6 +46,7 @@ enum {
 	NO_CONFIG = 1 << 3,  /* works even when the config is broken */
 	NEEDS_ARGV = 1 << 4, /* at least one word of argv */
 	SUPERVISES = 1 << 5, /* signals wait for the supervisor from the start */
+	TAKES_FAILURES = 1 << 6,
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -70,8 +71,15 @@ static const struct command commands[] = {
 	  "Take a snapshot of the database now (<db>.pre-upgrade)." },
 	{ "rollback", cmd_rollback, 0, NEED_DATABASE, "rollback",
 	  "Restore the database from the latest pre-upgrade snapshot." },
-	{ "cleanup", cmd_cleanup, 0, NEED_DATABASE | TAKE_LOCK | NO_UNFINISHED, "cleanup",
-	  "Delete snapshots and leftovers of finished upgrades." },
+	{ "cleanup", cmd_cleanup, TAKES_FAILURES,
+	  NEED_DATABASE | TAKE_LOCK | NO_UNFINISHED, "cleanup [--failures]",
+	  "Delete snapshots and leftovers of finished upgrades.\n"
+	  "With --failures delete only the record of a failed upgrade instead, so\n"
+	  "that the next boot tries that upgrade again." },
+	{ "health", cmd_health, TAKES_COMMAND, 0, "health [URL]",
+	  "Probe the server once: exit 0 when healthy, 1 when not.\n"
+	  "For Docker's HEALTHCHECK in images without curl; probes [health] url\n"
+	  "(or command) unless URL is given." },
 	{ "version", cmd_version, 0, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
 	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, 0, "help [COMMAND]",
@@ -233,6 +241,10 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 		}
 		if (cmd->takes & TAKES_DRY_RUN && !strcmp(a, "--dry-run")) {
 			o->args.dry_run = true;
+			continue;
+		}
+		if (cmd->takes & TAKES_FAILURES && !strcmp(a, "--failures")) {
+			o->args.failures = true;
 			continue;
 		}
 		if (cmd->takes & TAKES_JSON && !strcmp(a, "--json")) {

@@ -12,7 +12,8 @@ struct session;
 
 struct cmd_args {
 	bool dry_run, json;
-	char **rest; /* run: the server command; help: the command asked about */
+	bool failures; /* cleanup --failures */
+	char **rest;   /* run: the server command; help: the command asked about */
 };
 
 int cmd_run(struct session *s, const struct cmd_args *a);
@@ -22,5 +23,6 @@ int cmd_snapshot(struct session *s, const struct cmd_args *a);
 int cmd_rollback(struct session *s, const struct cmd_args *a);
 int cmd_cleanup(struct session *s, const struct cmd_args *a);
 int cmd_version(struct session *s, const struct cmd_args *a);
+int cmd_health(struct session *s, const struct cmd_args *a);
 
 #endif

@@ -760,6 +760,7 @@ const struct store_ops postgres_ops = {
 	.exists = pg_exists,
 	.open = pg_open,
 	.close = pg_close,
+	.disconnect = pg_disconnect,
 	.dialect = SQL_POSTGRES,
 	.sql_exec = pg_sql_exec,
 	.sql_query = pg_sql_query,

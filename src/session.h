@@ -34,6 +34,11 @@ struct session {
 	struct plan plan;
 	bool db_exists;
 	bool have_store, have_state, have_set;
+	/* the health gate: gate asks for it (ferry run with [health]); gated
+	 * says an upgrade was committed and waits for the server's health,
+	 * its journal at the phase applied */
+	bool gate, gated;
+	struct journal gated_journal;
 };
 
 /* Opens what flags ask for; returns 0 or the exit status (logged). */

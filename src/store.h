@@ -62,6 +62,9 @@ struct store_ops {
 	/* Opens an existing database; -1 logged (65 for a corrupt file). */
 	int (*open)(struct store *s);
 	void (*close)(struct store *s);
+	/* Optional: drops the connection to the database itself, keeping the
+	 * migrator lock (close otherwise) */
+	void (*disconnect)(struct store *s);
 	enum sql_dialect dialect;
 	/*
 	 * The SQL surface for the layers above (ledgers): a statement with

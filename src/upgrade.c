@@ -8,6 +8,7 @@
  */
 #include "upgrade.h"
 #include "exits.h"
+#include "failures.h"
 #include "log.h"
 #include "session.h"
 #include "snapshot.h"
@@ -305,7 +306,9 @@ static void retire_snapshots(struct session *b)
 
 static bool one_transaction_fits(const struct session *b)
 {
-	return b->plan.kind == PLAN_UPGRADE && b->store.ops->apply_all &&
+	/* with a health gate, a committed transaction must still be undone
+	 * later: that takes a snapshot */
+	return b->plan.kind == PLAN_UPGRADE && b->store.ops->apply_all && !b->gate &&
 	       !needs_snapshot(&b->store, &b->plan);
 }
 
@@ -323,11 +326,16 @@ static int one_transaction(struct session *b)
 		 version_str(&p->db_version), version_str(&p->image_version),
 		 p->n_pending);
 	if (s->ops->apply_all(s, p->pending, p->n_pending, &failed) < 0) {
+		int rc = s->status ? s->status : EXIT_UPGRADE_FAILED;
+
 		describe_failure(why, sizeof(why), s, failed);
 		log_error("%s — rolled back, database still at version %s", why,
 			  version_str(&p->db_version));
-		return s->status ? s->status : EXIT_UPGRADE_FAILED;
+		if (rc == EXIT_UPGRADE_FAILED)
+			failure_record(&b->state, p, why, NULL, NULL);
+		return rc;
 	}
+	failure_clear(&b->state);
 	log_info("database upgraded from %s to %s in %.2f s", version_str(&p->db_version),
 		 version_str(&p->image_version), now_seconds() - t0);
 	retire_snapshots(b);
@@ -442,6 +450,69 @@ no_journal:
 	return -1;
 }
 
+/*
+ * The health gate's window: the upgrade is committed but not accepted
+ * (phase applied); the lock stays taken, so no replica resolves the
+ * journal meanwhile, and no connection of ferry's stays on the database.
+ * upgrade_accept or upgrade_reject ends it.
+ */
+static int await_health(struct session *b, struct journal *j, double t0)
+{
+	struct store *s = &b->store;
+
+	if (journal_write(&b->state, j, PHASE_APPLIED) < 0) {
+		snprintf(s->err, sizeof(s->err), "cannot write the journal");
+		return undo(b, j, "cannot write the journal", true);
+	}
+	if (s->ops->disconnect)
+		s->ops->disconnect(s);
+	else
+		s->ops->close(s);
+	b->gated = true;
+	b->gated_journal = *j;
+	log_info("database upgraded from %s to %s in %.2f s (snapshot kept: %s); the "
+		 "upgrade is kept once the server is healthy ([health])",
+		 version_str(&j->from), version_str(&j->to), now_seconds() - t0,
+		 j->snapshot);
+	return 0;
+}
+
+int upgrade_accept(struct session *b)
+{
+	if (journal_clear(&b->state) < 0)
+		return EXIT_CANTCREAT;
+	failure_clear(&b->state);
+	b->gated = false;
+	return 0;
+}
+
+int upgrade_reject(struct session *b, const char *why, const char *probe)
+{
+	struct journal *j = &b->gated_journal;
+	int rc;
+
+	b->gated = false;
+	failure_record(&b->state, &b->plan, why, probe, NULL);
+	rc = restore(b, j);
+	if (rc == 0 && b->store.ops->unhold)
+		b->store.ops->unhold(&b->store);
+	if (rc) {
+		log_error(
+			"the new release was not healthy (%s) — and the restore failed too",
+			why);
+		return rc;
+	}
+	log_error(
+		"the new release was not healthy (%s%s%s): the server was stopped and "
+		"the database restored from %s, back at version %s (what the new "
+		"release wrote is undone with it). Pin the previous image tag; this "
+		"upgrade is not tried again until the image changes, "
+		"FERRY_RETRY_FAILED_UPGRADE=1 is set or `ferry cleanup --failures` runs",
+		why, probe && *probe ? "; last probe: " : "", probe ? probe : "",
+		j->snapshot, version_str(&j->from));
+	return EXIT_UPGRADE_FAILED;
+}
+
 static bool in_place_fits(const struct session *b)
 {
 	return b->plan.kind == PLAN_UPGRADE;
@@ -478,11 +549,18 @@ static int in_place(struct session *b)
 	}
 	if (migrate_and_commit(b, &j, &failed) < 0) {
 		describe_failure(why, sizeof(why), s, failed);
-		return undo(b, &j, why, exclusive);
+		rc = undo(b, &j, why, exclusive);
+		/* a release that failed, not a busy database: not tried again */
+		if (rc == EXIT_UPGRADE_FAILED || rc == EXIT_RESTORE_FAILED)
+			failure_record(&b->state, p, why, NULL, NULL);
+		return rc;
 	}
 	if (s->ops->unhold)
 		s->ops->unhold(s);
+	if (b->gate)
+		return await_health(b, &j, t0);
 	s->ops->close(s);
+	failure_clear(&b->state);
 	if (journal_clear(&b->state) < 0) {
 		log_error("the upgrade succeeded but its journal cannot be cleared: the "
 			  "next boot will finish it; not starting");
@@ -533,6 +611,36 @@ static int preflight(struct session *b, bool for_run)
 	return 0;
 }
 
+/*
+ * The same upgrade failed max_attempts times already (a migration or the
+ * health gate): the database is left alone instead of being snapshotted,
+ * migrated and restored again at every restart.
+ */
+static int crash_loop_guard(struct session *b)
+{
+	const char *retry = getenv("FERRY_RETRY_FAILED_UPGRADE");
+	struct failure f;
+
+	if (failure_read(&b->state, &f) != 1 || !failure_same(&f, &b->plan))
+		return 0;
+	if (retry && !strcmp(retry, "1")) {
+		log_info("the upgrade from %s to %s failed before (%s); trying it again "
+			 "(FERRY_RETRY_FAILED_UPGRADE=1)",
+			 version_str(&f.from), version_str(&f.to), f.reason);
+		return 0;
+	}
+	if (f.attempts < b->c->health_max_attempts)
+		return 0;
+	log_error(
+		"the upgrade from %s to %s failed %lld time%s already (last at %s: %s): "
+		"not trying it again, the database is untouched at version %s. Pin the "
+		"previous image tag, or retry with FERRY_RETRY_FAILED_UPGRADE=1 or "
+		"`ferry cleanup --failures`",
+		version_str(&f.from), version_str(&f.to), f.attempts,
+		f.attempts == 1 ? "" : "s", f.time, f.reason, version_str(&f.from));
+	return EXIT_TEMPFAIL;
+}
+
 /* The plan made under the lock, carried out. */
 static int carry_out(struct session *b, bool for_run)
 {
@@ -551,6 +659,8 @@ static int carry_out(struct session *b, bool for_run)
 		break;
 	}
 	rc = preflight(b, for_run);
+	if (rc == 0 && b->plan.kind == PLAN_UPGRADE)
+		rc = crash_loop_guard(b);
 	if (rc)
 		return rc;
 	for (size_t i = 0; i < sizeof(strategies) / sizeof(strategies[0]); i++)

@@ -19,6 +19,11 @@ int upgrade_boot(struct session *s, bool for_run);
 int upgrade_recover(struct session *s);
 /* ferry rollback: puts the snapshot at path back, journalled. */
 int upgrade_rollback(struct session *s, const char *path);
+/* The health gate's verdict on an upgrade that waits for it (s->gated):
+ * kept (the journal cleared), or undone from its snapshot (70, or 74 when
+ * the restore failed) with the failure recorded. */
+int upgrade_accept(struct session *s);
+int upgrade_reject(struct session *s, const char *why, const char *probe);
 /* What an upgrade of s->plan would refuse before its first write (65). */
 int upgrade_check_pending(struct session *s);
 
