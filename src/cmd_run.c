@@ -25,6 +25,7 @@ struct gate {
 	const char *url, *command;
 	double start, timeout, probe_timeout;
 	bool decided, failed; /* healthy (decided), or failed */
+	bool stopped;	      /* stopped (docker stop) before a verdict */
 	bool upgrade;	      /* an upgrade waits for the verdict */
 	char why[256];
 	char answer[256]; /* the last probe's */
@@ -67,12 +68,16 @@ static int gate_check(void *arg, pid_t child, int *status)
 }
 
 /* The server exited before it was healthy: the release failed too. */
-static int gate_exited(void *arg, int status)
+static int gate_exited(void *arg, int status, bool stopped)
 {
 	struct gate *g = arg;
 
 	if (g->decided || !g->upgrade)
 		return status;
+	if (stopped) {
+		g->stopped = true;
+		return status;
+	}
 	g->decided = g->failed = true;
 	snprintf(g->why, sizeof(g->why),
 		 "the server exited with status %d before it "
@@ -160,6 +165,8 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 	rc = pid1_run(&ro, a->rest);
 	if (g.failed)
 		rc = upgrade_reject(s, g.why, g.answer);
+	else if (g.stopped && upgrade_undo_unverified(s) != 0)
+		rc = EXIT_RESTORE_FAILED;
 	else if (s->gated) /* ended before a verdict: the next boot undoes it */
 		log_warn("the server stopped before it was found healthy: the upgrade "
 			 "is undone at the next boot");

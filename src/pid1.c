@@ -191,6 +191,7 @@ struct sup {
 	double next_check; /* RUNNING with a hook check: its next call */
 	bool hook_stopped; /* the hook's check asked for the stop ... */
 	int hook_status;   /* ... and this status is final */
+	bool told_to_stop; /* a SIGTERM or SIGINT was forwarded */
 };
 
 /* kill() where "nobody left" (ESRCH) is no error. */
@@ -316,6 +317,8 @@ static void sup_signal(struct sup *s, int sig)
 		log_warn("cannot forward %s: %s", signame(sig, name, sizeof(name)),
 			 strerror(e));
 	}
+	if (sig == SIGTERM || sig == SIGINT)
+		s->told_to_stop = true;
 	if ((sig == SIGTERM || sig == SIGINT) && s->state == RUNNING)
 		sup_drain(s);
 }
@@ -416,7 +419,7 @@ static int sup_result(const struct sup *s)
 		return s->hook_status;
 	}
 	if (h && h->exited)
-		rc = h->exited(h->arg, rc);
+		rc = h->exited(h->arg, rc, s->told_to_stop);
 	return rc;
 }
 

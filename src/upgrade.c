@@ -513,6 +513,24 @@ int upgrade_reject(struct session *b, const char *why, const char *probe)
 	return EXIT_UPGRADE_FAILED;
 }
 
+int upgrade_undo_unverified(struct session *b)
+{
+	struct journal *j = &b->gated_journal;
+	int rc;
+
+	b->gated = false;
+	rc = restore(b, j);
+	if (rc == 0 && b->store.ops->unhold)
+		b->store.ops->unhold(&b->store);
+	if (rc == 0)
+		log_warn(
+			"the server was stopped before it was found healthy: the upgrade "
+			"is undone (restored from %s, back at version %s); the next boot "
+			"tries it again",
+			j->snapshot, version_str(&j->from));
+	return rc;
+}
+
 static bool in_place_fits(const struct session *b)
 {
 	return b->plan.kind == PLAN_UPGRADE;

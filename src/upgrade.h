@@ -24,6 +24,9 @@ int upgrade_rollback(struct session *s, const char *path);
  * the restore failed) with the failure recorded. */
 int upgrade_accept(struct session *s);
 int upgrade_reject(struct session *s, const char *why, const char *probe);
+/* The same when the server was stopped before a verdict (docker stop):
+ * undone, but no failure of the release is recorded. */
+int upgrade_undo_unverified(struct session *s);
 /* What an upgrade of s->plan would refuse before its first write (65). */
 int upgrade_check_pending(struct session *s);
 

@@ -107,8 +107,12 @@ FERRY_RUN_EXEC=perhaps run_ferry version
 expect_status 78 "FERRY_RUN_EXEC=perhaps"
 FERRY_SNAPSHOT_KEEP=0 run_ferry version
 expect_status 78 "FERRY_SNAPSHOT_KEEP=0 (out of range)"
-FERRY_HEALTH_URL=x run_ferry version
-expect_status 78 "FERRY_HEALTH_URL: a section with no keys yet"
+FERRY_BACKUP_PATHS=x run_ferry version
+expect_status 78 "FERRY_BACKUP_PATHS: a section with no keys yet"
+FERRY_HEALTH_TIMEOUT_SECONDS=0 run_ferry version
+expect_status 78 "FERRY_HEALTH_TIMEOUT_SECONDS=0 (out of range)"
+FERRY_HEALTH_MAX_ATTEMPTS=x run_ferry version
+expect_status 78 "FERRY_HEALTH_MAX_ATTEMPTS=x"
 FERRY_SOMETHING=1 FERRY_UNRELATED_THING=2 run_ferry version
 expect_status 0 "FERRY_ variables of no section are not ferry's business"
 

@@ -94,6 +94,20 @@ expect_status 70 "exits: 70"
 like "$err" "the server exited with status 3 before it was healthy" "exits: says so"
 is "$(dump "$DB")" "$before" "exits: the old version with the old data"
 
+# ---- docker stop during the health window: undone, not counted as a failure ------
+v1_db stopped
+before=$(dump "$DB")
+FERRY_HEALTH_TIMEOUT_SECONDS=300 start_bg "$FERRY" --database-url "sqlite://$DB" \
+	--migrations "$TMP/m3" run -- "$NEVER"
+check "stopped: the upgrade waits for the gate" wait_for has_text "$TMP/.err" \
+	"upgrade is kept once the server is healthy"
+kill -TERM "$bgpid"
+finish_bg
+expect_status 143 "stopped: the server's status"
+like "$err" "stopped before it was found healthy: the upgrade is undone" "stopped: says so"
+is "$(dump "$DB")" "$before" "stopped: the old version with the old data"
+check "stopped: no failure recorded (not the release's fault)" test ! -e "$DBDIR/.ferry/failed-upgrade"
+
 # ---- kill -9 of ferry (PID 1) during the health window -------------------------
 v1_db kill9
 before=$(dump "$DB")

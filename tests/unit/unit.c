@@ -196,6 +196,7 @@ struct hook_probe {
 	int exits;	 /* calls of exited */
 	int exited_with; /* the status exited was given */
 	int replace;	 /* the status exited returns */
+	bool stopped;	 /* what exited was told about a stop */
 };
 
 static int probe_check(void *arg, pid_t child, int *status)
@@ -209,12 +210,13 @@ static int probe_check(void *arg, pid_t child, int *status)
 	return 1;
 }
 
-static int probe_exited(void *arg, int status)
+static int probe_exited(void *arg, int status, bool stopped)
 {
 	struct hook_probe *p = arg;
 
 	p->exits++;
 	p->exited_with = status;
+	p->stopped = stopped;
 	return p->replace;
 }
 
@@ -279,6 +281,7 @@ static void pid1_hook_tests(void)
 		 "pid1 hook: exited saw the server's status 3 (got %d, %d calls)",
 		 p.exited_with, p.exits);
 	ok(p.exits == 1 && p.exited_with == 3, msg);
+	ok(!p.stopped, "pid1 hook: an exit of its own is not a stop that was asked for");
 	snprintf(msg, sizeof(msg), "pid1 hook: exited's status is returned (got %d)", rc);
 	ok(rc == EXIT_DATA, msg);
 }
