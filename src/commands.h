@@ -12,7 +12,8 @@ struct session;
 
 struct cmd_args {
 	bool dry_run, json;
-	char **rest; /* run: the server command; help: the command asked about */
+	bool exit_code; /* status: 1 unless up to date and clean */
+	char **rest;	/* run: the server command; help: the command asked about */
 };
 
 int cmd_run(struct session *s, const struct cmd_args *a);
