@@ -47,6 +47,7 @@ enum {
 	NEEDS_ARGV = 1 << 4, /* at least one word of argv */
 	SUPERVISES = 1 << 5, /* signals wait for the supervisor from the start */
 	TAKES_FAILURES = 1 << 6,
+	TAKES_EXIT_CODE = 1 << 7,
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -62,11 +63,14 @@ static const struct command commands[] = {
 	  "migrate [--dry-run]",
 	  "Prepare the database only, then exit.\n"
 	  "With --dry-run print the plan and change nothing." },
-	{ "status", cmd_status, TAKES_JSON, NEED_DATABASE | NEED_MIGRATIONS,
-	  "status [--json]",
-	  "Show the schema versions and what an upgrade would do.\n"
-	  "Database and image versions, pending, unknown and dirty migrations,\n"
-	  "the snapshot and the journal state." },
+	{ "status", cmd_status, TAKES_JSON | TAKES_EXIT_CODE,
+	  NEED_DATABASE | NEED_MIGRATIONS, "status [--json] [--exit-code]",
+	  "Show the schema versions and the history of every migration.\n"
+	  "Database and image versions, one row per migration (applied, pending,\n"
+	  "dirty, changed, unknown) with when it was applied and how long it took,\n"
+	  "the journal, the snapshots and the last failed upgrade.\n"
+	  "--json prints the same as one JSON object; with --exit-code status exits\n"
+	  "1 unless the database is up to date and clean (for scripts and CI)." },
 	{ "snapshot", cmd_snapshot, 0, NEED_DATABASE, "snapshot",
 	  "Take a snapshot of the database now (<db>.pre-upgrade)." },
 	{ "rollback", cmd_rollback, 0, NEED_DATABASE, "rollback",
@@ -111,7 +115,7 @@ static void print_usage(FILE *f)
 		const char *h = commands[i].help;
 
 		/* the usage, then the help's first line */
-		fprintf(f, "  %-27s %.*s\n", commands[i].usage, (int)strcspn(h, "\n"), h);
+		fprintf(f, "  %-29s %.*s\n", commands[i].usage, (int)strcspn(h, "\n"), h);
 	}
 	fprintf(f, "\n%s\nRun 'ferry help COMMAND' for more.\n", global_help);
 }
@@ -249,6 +253,10 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 		}
 		if (cmd->takes & TAKES_JSON && !strcmp(a, "--json")) {
 			o->args.json = true;
+			continue;
+		}
+		if (cmd->takes & TAKES_EXIT_CODE && !strcmp(a, "--exit-code")) {
+			o->args.exit_code = true;
 			continue;
 		}
 		t = take_global(argc, argv, &i, o);

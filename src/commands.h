@@ -12,8 +12,9 @@ struct session;
 
 struct cmd_args {
 	bool dry_run, json;
-	bool failures; /* cleanup --failures */
-	char **rest;   /* run: the server command; help: the command asked about */
+	bool failures;	/* cleanup --failures */
+	bool exit_code; /* status: 1 unless up to date and clean */
+	char **rest;	/* run: the server command; help: the command asked about */
 };
 
 int cmd_run(struct session *s, const struct cmd_args *a);
