@@ -494,6 +494,16 @@ static int run_script(struct store *s, const struct migration *m, char sqlstate[
 	return rc;
 }
 
+/* lock timeouts, deadlocks, cancels, a full disk, lost connections: not the
+ * migration's own fault, so not held against the release */
+static bool transient_state(const char *sqlstate)
+{
+	return !strcmp(sqlstate, "55P03") || !strcmp(sqlstate, "57014") ||
+	       !strcmp(sqlstate, "40001") || !strcmp(sqlstate, "40P01") ||
+	       !strncmp(sqlstate, "53", 2) || !strncmp(sqlstate, "08", 2) ||
+	       !strncmp(sqlstate, "57P", 3);
+}
+
 static bool lock_timed_out(const char *sqlstate)
 {
 	return !strcmp(sqlstate, "55P03"); /* lock_not_available */
@@ -540,6 +550,7 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 	fail:
 		pg_rollback(pg_conn(s));
 		*failed = i < n ? m[i] : m[n - 1];
+		s->transient = transient_state(sqlstate);
 		if (!lock_timed_out(sqlstate) || attempt == 3)
 			return -1;
 		log_warn("migration %s waited more than %lld s for a lock "
@@ -634,6 +645,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 		char *before = invalid_indexes(s);
 
 		if (run_statement(s, &st[i], sqlstate) < 0) {
+			s->transient = transient_state(sqlstate);
 			drop_new_invalid(s, before);
 			free(before);
 			goto out;

@@ -489,6 +489,12 @@ static int sq_apply(struct store *s, const struct migration *m, long long *ms)
 			     ? -1
 			     : 0;
 	if (rc < 0) {
+		int code = sqlite3_errcode(handle(s)) & 0xff;
+
+		/* a full disk, a busy lock, no memory: not the migration's fault */
+		s->transient = code == SQLITE_FULL || code == SQLITE_BUSY ||
+			       code == SQLITE_LOCKED || code == SQLITE_NOMEM ||
+			       code == SQLITE_IOERR;
 		if (!p->held && !sqlite3_get_autocommit(handle(s)))
 			sq_exec(s, "ROLLBACK", ignored, sizeof(ignored));
 		snprintf(s->err, sizeof(s->err), "%s", msg);

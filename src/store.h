@@ -158,7 +158,10 @@ struct store {
 	const char *snapshot_dir;
 	const char *maintenance_db;	 /* PostgreSQL: where the lock lives */
 	struct version snapshot_version; /* of the snapshot being taken */
-	int status;	/* exit status a failure asks for; 0: the default */
+	int status; /* exit status a failure asks for; 0: the default */
+	/* the failure was the environment's (a lock timeout, a full disk, out
+	 * of memory), not the release's: the crash-loop guard does not count it */
+	bool transient;
 	char err[1024]; /* why apply or verify failed */
 };
 

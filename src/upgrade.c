@@ -331,7 +331,7 @@ static int one_transaction(struct session *b)
 		describe_failure(why, sizeof(why), s, failed);
 		log_error("%s — rolled back, database still at version %s", why,
 			  version_str(&p->db_version));
-		if (rc == EXIT_UPGRADE_FAILED)
+		if (rc == EXIT_UPGRADE_FAILED && !s->transient)
 			failure_record(&b->state, p, why, NULL, NULL);
 		return rc;
 	}
@@ -569,7 +569,8 @@ static int in_place(struct session *b)
 		describe_failure(why, sizeof(why), s, failed);
 		rc = undo(b, &j, why, exclusive);
 		/* a release that failed, not a busy database: not tried again */
-		if (rc == EXIT_UPGRADE_FAILED || rc == EXIT_RESTORE_FAILED)
+		if ((rc == EXIT_UPGRADE_FAILED || rc == EXIT_RESTORE_FAILED) &&
+		    !s->transient)
 			failure_record(&b->state, p, why, NULL, NULL);
 		return rc;
 	}

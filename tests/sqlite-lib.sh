@@ -102,7 +102,8 @@ files_in() { (cd "$1" && find . -mindepth 1 | sed 's|^\./||' | LC_ALL=C sort); }
 # no_leftovers DIR DESC: DIR holds nothing but app.db, its snapshots and
 # the state dir's lock file (no temp files, no journal).
 no_leftovers() {
-	_extra=$(files_in "$1" | grep -Ev '^(app\.db|app\.db\.pre-upgrade(\.[0-9]+)?|\.ferry|\.ferry/lock)$')
+	# (.ferry/failed-upgrade is ferry's record of a failed upgrade, kept)
+	_extra=$(files_in "$1" | grep -Ev '^(app\.db|app\.db\.pre-upgrade(\.[0-9]+)?|\.ferry|\.ferry/lock|\.ferry/failed-upgrade)$')
 	# a crash before a transaction wrote the database leaves SQLite a cold
 	# rollback journal (zero header): never replayed, removed by the next
 	# write; SQLite's own state, not ferry's

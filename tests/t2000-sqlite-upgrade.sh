@@ -98,6 +98,7 @@ is "$(q "$DB" "SELECT count(*) FROM sqlite_master WHERE name = 'audit'")" 0 \
 	"no trace of the failed migration"
 check "no journal after the restore" test ! -e "$DBDIR/.ferry/journal"
 no_leftovers "$DBDIR" "no temp files after the restore"
+check "the failure is recorded for the crash-loop guard" test -f "$DBDIR/.ferry/failed-upgrade"
 fy "$DB" "$TMP/m3" migrate
 expect_status 0 "the fixed image then upgrades"
 is "$(ledger_versions "$DB")" "1 2 3" "to version 3"
