@@ -46,6 +46,7 @@ enum {
 	NO_CONFIG = 1 << 3,  /* works even when the config is broken */
 	NEEDS_ARGV = 1 << 4, /* at least one word of argv */
 	SUPERVISES = 1 << 5, /* signals wait for the supervisor from the start */
+	TAKES_DEEP = 1 << 6,
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -72,6 +73,13 @@ static const struct command commands[] = {
 	  "Restore the database from the latest pre-upgrade snapshot." },
 	{ "cleanup", cmd_cleanup, 0, NEED_DATABASE | TAKE_LOCK | NO_UNFINISHED, "cleanup",
 	  "Delete snapshots and leftovers of finished upgrades." },
+	{ "doctor", cmd_doctor, TAKES_DEEP | TAKES_JSON, NEED_DATABASE,
+	  "doctor [--deep] [--json]",
+	  "Check the database, its ledger, journal and snapshots; read-only.\n"
+	  "One line per check (ok, warn or fail, with what was found), then a\n"
+	  "summary; exit 1 when a check fails. --deep adds integrity_check,\n"
+	  "foreign keys, every snapshot read through, schema drift against the\n"
+	  "migrations and the application's checks ([doctor] checks_dir)." },
 	{ "version", cmd_version, 0, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
 	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, 0, "help [COMMAND]",
@@ -237,6 +245,10 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 		}
 		if (cmd->takes & TAKES_JSON && !strcmp(a, "--json")) {
 			o->args.json = true;
+			continue;
+		}
+		if (cmd->takes & TAKES_DEEP && !strcmp(a, "--deep")) {
+			o->args.deep = true;
 			continue;
 		}
 		t = take_global(argc, argv, &i, o);

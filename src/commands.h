@@ -11,7 +11,7 @@
 struct session;
 
 struct cmd_args {
-	bool dry_run, json;
+	bool dry_run, json, deep;
 	char **rest; /* run: the server command; help: the command asked about */
 };
 
@@ -22,5 +22,6 @@ int cmd_snapshot(struct session *s, const struct cmd_args *a);
 int cmd_rollback(struct session *s, const struct cmd_args *a);
 int cmd_cleanup(struct session *s, const struct cmd_args *a);
 int cmd_version(struct session *s, const struct cmd_args *a);
+int cmd_doctor(struct session *s, const struct cmd_args *a);
 
 #endif
