@@ -48,6 +48,7 @@ enum {
 	SUPERVISES = 1 << 5, /* signals wait for the supervisor from the start */
 	TAKES_FAILURES = 1 << 6,
 	TAKES_EXIT_CODE = 1 << 7,
+	TAKES_DEEP = 1 << 8,
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -84,6 +85,13 @@ static const struct command commands[] = {
 	  "Probe the server once: exit 0 when healthy, 1 when not.\n"
 	  "For Docker's HEALTHCHECK in images without curl; probes [health] url\n"
 	  "(or command) unless URL is given." },
+	{ "doctor", cmd_doctor, TAKES_DEEP | TAKES_JSON, NEED_DATABASE,
+	  "doctor [--deep] [--json]",
+	  "Check the database, its ledger, journal and snapshots; read-only.\n"
+	  "One line per check (ok, warn or fail, with what was found), then a\n"
+	  "summary; exit 1 when a check fails. --deep adds integrity_check,\n"
+	  "foreign keys, every snapshot read through, schema drift against the\n"
+	  "migrations and the application's checks ([doctor] checks_dir)." },
 	{ "version", cmd_version, 0, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
 	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, 0, "help [COMMAND]",
@@ -257,6 +265,10 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 		}
 		if (cmd->takes & TAKES_EXIT_CODE && !strcmp(a, "--exit-code")) {
 			o->args.exit_code = true;
+			continue;
+		}
+		if (cmd->takes & TAKES_DEEP && !strcmp(a, "--deep")) {
+			o->args.deep = true;
 			continue;
 		}
 		t = take_global(argc, argv, &i, o);

@@ -11,7 +11,7 @@
 struct session;
 
 struct cmd_args {
-	bool dry_run, json;
+	bool dry_run, json, deep;
 	bool failures;	/* cleanup --failures */
 	bool exit_code; /* status: 1 unless up to date and clean */
 	char **rest;	/* run: the server command; help: the command asked about */
@@ -25,5 +25,6 @@ int cmd_rollback(struct session *s, const struct cmd_args *a);
 int cmd_cleanup(struct session *s, const struct cmd_args *a);
 int cmd_version(struct session *s, const struct cmd_args *a);
 int cmd_health(struct session *s, const struct cmd_args *a);
+int cmd_doctor(struct session *s, const struct cmd_args *a);
 
 #endif

@@ -2,7 +2,8 @@
  * journal: a small key=value file replaced atomically for each phase, and
  * an flock(2) on a lock file beside it. flock is released by the kernel
  * when the holder dies, even by kill -9, so a crash never leaves a stale
- * lock; replicas sharing a volume on one host share the lock.
+ * lock; replicas sharing a volume on one host share the lock. Who holds
+ * it is read from /proc/locks, never by trying to take it (ferry doctor).
  */
 #include "journal.h"
 #include "exits.h"
@@ -13,11 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -337,4 +340,90 @@ void state_unlock(struct state *st)
 		close(st->lock_fd);
 		st->lock_fd = -1;
 	}
+}
+
+/*
+ * Is an flock held on the file st describes, and by which pid (0: one in
+ * another PID namespace)? /proc/locks tells without taking the lock, as
+ * even a shared one would turn away a ferry that does not wait for it.
+ * 1 held, 0 not, -1 when /proc/locks cannot be read.
+ */
+static int flock_held(const struct stat *st, int *pid)
+{
+	FILE *f = fopen("/proc/locks", "re");
+	char line[256], type[16];
+	unsigned maj, min;
+	unsigned long long ino;
+	int held = 0, p;
+
+	if (!f)
+		return -1;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:10981841 0 EOF"; waiters
+	 * ("1: -> FLOCK ...") do not hold it */
+	while (!held && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", type, &p, &maj, &min,
+			   &ino) == 5 &&
+		    !strcmp(type, "FLOCK") && ino == (unsigned long long)st->st_ino &&
+		    maj == major(st->st_dev) && min == minor(st->st_dev)) {
+			*pid = p;
+			held = 1;
+		}
+	}
+	fclose(f);
+	return held;
+}
+
+/* The file lock: its pid file says who took it last, /proc/locks whether
+ * anyone holds it now (flock dies with its holder: a stale pid is harmless). */
+static int file_lock_holder(const struct state *st, char *who, size_t size)
+{
+	struct stat sb;
+	int fd = open(st->lock_path, O_RDONLY | O_CLOEXEC), pid, now = 0, held;
+
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return error_errno("cannot read the lock '%s'", st->lock_path);
+		snprintf(who, size, "free (never taken)");
+		return 0;
+	}
+	pid = holder_pid(fd);
+	held = fstat(fd, &sb) == 0 ? flock_held(&sb, &now) : -1;
+	close(fd);
+	if (held < 0) {
+		snprintf(who, size,
+			 "cannot tell: /proc/locks is not readable (the lock "
+			 "file names pid %d)",
+			 pid);
+		return 3;
+	}
+	if (held && now > 0)
+		snprintf(who, size, "pid %d", now);
+	else if (held)
+		snprintf(who, size,
+			 "pid %d of another PID namespace (a container "
+			 "sharing the volume)",
+			 pid);
+	else if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH)
+		snprintf(who, size,
+			 "free; the lock file names pid %d, which has exited "
+			 "(harmless: the lock is an flock, gone with its holder)",
+			 pid);
+	else if (pid > 0)
+		snprintf(who, size, "free (last taken by pid %d)", pid);
+	else
+		snprintf(who, size, "free");
+	return held;
+}
+
+int state_lock_holder(const struct state *st, char *who, size_t size)
+{
+	int rc;
+
+	if (!st->store || !st->store->ops->lock_holder)
+		return file_lock_holder(st, who, size);
+	rc = st->store->ops->lock_holder(st->store, who, size);
+	if (rc < 0)
+		return error("cannot tell who holds the migration lock: %s",
+			     st->store->err);
+	return rc;
 }

@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /*
  * The phases, in the order an upgrade goes through them, and what the next
@@ -92,5 +93,11 @@ const char *kind_name(enum journal_kind k);
  */
 int state_lock(struct state *st, long long timeout);
 void state_unlock(struct state *st);
+/*
+ * Who holds the migrator lock, found without taking it (ferry doctor):
+ * 0 free, 1 held, 2 free but a dead holder's work still runs, 3 cannot
+ * tell; who says by whom or what is known. -1 logged.
+ */
+int state_lock_holder(const struct state *st, char *who, size_t size);
 
 #endif

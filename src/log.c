@@ -19,6 +19,8 @@
 static enum log_level max_level = LOG_INFO;
 static enum log_format out_format = LOG_TEXT;
 static int out_fd = STDERR_FILENO;
+static char *capture_buf; /* log_capture's */
+static size_t capture_size;
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
@@ -31,6 +33,14 @@ void log_setup(enum log_level level, enum log_format format)
 void log_set_fd(int fd)
 {
 	out_fd = fd;
+}
+
+void log_capture(char *buf, size_t size)
+{
+	capture_buf = size ? buf : NULL;
+	capture_size = size;
+	if (capture_buf)
+		capture_buf[0] = '\0';
 }
 
 static void vlog(enum log_level level, const char *fmt, va_list ap)
@@ -47,6 +57,11 @@ static void vlog(enum log_level level, const char *fmt, va_list ap)
 		goto out;
 	vsnprintf(raw, sizeof(raw), fmt, ap);
 	redact_text(raw, msg, sizeof(msg));
+	if (capture_buf && level == LOG_ERROR) {
+		if (!capture_buf[0])
+			snprintf(capture_buf, capture_size, "%s", msg);
+		goto out;
+	}
 	escape_line(esc, sizeof(esc), msg, out_format == LOG_JSON);
 	if (out_format == LOG_JSON) {
 		char stamp[32];

@@ -24,6 +24,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * Until log_capture(NULL, 0), error lines are not written: the first one
+ * is kept in buf (its password taken out, without "ferry: "), for a
+ * caller that reports the failure in words of its own (ferry doctor,
+ * whose failing check is a line of its report, not an abort).
+ */
+void log_capture(char *buf, size_t size);
+
 /* Logs at error level and returns -1, for `return error(...)`. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with ": <strerror(errno)>" appended; errno is kept. */

@@ -698,3 +698,65 @@ bool pg_logical_version(const char *path, struct version *v)
 	dump_source_close(r.in);
 	return known;
 }
+
+/* Skips the rows of a COPY record, up to its "\." line; -1 at the end. */
+static int skip_rows(struct reader *r, char **line, size_t *cap)
+{
+	ssize_t n;
+
+	while ((n = read_line(r, line, cap)) > 0)
+		if (!strcmp(*line, "\\.\n"))
+			return 0;
+	return -1;
+}
+
+int pg_logical_verify(const char *path, char *why, size_t size)
+{
+	struct reader r = { .in = NULL };
+	char *line = NULL, *text;
+	size_t cap = 0, records = 0;
+	long long len;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+
+	if (fd < 0) {
+		snprintf(why, size, "%s", strerror(errno));
+		return -1;
+	}
+	r.in = dump_source_zstd_file(fd);
+	n = read_line(&r, &line, &cap);
+	if (n <= 0 || strcmp(line, header)) {
+		snprintf(why, size, "%s",
+			 n < 0 ? strerror(errno) : "not a ferry PostgreSQL snapshot");
+		goto out;
+	}
+	while ((n = read_line(&r, &line, &cap)) > 0) {
+		if (!strcmp(line, "E\n")) {
+			rc = 0;
+			goto out;
+		}
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(why, size, "damaged at record %zu", records + 1);
+		if ((line[0] != 'S' && line[0] != 'C' && line[0] != 'V') ||
+		    line[1] != ' ' || !parse_ll(line + 2, 0, 1 << 30, &len) ||
+		    !(text = read_text(&r, (size_t)len)))
+			goto out;
+		free(text);
+		records++;
+		if (line[0] == 'C' && skip_rows(&r, &line, &cap) < 0) {
+			snprintf(why, size, "ends inside the data of record %zu",
+				 records);
+			goto out;
+		}
+	}
+	if (n < 0)
+		snprintf(why, size, "cannot be read after record %zu: %s", records,
+			 strerror(errno));
+	else
+		snprintf(why, size, "incomplete: no end record after %zu records",
+			 records);
+out:
+	free(line);
+	dump_source_close(r.in);
+	return rc;
+}

@@ -43,6 +43,56 @@ static void lock_holder(struct store *s, char *buf, size_t size)
 	PQclear(r);
 }
 
+/* clang-format off */
+/* The sessions holding the lock ($1, $2) or the migrator's mark ($3, $4),
+ * in the database or the maintenance database ($5): the lock's first. */
+static const char holders_sql[] =
+	"SELECT l.classid = $1::oid AND l.objid = $2::oid, l.pid, "
+	" coalesce(nullif(a.application_name, ''), a.usename::text, '?'), "
+	" coalesce(a.state, '?'), "
+	" coalesce(extract(epoch FROM now() - a.backend_start)::bigint, 0) "
+	"FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+	"WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+	" AND ((l.classid = $1::oid AND l.objid = $2::oid) "
+	"  OR (l.classid = $3::oid AND l.objid = $4::oid)) "
+	" AND l.database IN (SELECT oid FROM pg_database "
+	"  WHERE datname IN (current_database(), $5)) "
+	"ORDER BY 1 DESC";
+/* clang-format on */
+
+int pg_lock_holder(struct store *s, char *who, size_t size)
+{
+	char hi[24], lo[24], mhi[24], mlo[24];
+	const char *params[] = { hi, lo, mhi, mlo,
+				 s->maintenance_db ? s->maintenance_db : "" };
+	PGresult *r;
+	int rc = 0;
+
+	if (pg_open(s) < 0)
+		return -1;
+	pg_mark_params(s, hi, lo, 0);
+	pg_mark_params(s, mhi, mlo, 1);
+	r = pg_query(s, pg_conn(s), holders_sql, 5, params);
+	if (!r)
+		return -1;
+	if (PQntuples(r) == 0) {
+		snprintf(who, size, "free");
+	} else if (PQgetvalue(r, 0, 0)[0] == 't') {
+		snprintf(who, size, "session pid %s (%s, connected %s s ago)",
+			 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4));
+		rc = 1;
+	} else {
+		snprintf(
+			who, size,
+			"free, but the session of a ferry that died still runs (pid %s, "
+			"%s, connected %s s ago): the next ferry to take the lock ends it",
+			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 4));
+		rc = 2;
+	}
+	PQclear(r);
+	return rc;
+}
+
 /*
  * A ferry killed mid-statement leaves that statement running on the
  * server until it ends (a CREATE INDEX CONCURRENTLY may even commit). We

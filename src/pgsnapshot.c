@@ -389,3 +389,52 @@ bool pg_snapshot_version(struct store *s, const char *path, struct version *v)
 	}
 	return pg_logical_version(path, v);
 }
+
+/* A template copy as a store of its own, read-only; a logical file is 1. */
+int pg_snapshot_open(struct store *s, const char *path, struct store *out, char *why,
+		     size_t size)
+{
+	struct snapshot_head h;
+	PGconn *c;
+
+	memset(out, 0, sizeof(*out));
+	if (snapshot_head_read(path, &h) < 0) {
+		snprintf(why, size, "%s", strerror(errno));
+		return -1;
+	}
+	if (h.kind == SNAPSHOT_LOGICAL)
+		return 1;
+	if (h.kind != SNAPSHOT_TEMPLATE) {
+		snprintf(why, size, "not a ferry snapshot");
+		return -1;
+	}
+	c = pg_connect_db(s, h.copy, why, size);
+	if (!c)
+		return -1;
+	if (pg_run(s, c, "SET default_transaction_read_only = on", NULL) < 0) {
+		snprintf(why, size, "%s", s->err);
+		PQfinish(c);
+		return -1;
+	}
+	out->ops = s->ops;
+	out->url = xstrdup(s->url);
+	out->url_redacted = xasprintf("the template copy %s", h.copy);
+	out->path = xstrdup(path);
+	out->db = c;
+	snprintf(pg_priv(out)->dbname, sizeof(pg_priv(out)->dbname), "%.255s", h.copy);
+	return 0;
+}
+
+/* A template copy that accepts a connection, or a logical file read
+ * through to its end record. */
+int pg_snapshot_verify(struct store *s, const char *path, char *why, size_t size)
+{
+	struct store copy;
+	int rc = pg_snapshot_open(s, path, &copy, why, size);
+
+	if (rc == 1)
+		return pg_logical_verify(path, why, size);
+	if (rc == 0)
+		store_release(&copy);
+	return rc;
+}

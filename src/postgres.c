@@ -307,7 +307,7 @@ PGconn *pg_lock_conn(struct store *s)
 }
 
 /* ------------------------------------------------------------------ */
-/* Ledger, lock, journal, privileges */
+/* The SQL surface for the ledger */
 
 static int pg_sql_query(struct store *s, const char *sql, int n,
 			const char *const *params, store_row_fn row, void *arg)
@@ -367,49 +367,6 @@ static int pg_list_tables(struct store *s, store_table_fn fn, void *arg)
 		"WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
 		"AND n.nspname NOT LIKE 'pg\\_%'",
 		0, NULL, see_table, &w);
-}
-
-static int pg_check_privileges(struct store *s)
-{
-	const char *params[] = { s->recorder->table };
-	PGresult *r =
-		pg_open(s) < 0
-			? NULL
-			: pg_query(
-				  s, pg_conn(s),
-				  "SELECT current_schema(), "
-				  "current_user, coalesce(has_schema_privilege(current_schema(), "
-				  "'CREATE'), false), to_regclass($1) IS NULL OR "
-				  "has_table_privilege($1, 'INSERT, UPDATE, DELETE')",
-				  1, params);
-	int rc = 0;
-
-	if (!r) {
-		return store_fail(s, EXIT_NOPERM,
-				  "cannot check the role's privileges: %s", s->err);
-	}
-	if (PQgetisnull(r, 0, 0)) {
-		rc = store_fail(
-			s, EXIT_CONFIG,
-			"no schema to migrate: the search_path of role '%s' names no "
-			"existing schema",
-			PQgetvalue(r, 0, 1));
-	} else if (PQgetvalue(r, 0, 2)[0] != 't') {
-		rc = store_fail(
-			s, EXIT_NOPERM,
-			"role '%s' lacks CREATE on schema '%s', which migrations need: "
-			"GRANT CREATE ON SCHEMA %s TO %s (nothing was changed)",
-			PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0),
-			PQgetvalue(r, 0, 1));
-	} else if (PQgetvalue(r, 0, 3)[0] != 't') {
-		rc = store_fail(
-			s, EXIT_NOPERM,
-			"role '%s' cannot write the ledger: GRANT INSERT, UPDATE, "
-			"DELETE ON %s TO %s (nothing was changed)",
-			PQgetvalue(r, 0, 1), s->recorder->table, PQgetvalue(r, 0, 1));
-	}
-	PQclear(r);
-	return rc;
 }
 
 static int pg_check(struct store *s)
@@ -783,6 +740,7 @@ const struct store_ops postgres_ops = {
 	.outside_transaction = pg_outside_transaction,
 	.verify = pg_verify,
 	.check_privileges = pg_check_privileges,
+	.privileges = pg_privileges,
 	.check_migration = pg_check_migration,
 	.snapshot_usable = pg_snapshot_usable,
 	.snapshot_version = pg_snapshot_version,
@@ -797,4 +755,12 @@ const struct store_ops postgres_ops = {
 	.journal_save = pg_journal_save,
 	.hold = pg_hold,
 	.unhold = pg_unhold,
+	.open_read_only = pg_open_read_only,
+	.lock_holder = pg_lock_holder,
+	.snapshot_open = pg_snapshot_open,
+	.snapshot_verify = pg_snapshot_verify,
+	.scratch_open = pg_scratch_open,
+	.scratch_drop = pg_scratch_drop,
+	.describe_schema = pg_describe_schema,
+	.run_checks = pg_run_checks,
 };

@@ -1,9 +1,10 @@
 /*
- * postgres: the PostgreSQL backend, cut in five: postgres.c (connection,
+ * postgres: the PostgreSQL backend, cut in six: postgres.c (connection,
  * SQL surface, migrations, the ops table), pglock.c (lock, journal table,
  * write hold), pgsnapshot.c (template snapshots, the snapshot kinds,
- * restore), pgdump.c (the logical dump and its replay) and pgsplit.c
- * (splitting scripts into statements). This header is what they share;
+ * restore), pgdump.c (the logical dump and its replay), pgsplit.c
+ * (splitting scripts into statements) and pgcheck.c (privileges, and what
+ * ferry doctor asks). This header is what they share;
  * the rest of ferry sees only postgres_ops in store.h.
  */
 #ifndef FERRY_POSTGRES_H
@@ -13,6 +14,8 @@
 #include <stddef.h>
 
 #include <libpq-fe.h>
+
+#include "store.h"
 
 struct store;
 
@@ -58,6 +61,18 @@ int pg_journal_load(struct store *s, char *buf, size_t size);
 int pg_journal_save(struct store *s, const char *text);
 int pg_hold(struct store *s, bool exclusive);
 void pg_unhold(struct store *s);
+/* Who holds the migrator lock, without taking it (store.h's lock_holder) */
+int pg_lock_holder(struct store *s, char *who, size_t size);
+
+/* pgcheck.c: the role's privileges, and what ferry doctor asks (store.h) */
+PGconn *pg_connect_db(struct store *s, const char *dbname, char *why, size_t size);
+int pg_check_privileges(struct store *s);
+int pg_privileges(struct store *s, char *why, size_t size);
+int pg_open_read_only(struct store *s);
+int pg_scratch_open(struct store *s, struct store *out, char *why, size_t size);
+void pg_scratch_drop(struct store *s, struct store *scratch);
+int pg_describe_schema(struct store *s, store_row_fn row, void *arg);
+int pg_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg);
 
 struct snapshot_info;
 struct version;
@@ -65,6 +80,9 @@ int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info);
 int pg_restore(struct store *s, const char *path);
 bool pg_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
 bool pg_snapshot_version(struct store *s, const char *path, struct version *v);
+int pg_snapshot_open(struct store *s, const char *path, struct store *out, char *why,
+		     size_t size);
+int pg_snapshot_verify(struct store *s, const char *path, char *why, size_t size);
 void pg_cleanup(struct store *s);
 
 /* pgdump.c: the logical dump of the current schema (see there) */
@@ -85,6 +103,8 @@ int pg_logical_snapshot(struct store *s, const char *path);
 int pg_logical_restore(struct store *s, const char *path);
 /* The schema version recorded in it into *v; false when unknown. */
 bool pg_logical_version(const char *path, struct version *v);
+/* Reads it through to its end record, as a restore would: 0, or -1 with why */
+int pg_logical_verify(const char *path, char *why, size_t size);
 
 struct sql_statement {
 	const char *start; /* into the script; not NUL-terminated */

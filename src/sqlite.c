@@ -653,4 +653,11 @@ const struct store_ops sqlite_ops = {
 	.location = sq_location,
 	.cleanup = sq_cleanup,
 	.remove_partial = sq_remove_partial,
+	.open_read_only = sq_open_read_only,
+	.snapshot_open = sq_snapshot_open,
+	.snapshot_verify = sq_snapshot_verify,
+	.scratch_open = sq_scratch_open,
+	.scratch_drop = sq_scratch_drop,
+	.describe_schema = sq_describe_schema,
+	.run_checks = sq_run_checks,
 };

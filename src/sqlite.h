@@ -1,8 +1,9 @@
 /*
- * sqlite: the SQLite backend, cut in two: sqlite.c (the connection, the
- * upgrade's hold, the ledger, migrations, the ops table) and sqsnapshot.c
- * (snapshots, restores, new databases). This header is what they share;
- * the rest of ferry sees only sqlite_ops in store.h.
+ * sqlite: the SQLite backend, cut in four: sqlite.c (the connection, the
+ * ledger, migrations, the ops table), sqhold.c (the upgrade's hold on
+ * other writers), sqsnapshot.c (snapshots, restores, new databases) and
+ * sqcheck.c (what ferry doctor asks, none of it a write). This header is
+ * what they share; the rest of ferry sees only sqlite_ops in store.h.
  */
 #ifndef FERRY_SQLITE_H
 #define FERRY_SQLITE_H
@@ -46,6 +47,16 @@ int sq_restore(struct store *s, const char *snap);
 bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
 void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size);
 int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg);
+
+/* sqcheck.c: what ferry doctor asks (store.h), none of it a write */
+int sq_open_read_only(struct store *s);
+int sq_snapshot_open(struct store *s, const char *path, struct store *out, char *why,
+		     size_t size);
+int sq_snapshot_verify(struct store *s, const char *path, char *why, size_t size);
+int sq_scratch_open(struct store *s, struct store *out, char *why, size_t size);
+void sq_scratch_drop(struct store *s, struct store *scratch);
+int sq_describe_schema(struct store *s, store_row_fn row, void *arg);
+int sq_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg);
 
 /* Runs sql on the database; -1 with msg set to SQLite's words. */
 int sq_exec(struct store *s, const char *sql, char *msg, size_t size);

@@ -141,6 +141,41 @@ struct store_ops {
 	/* Optional: removes what an interrupted snapshot to path left beside
 	 * it, other than path.tmp (which every backend writes first) */
 	void (*remove_partial)(struct store *s, const char *path);
+
+	/*
+	 * What `ferry doctor` asks (doctor.c), all optional: it never writes
+	 * to the database, and a check whose op is missing is left out.
+	 */
+	/* Opens the existing database so that nothing can be written through
+	 * the connection; -1 logged */
+	int (*open_read_only)(struct store *s);
+	/* check_privileges without a log line: 0 with what the role may do in
+	 * why, or the exit status it would give with the reason */
+	int (*privileges)(struct store *s, char *why, size_t size);
+	/* Who holds the migrator lock (op lock's), found without taking it:
+	 * 0 free, 1 held (who: by whom), 2 free, but a dead holder's work
+	 * still runs (who: what); -1 with s->err set */
+	int (*lock_holder)(struct store *s, char *who, size_t size);
+	/* The snapshot at path as a database of its own in *out, opened
+	 * read-only (for its ledger): 0; 1 when it is no database (a file to
+	 * replay); -1 with why. store_release(out) closes it. */
+	int (*snapshot_open)(struct store *s, const char *path, struct store *out,
+			     char *why, size_t size);
+	/* Reads the snapshot at path through, as a restore would, without
+	 * restoring: 0, or -1 with why */
+	int (*snapshot_verify)(struct store *s, const char *path, char *why, size_t size);
+	/* A new empty database of the engine in *out, to replay migrations on:
+	 * 0, or -1 with why; scratch_drop removes it and releases *out */
+	int (*scratch_open)(struct store *s, struct store *out, char *why, size_t size);
+	void (*scratch_drop)(struct store *s, struct store *scratch);
+	/* The schema as rows (table, object, definition): every table, column,
+	 * index and constraint of the backend's schema but its own tables,
+	 * definitions written so that two databases built by the same script
+	 * give the same rows. -1 with s->err set. */
+	int (*describe_schema)(struct store *s, store_row_fn row, void *arg);
+	/* Runs a script of read-only checks, row() for every result row of
+	 * each statement; nothing it does is kept. -1 with s->err set. */
+	int (*run_checks)(struct store *s, const char *sql, store_row_fn row, void *arg);
 };
 
 struct store {
