@@ -11,6 +11,7 @@
 #include "session.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int cmd_health(struct session *s, const struct cmd_args *a)
 {
@@ -30,7 +31,8 @@ int cmd_health(struct session *s, const struct cmd_args *a)
 		return EXIT_CONFIG;
 	}
 	if (url && health_check_url(url, why, sizeof(why)) < 0) {
-		log_error("health URL '%s': %s", url, why);
+		log_error("health URL%s%s%s: %s", strchr(url, '@') ? "" : " '",
+			  strchr(url, '@') ? "" : url, strchr(url, '@') ? "" : "'", why);
 		return EXIT_CONFIG;
 	}
 	r = health_probe(url, command, timeout < 10 ? timeout : 10, answer,

@@ -25,6 +25,7 @@ struct gate {
 	const char *url, *command;
 	double start, timeout, probe_timeout;
 	bool decided, failed; /* healthy (decided), or failed */
+	bool unkept;	      /* healthy, but the verdict could not be written */
 	bool stopped;	      /* stopped (docker stop) before a verdict */
 	bool upgrade;	      /* an upgrade waits for the verdict */
 	char why[256];
@@ -44,11 +45,19 @@ static int gate_check(void *arg, pid_t child, int *status)
 			 sizeof(g->answer));
 	if (r == 0) {
 		g->decided = true;
+		if (g->upgrade && upgrade_accept(g->s) != 0) {
+			/* left at applied, the next boot would undo the upgrade
+			 * under a server that wrote on: undo it now instead */
+			log_error(
+				"the server is healthy, but the upgrade cannot be marked "
+				"as kept (the journal cannot be cleared): stopping the "
+				"server to undo the upgrade");
+			g->unkept = true;
+			*status = EXIT_CANTCREAT;
+			return 1;
+		}
 		log_info("the server is healthy after %.1f s (%s)%s", waited, g->answer,
 			 g->upgrade ? ": the upgrade is kept" : "");
-		if (g->upgrade && upgrade_accept(g->s) != 0)
-			log_error("the upgrade cannot be marked as kept: the next boot "
-				  "will undo it");
 		return 0;
 	}
 	if (waited < g->timeout)
@@ -93,14 +102,23 @@ static int gate_config(const struct config *c, bool *on)
 
 	*on = c->health_url || c->health_command;
 	if (c->health_url && health_check_url(c->health_url, why, sizeof(why)) < 0) {
-		log_error("[health] url '%s': %s", c->health_url, why);
+		/* (a URL with a password is refused without being shown) */
+		log_error("[health] url%s%s%s: %s",
+			  strchr(c->health_url, '@') ? "" : " '",
+			  strchr(c->health_url, '@') ? "" : c->health_url,
+			  strchr(c->health_url, '@') ? "" : "'", why);
+		return EXIT_CONFIG;
+	}
+	if (c->health_command && !c->health_url &&
+	    health_check_command(c->health_command, why, sizeof(why)) < 0) {
+		log_error("%s", why);
 		return EXIT_CONFIG;
 	}
 	if (*on && c->exec) {
-		log_error(
-			"[run] exec = true cannot be combined with [health]: ferry must "
-			"stay to watch the server");
-		return EXIT_CONFIG;
+		/* the url may be there for ferry health alone (HEALTHCHECK) */
+		log_warn("[run] exec = true: ferry does not stay to watch the server, so "
+			 "upgrades are not health-gated ([health])");
+		*on = false;
 	}
 	return 0;
 }
@@ -128,7 +146,7 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 				 .check = gate_check,
 				 .exited = gate_exited,
 				 .arg = &g };
-	bool exit_zero[256], health;
+	bool exit_zero[256], health, every_boot = !c->health_after_upgrade_only;
 	struct run_opts ro = {
 		.user = c->run_user,
 		.grace_seconds = (int)c->grace_seconds,
@@ -142,7 +160,8 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 		return rc;
 	/* the session's copy of the configuration goes with it, below */
 	memcpy(exit_zero, c->exit_zero, sizeof(exit_zero));
-	g.probe_timeout = hook.interval_seconds < 10 ? hook.interval_seconds : 10;
+	/* a probe holds up the supervisor: a stop waits for it at most 5 s */
+	g.probe_timeout = hook.interval_seconds < 5 ? hook.interval_seconds : 5;
 	if (s->have_store) {
 		s->gate = health;
 		rc = upgrade_boot(s, true);
@@ -159,13 +178,13 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 		session_close(s);
 	if (stop_pending(a->rest[0], &rc))
 		return rc;
-	if (health && (g.upgrade || !c->health_after_upgrade_only))
+	if (health && (g.upgrade || every_boot))
 		ro.hook = &hook;
 	g.start = now_seconds();
 	rc = pid1_run(&ro, a->rest);
 	if (g.failed)
 		rc = upgrade_reject(s, g.why, g.answer);
-	else if (g.stopped && upgrade_undo_unverified(s) != 0)
+	else if ((g.stopped || g.unkept) && upgrade_undo_unverified(s) != 0)
 		rc = EXIT_RESTORE_FAILED;
 	else if (s->gated) /* ended before a verdict: the next boot undoes it */
 		log_warn("the server stopped before it was found healthy: the upgrade "

@@ -357,6 +357,10 @@ static void print_text(const struct status *x)
 	print_rows(x);
 	if (x->j.phase == PHASE_NONE)
 		printf("journal: none\n");
+	else if (x->j.phase == PHASE_APPLIED)
+		printf("journal: applied (an upgrade waits for the server's health "
+		       "check, or ferry stopped while it waited: then the next ferry "
+		       "migrate or run undoes it)\n");
 	else
 		printf("journal: %s (%s interrupted; the next ferry migrate or run "
 		       "finishes it)\n",

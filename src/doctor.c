@@ -410,7 +410,7 @@ static void check_failure(struct doctor *d, const char *name)
 		       f.attempts == 1 ? "" : "s", f.time, f.reason,
 		       d->have_plan && failure_same(&f, &d->s->plan)
 			       ? " (this image's upgrade: it is not tried again "
-				 "until the image changes)"
+				 "until the image ships other migrations)"
 			       : "");
 }
 

@@ -8,6 +8,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,7 +29,7 @@ struct target {
 		struct sockaddr_in6 in6;
 	} addr;
 	char host[80];
-	const char *path;
+	char path[1024];
 };
 
 static int parse_host(struct target *t, const char *host, long port)
@@ -64,8 +65,23 @@ static int parse_url(const char *url, struct target *t, char *why, size_t size)
 
 	if (strncmp(url, "http://", 7))
 		return snprintf(why, size, "expected http://HOST:PORT/PATH"), -1;
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+			return snprintf(why, size,
+					"blanks and control characters are not "
+					"allowed"),
+			       -1;
 	end = p + strcspn(p, "/?#");
-	t->path = *end == '/' ? end : "/";
+	if (memchr(p, '@', (size_t)(end - p)))
+		return snprintf(why, size,
+				"a user or password in the URL is not supported "
+				"(the probe asks a server on loopback)"),
+		       -1;
+	if (strcspn(end, "#") >= sizeof(t->path) - 1)
+		return snprintf(why, size, "the path is too long"), -1;
+	/* the fragment stays here; a query right after the host gets its / */
+	snprintf(t->path, sizeof(t->path), "%s%.*s", *end == '/' ? "" : "/",
+		 (int)strcspn(end, "#"), end);
 	if (*p == '[') {
 		colon = strchr(p, ']');
 		if (!colon || colon > end)
@@ -169,8 +185,16 @@ static int read_status(int fd, double deadline, char *answer, size_t size)
 	}
 	buf[n] = '\0';
 	buf[strcspn(buf, "\r\n")] = '\0';
-	if (sscanf(buf, "HTTP/1.%*1[01] %3d", &code) != 1 || code < 100 || code > 999)
-		return snprintf(answer, size, "not an HTTP answer: '%.60s'", buf), -1;
+	if (strncmp(buf, "HTTP/1.", 7) || (buf[7] != '0' && buf[7] != '1') ||
+	    buf[8] != ' ' || !isdigit((unsigned char)buf[9]) ||
+	    !isdigit((unsigned char)buf[10]) || !isdigit((unsigned char)buf[11]) ||
+	    (buf[12] != ' ' && buf[12] != '\0'))
+		return snprintf(answer, size, "not an HTTP answer"), -1;
+	code = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+	/* the reason phrase goes to logs and records: printable only */
+	for (char *c = buf; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
 	snprintf(answer, size, "HTTP %.100s", buf + 9);
 	return code;
 }
@@ -183,7 +207,7 @@ static int probe_url(const char *url, double timeout, char *answer, size_t size)
 	int fd, rc = 1, code;
 
 	if (parse_url(url, &t, why, size < sizeof(why) ? sizeof(why) : size) < 0)
-		return snprintf(answer, size, "[health] url '%s': %s", url, why), -1;
+		return snprintf(answer, size, "[health] url: %s", why), -1;
 	fd = socket(t.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return snprintf(answer, size, "socket: %s", strerror(errno)), -1;
@@ -202,21 +226,50 @@ out:
 	return rc;
 }
 
-/* The command's words, split on blanks (no quoting: that is the shell's). */
-static char **split_words(const char *command)
+/*
+ * The command's words: split on blanks, with the quoting a reader of the
+ * ini file expects ('single' quotes literal, "double" quotes with \" and
+ * \\, a backslash escaping the next character), so that
+ * sh -c 'curl -f ... || exit 1' works; no expansion of any kind. NULL with
+ * why filled for an unclosed quote.
+ */
+static char **split_words(const char *command, char *why, size_t size)
 {
 	char **argv = xcalloc(strlen(command) / 2 + 2, sizeof(*argv));
+	char *word = xmalloc(strlen(command) + 1);
 	size_t n = 0;
 
 	for (const char *p = command; *p;) {
-		size_t len;
+		size_t len = 0;
+		char quote = 0;
 
 		p += strspn(p, " \t");
-		len = strcspn(p, " \t");
-		if (len)
-			argv[n++] = xasprintf("%.*s", (int)len, p);
-		p += len;
+		if (!*p)
+			break;
+		for (; *p && (quote || (*p != ' ' && *p != '\t')); p++) {
+			if (!quote && (*p == '\'' || *p == '"'))
+				quote = *p;
+			else if (quote && *p == quote)
+				quote = 0;
+			else if (*p == '\\' && quote != '\'' && p[1])
+				word[len++] = *++p;
+			else
+				word[len++] = *p;
+		}
+		if (quote) {
+			snprintf(why, size, "[health] command: an unclosed %c quote",
+				 quote);
+			word[0] = '\0';
+			argv[n] = NULL;
+			for (size_t k = 0; k < n; k++)
+				free(argv[k]);
+			free(argv);
+			free(word);
+			return NULL;
+		}
+		argv[n++] = xasprintf("%.*s", (int)len, word);
 	}
+	free(word);
 	return argv;
 }
 
@@ -247,13 +300,29 @@ static int reap_by(pid_t pid, double deadline, int *status)
 	}
 }
 
+int health_check_command(const char *command, char *why, size_t size)
+{
+	char **argv = split_words(command, why, size);
+
+	if (!argv)
+		return -1;
+	if (!argv[0]) {
+		free_words(argv);
+		return snprintf(why, size, "[health] command is empty"), -1;
+	}
+	free_words(argv);
+	return 0;
+}
+
 static int probe_command(const char *command, double timeout, char *answer, size_t size)
 {
-	char **argv = split_words(command);
+	char **argv = split_words(command, answer, size);
 	sigset_t none;
 	int status = 0, rc = -1, r;
 	pid_t pid;
 
+	if (!argv)
+		return -1;
 	if (!argv[0]) {
 		snprintf(answer, size, "[health] command is empty");
 		goto out;

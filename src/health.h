@@ -16,6 +16,9 @@
  */
 int health_check_url(const char *url, char *why, size_t size);
 
+/* Checks that command splits into words (quotes closed): 0, or -1 with why. */
+int health_check_command(const char *command, char *why, size_t size);
+
 /*
  * One probe, given up after timeout seconds: url when set, else command
  * (split on blanks, run without a shell). Returns 0 healthy, 1 not (answer

@@ -29,8 +29,9 @@
  *   verifying     the same as migrating.
  *   done          verified, the commit was under way: at `to` the upgrade
  *                 is kept, at `from` nothing to undo, else restore.
- *   applied       committed, but not yet accepted (a health gate is still
- *                 to say yes): restore, unless nothing was committed.
+ *   applied       verified, and committed or about to be, but not yet
+ *                 accepted (a health gate is still to say yes; written
+ *                 instead of done): restore, unless nothing was committed.
  *   restoring     the snapshot was going back: it is put back again.
  *
  * A rollback (`ferry rollback`) goes from none straight to restoring.

@@ -317,8 +317,9 @@ static void sup_signal(struct sup *s, int sig)
 		log_warn("cannot forward %s: %s", signame(sig, name, sizeof(name)),
 			 strerror(e));
 	}
-	if (sig == SIGTERM || sig == SIGINT)
-		s->told_to_stop = true;
+	/* docker stop sends the image's STOPSIGNAL (QUIT for nginx, WINCH
+	 * for httpd): an exit after any forwarded signal was asked for */
+	s->told_to_stop = true;
 	if ((sig == SIGTERM || sig == SIGINT) && s->state == RUNNING)
 		sup_drain(s);
 }

@@ -32,8 +32,9 @@ struct run_hook {
 	 * crash, a forwarded SIGTERM. Gets the status pid1_run would return (exit
 	 * status or 128+N, exit_zero applied) and returns the one it returns.
 	 * Not called when the server never started (unknown user, fork
-	 * failed). stopped: a SIGTERM or SIGINT was forwarded to it (docker
-	 * stop), so the exit was asked for. May be NULL: the status stands.
+	 * failed). stopped: a signal was forwarded to it (docker stop sends
+	 * the image's STOPSIGNAL), so the exit may have been asked for. May
+	 * be NULL: the status stands.
 	 */
 	int (*exited)(void *arg, int status, bool stopped);
 	void *arg;

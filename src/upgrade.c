@@ -439,7 +439,8 @@ static int migrate_and_commit(struct session *b, struct journal *j,
 	if (s->ops->verify(s) < 0)
 		return -1;
 	/* verified: a crash from here on keeps whatever the commit made */
-	if (journal_write(&b->state, j, PHASE_DONE) < 0)
+	/* with a health gate a crash after the commit still undoes it */
+	if (journal_write(&b->state, j, b->gate ? PHASE_APPLIED : PHASE_DONE) < 0)
 		goto no_journal;
 	if (s->ops->settle && s->ops->settle(s, true) < 0)
 		return -1;
@@ -460,10 +461,7 @@ static int await_health(struct session *b, struct journal *j, double t0)
 {
 	struct store *s = &b->store;
 
-	if (journal_write(&b->state, j, PHASE_APPLIED) < 0) {
-		snprintf(s->err, sizeof(s->err), "cannot write the journal");
-		return undo(b, j, "cannot write the journal", true);
-	}
+	/* the journal has been at applied since before the commit */
 	if (s->ops->disconnect)
 		s->ops->disconnect(s);
 	else
@@ -483,6 +481,10 @@ int upgrade_accept(struct session *b)
 		return EXIT_CANTCREAT;
 	failure_clear(&b->state);
 	b->gated = false;
+	/* the server runs on without ferry's lock or sessions: replicas and
+	 * commands (snapshot, cleanup) may take the lock again */
+	b->store.ops->close(&b->store);
+	state_unlock(&b->state);
 	return 0;
 }
 
@@ -506,7 +508,7 @@ int upgrade_reject(struct session *b, const char *why, const char *probe)
 		"the new release was not healthy (%s%s%s): the server was stopped and "
 		"the database restored from %s, back at version %s (what the new "
 		"release wrote is undone with it). Pin the previous image tag; this "
-		"upgrade is not tried again until the image changes, "
+		"upgrade is not tried again until the image ships other migrations, "
 		"FERRY_RETRY_FAILED_UPGRADE=1 is set or `ferry cleanup --failures` runs",
 		why, probe && *probe ? "; last probe: " : "", probe ? probe : "",
 		j->snapshot, version_str(&j->from));

@@ -79,6 +79,8 @@ is "$(db_version "$DB")" 3 "healthy late: the upgrade is committed"
 check "healthy late: the journal is cleared" test ! -e "$DBDIR/.ferry/journal"
 check "healthy late: the snapshot is kept" test -f "$DB.pre-upgrade"
 check "healthy late: the server keeps serving" http_ok "$HURL"
+run_ferry --database-url "sqlite://$DB" --migrations "$TMP/m3" snapshot
+expect_status 0 "healthy late: once kept, the lock is free again (ferry snapshot runs)"
 kill -TERM "$bgpid"
 finish_bg
 expect_status 143 "healthy late: a stop afterwards gives the server's status"
@@ -123,6 +125,24 @@ expect_status 0 "kill -9: the next boot resolves it"
 like "$err" "interrupted \(phase applied\): restoring" "kill -9: by restoring the snapshot"
 is "$(dump "$DB")" "$before" "kill -9: the old version with the old data"
 
+# ---- a crash right after the commit, before the gate said yes --------------------
+v1_db committed
+before=$(dump "$DB")
+FERRY_TEST_CRASH_AT=upgrade:committed fy "$DB" "$TMP/m3" run -- "$NEVER"
+expect_status 137 "committed: killed right after the commit"
+like "$(cat "$DBDIR/.ferry/journal")" "^phase=applied$" "committed: the journal says applied, not done"
+FERRY_HEALTH_URL= FERRY_MIGRATIONS_TARGET_VERSION=1 fy "$DB" "$TMP/m3" migrate
+like "$err" "interrupted \(phase applied\): restoring" "committed: the next boot undoes the unverified upgrade"
+is "$(dump "$DB")" "$before" "committed: the old version with the old data"
+
+# ---- boots without an upgrade are not probed (after_upgrade_only) --------------
+fy "$DB" "$TMP/m1" run -- sh -c 'sleep 2'
+expect_status 0 "no upgrade: the server's status"
+unlike "$err" "healthy" "no upgrade: no probe, no verdict (after_upgrade_only = true)"
+FERRY_HEALTH_AFTER_UPGRADE_ONLY=false FERRY_HEALTH_TIMEOUT_SECONDS=1 fy "$DB" "$TMP/m1" run -- sh -c 'sleep 3'
+expect_status 0 "after_upgrade_only = false: nothing to undo, the server's status"
+like "$err" "warning: the server is not healthy within 1 s" "after_upgrade_only = false: the outcome is logged"
+
 # ---- ferry health ---------------------------------------------------------------
 start_bg sh -c "cd '$TMP/www' && exec python3 -m http.server $HPORT --bind 127.0.0.1 2>/dev/null"
 srv=$bgpid
@@ -138,6 +158,13 @@ FERRY_HEALTH_URL= FERRY_HEALTH_COMMAND="sh -c exit" run_ferry health
 expect_status 0 "ferry health: a command that exits 0"
 FERRY_HEALTH_URL= FERRY_HEALTH_COMMAND="false" run_ferry health
 expect_status 1 "ferry health: a command that fails"
+FERRY_HEALTH_URL= FERRY_HEALTH_COMMAND="sh -c 'test \"a  b\" = \"a  b\" && exit 0'" run_ferry health
+expect_status 0 "ferry health: a quoted sh -c command"
+FERRY_HEALTH_URL= FERRY_HEALTH_COMMAND="sh -c 'exit 0" fy "$DB" "$TMP/m3" run -- true
+expect_status 78 "run: an unclosed quote in [health] command is refused"
+run_ferry health "http://admin:s3cret@127.0.0.1:$HPORT/health"
+expect_status 78 "ferry health: a URL with a password is refused"
+unlike "$err$out" "s3cret" "ferry health: and the password is not shown"
 run_ferry health http://192.0.2.1/health
 expect_status 78 "ferry health: a non-loopback host is refused"
 like "$err" "not a loopback address" "ferry health: says why"
