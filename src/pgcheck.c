@@ -127,6 +127,44 @@ static int database_ddl(struct store *s, PGconn *c, const char *verb, const char
 	return rc;
 }
 
+/*
+ * The scratch databases of doctors that were stopped before they dropped
+ * theirs (kill -9 mid drift check): every <db>_ferry_doctor_<pid> that no
+ * session uses. For ferry cleanup.
+ */
+void pg_drop_doctor_leftovers(struct store *s)
+{
+	const char *db = pg_priv(s)->dbname;
+	char prefix[64];
+	const char *params[] = { prefix };
+	PGconn *c = pg_priv(s)->maint ? pg_priv(s)->maint : pg_conn(s);
+	PGresult *r;
+
+	if (!c)
+		return;
+	if (strlen(db) + 24 <= 63)
+		snprintf(prefix, sizeof(prefix), "%.39s_ferry_doctor_", db);
+	else
+		snprintf(prefix, sizeof(prefix), "ferry_doctor_");
+	r = pg_query(s, c,
+		     "SELECT datname FROM pg_database d WHERE left(datname, "
+		     "length($1)) = $1 AND substr(datname, length($1) + 1) ~ '^[0-9]+$' "
+		     "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = "
+		     "d.datname)",
+		     1, params);
+	for (int i = 0; r && i < PQntuples(r); i++) {
+		const char *name = PQgetvalue(r, i, 0);
+
+		if (database_ddl(s, c, "DROP DATABASE IF EXISTS", name) == 0)
+			log_info("removed %s, the scratch database of a doctor that was "
+				 "stopped",
+				 name);
+		else
+			log_warn("cannot drop %s: %s", name, s->err);
+	}
+	PQclear(r);
+}
+
 int pg_scratch_open(struct store *s, struct store *out, char *why, size_t size)
 {
 	char name[64];

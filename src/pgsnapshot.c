@@ -332,6 +332,7 @@ void pg_cleanup(struct store *s)
 {
 	static const char *const suffixes[] = { "_pre_upgrade", "_ferry_failed" };
 
+	pg_drop_doctor_leftovers(s);
 	if (!pg_priv(s)->maint)
 		return;
 	for (size_t i = 0; i < 2; i++) {

@@ -84,6 +84,7 @@ int pg_snapshot_open(struct store *s, const char *path, struct store *out, char 
 		     size_t size);
 int pg_snapshot_verify(struct store *s, const char *path, char *why, size_t size);
 void pg_cleanup(struct store *s);
+void pg_drop_doctor_leftovers(struct store *s);
 
 /* pgdump.c: the logical dump of the current schema (see there) */
 struct dump_sink;

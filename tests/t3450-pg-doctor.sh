@@ -206,5 +206,15 @@ like "$(line privileges)" "^fail  privileges: role 'weak' lacks CREATE on schema
 FERRY_DATABASE_WAIT_SECONDS=0 URL="postgres://app:$APP_PASSWORD@127.0.0.1:1/appdb" pgf "$TMP/p3" doctor
 expect_status 69 "an unreachable database is 69, as for every command"
 
+# ---- a doctor killed mid drift check: ferry cleanup drops its scratch database ---
+psql_su postgres "CREATE DATABASE appdb_ferry_doctor_99999 OWNER app" >/dev/null
+psql_su postgres "CREATE DATABASE appdb_ferry_doctor_x OWNER app" >/dev/null
+pgf "$TMP/p3" cleanup
+expect_status 0 "cleanup after a killed doctor"
+like "$err" "removed appdb_ferry_doctor_99999, the scratch database of a doctor" "cleanup: says what it removed"
+unlike "$(db_list)" "appdb_ferry_doctor_99999" "cleanup: the leftover scratch database is gone"
+like "$(db_list)" "appdb_ferry_doctor_x" "cleanup: a database that only looks alike stays"
+psql_su postgres "DROP DATABASE appdb_ferry_doctor_x" >/dev/null
+
 secret_never_shown
 done_testing
