@@ -215,28 +215,6 @@ static int read_only_guard(void *arg, int action, const char *a, const char *b,
 	return SQLITE_OK;
 }
 
-/* Steps one prepared statement, row() for each row; -1 with msg. */
-static int step_rows(struct store *s, sqlite3_stmt *st, store_row_fn row, void *arg)
-{
-	const char *values[16];
-	int rc;
-
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int ncols = sqlite3_column_count(st);
-
-		if (ncols > 16)
-			ncols = 16;
-		for (int i = 0; i < ncols; i++)
-			values[i] = (const char *)sqlite3_column_text(st, i);
-		if (row(arg, ncols, values) != 0)
-			break;
-	}
-	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-		return 0;
-	snprintf(s->err, sizeof(s->err), "%s", sqlite3_errmsg(handle(s)));
-	return -1;
-}
-
 int sq_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg)
 {
 	const char *tail = sql;
@@ -250,7 +228,7 @@ int sq_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg)
 			snprintf(s->err, sizeof(s->err), "%s", sqlite3_errmsg(handle(s)));
 			rc = -1;
 		} else if (st) {
-			rc = step_rows(s, st, row, arg);
+			rc = sq_step_rows(s, st, row, arg) < 0 ? -1 : 0;
 		}
 		sqlite3_finalize(st);
 	}

@@ -176,16 +176,11 @@ static int bind_params(sqlite3_stmt *st, int n, const char *const *params)
 	return 0;
 }
 
-static int sq_sql_query(struct store *s, const char *sql, int n,
-			const char *const *params, store_row_fn row, void *arg)
+int sq_step_rows(struct store *s, sqlite3_stmt *st, store_row_fn row, void *arg)
 {
 	const char *values[16];
-	sqlite3_stmt *st = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(handle(s), sql, -1, &st, NULL) != SQLITE_OK ||
-	    bind_params(st, n, params) < 0)
-		goto fail;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int ncols = sqlite3_column_count(st);
 
@@ -193,17 +188,29 @@ static int sq_sql_query(struct store *s, const char *sql, int n,
 			ncols = 16;
 		for (int i = 0; i < ncols; i++)
 			values[i] = (const char *)sqlite3_column_text(st, i);
-		if (row && row(arg, ncols, values) != 0) {
-			sqlite3_finalize(st);
-			snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s",
-				 sql);
-			return -1;
-		}
+		if (row && row(arg, ncols, values) != 0)
+			return 1;
 	}
-	if (rc != SQLITE_DONE)
+	if (rc == SQLITE_DONE)
+		return 0;
+	snprintf(s->err, sizeof(s->err), "%s", sqlite3_errmsg(handle(s)));
+	return -1;
+}
+
+static int sq_sql_query(struct store *s, const char *sql, int n,
+			const char *const *params, store_row_fn row, void *arg)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	if (sqlite3_prepare_v2(handle(s), sql, -1, &st, NULL) != SQLITE_OK ||
+	    bind_params(st, n, params) < 0)
 		goto fail;
+	rc = sq_step_rows(s, st, row, arg);
 	sqlite3_finalize(st);
-	return 0;
+	if (rc > 0)
+		snprintf(s->err, sizeof(s->err), "unexpected result of: %.200s", sql);
+	return rc == 0 ? 0 : -1;
 fail:
 	snprintf(s->err, sizeof(s->err), "%s", sqlite3_errmsg(handle(s)));
 	sqlite3_finalize(st);

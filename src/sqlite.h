@@ -58,6 +58,9 @@ void sq_scratch_drop(struct store *s, struct store *scratch);
 int sq_describe_schema(struct store *s, store_row_fn row, void *arg);
 int sq_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg);
 
+/* Steps st, calling row() for each row (NULL: none) until it returns
+ * non-zero: 0 done, 1 stopped by row(), -1 with s->err on an error. */
+int sq_step_rows(struct store *s, sqlite3_stmt *st, store_row_fn row, void *arg);
 /* Runs sql on the database; -1 with msg set to SQLite's words. */
 int sq_exec(struct store *s, const char *sql, char *msg, size_t size);
 
