@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct opts {
@@ -320,6 +321,20 @@ out:
 	return rc;
 }
 
+/*
+ * FERRY_LOG_FORMAT=json holds from the first line: an error in the
+ * arguments or the config file, printed before the file says how to log,
+ * is JSON too when the environment asked for JSON. A bad value is
+ * reported by config_load_env() later; text until then.
+ */
+static void early_log_format(void)
+{
+	const char *f = getenv("FERRY_LOG_FORMAT");
+
+	if (f && !strcasecmp(f, "json"))
+		log_setup(LOG_INFO, LOG_JSON);
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = { 0 };
@@ -327,6 +342,7 @@ int main(int argc, char **argv)
 	bool done = false;
 	int i = 1, rc, t;
 
+	early_log_format();
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (is_help(argv[i])) {
 			print_usage(stdout);

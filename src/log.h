@@ -1,11 +1,13 @@
 /*
- * log: one line per event on stderr, "ferry: ..." for people or one JSON
- * object per line for log collectors. Every printed database URL goes
+ * log: one line per event on stderr, "ferry: ..." for people (errors
+ * "ferry: error: ...", warnings "ferry: warning: ...") or one JSON object
+ * per line for log collectors. Every printed database URL goes
  * through redact.h, which this header brings along.
  */
 #ifndef FERRY_LOG_H
 #define FERRY_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "redact.h"
@@ -18,6 +20,27 @@ void log_setup(enum log_level level, enum log_format format);
 void log_set_fd(int fd);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * The structured fields of an event, for log collectors: in JSON they are
+ * members of the line next to time, level and msg (a NULL string or an
+ * unset number is left out); in text only the message is printed. Every
+ * string goes through redaction as the message does.
+ */
+struct log_num {
+	bool set;
+	long long value;
+};
+#define LOG_NUM(v) ((struct log_num){ true, (long long)(v) })
+
+struct log_fields {
+	const char *event; /* what happened, e.g. "migration_applied" */
+	const char *from, *to, *migration, *snapshot;
+	struct log_num duration_ms, exit;
+};
+
+void log_event(enum log_level level, const struct log_fields *f, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
