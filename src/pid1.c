@@ -405,11 +405,17 @@ static int sup_result(const struct sup *s)
 
 	if (WIFEXITED(s->status)) {
 		rc = WEXITSTATUS(s->status);
-		log_debug("'%s' exited with status %d", s->prog, rc);
+		log_event(LOG_DEBUG,
+			  &(struct log_fields){ .event = "server_exited",
+						.exit = LOG_NUM(rc) },
+			  "'%s' exited with status %d", s->prog, rc);
 	} else {
 		rc = EXIT_SIGNALED + WTERMSIG(s->status);
-		log_info("'%s' was killed by %s", s->prog,
-			 signame(WTERMSIG(s->status), name, sizeof(name)));
+		log_event(LOG_INFO,
+			  &(struct log_fields){ .event = "server_exited",
+						.exit = LOG_NUM(rc) },
+			  "'%s' was killed by %s", s->prog,
+			  signame(WTERMSIG(s->status), name, sizeof(name)));
 	}
 	if (s->o->exit_zero && s->o->exit_zero[rc] && rc != 0) {
 		log_debug("exit status %d reported as 0 ([run] exit_zero)", rc);
@@ -446,7 +452,8 @@ static int sup_start(struct sup *s, const struct run_user *u, char **argv)
 	/* the parent sets it too: signals reach the group whoever runs first */
 	if (setpgid(s->pid, s->pid) < 0 && errno != EACCES && errno != ESRCH)
 		log_debug("setpgid: %s", strerror(errno));
-	log_debug("started '%s' as pid %d", argv[0], (int)s->pid);
+	log_event(LOG_DEBUG, &(struct log_fields){ .event = "server_started" },
+		  "started '%s' as pid %d", argv[0], (int)s->pid);
 	return 0;
 }
 

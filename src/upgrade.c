@@ -159,8 +159,12 @@ static int resolve(struct session *b, struct journal *j)
 		 from, to, phase_name(j->phase), j->snapshot);
 	rc = restore(b, j);
 	if (rc == 0)
-		log_info("database restored from %s: back at version %s", j->snapshot,
-			 from);
+		log_event(LOG_INFO,
+			  &(struct log_fields){ .event = "database_restored",
+						.to = from,
+						.snapshot = j->snapshot },
+			  "database restored from %s: back at version %s", j->snapshot,
+			  from);
 	return rc;
 }
 
@@ -195,7 +199,11 @@ static int apply_pending(struct store *s, const struct plan *p,
 			*failed = m;
 			return -1;
 		}
-		log_info("applied %s (%lld ms)", m->name, ms);
+		log_event(LOG_INFO,
+			  &(struct log_fields){ .event = "migration_applied",
+						.migration = m->name,
+						.duration_ms = LOG_NUM(ms) },
+			  "applied %s (%lld ms)", m->name, ms);
 		snprintf(point, sizeof(point), "migration:%s:after-commit",
 			 version_str(&m->version));
 		crash_point(point);
@@ -273,7 +281,10 @@ static int create(struct session *b)
 		}
 		return EXIT_UPGRADE_FAILED;
 	}
-	log_info("database created at version %s", version_str(&b->plan.image_version));
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "database_created",
+					.to = version_str(&b->plan.image_version) },
+		  "database created at version %s", version_str(&b->plan.image_version));
 	return 0;
 }
 
@@ -320,24 +331,40 @@ static int one_transaction(struct session *b)
 	double t0 = now_seconds();
 	char why[1200];
 
-	log_info("schema version mismatch: database has %s, image expects %s "
-		 "(%zu pending) — upgrading in one transaction (no snapshot needed: "
-		 "a failure rolls everything back)",
-		 version_str(&p->db_version), version_str(&p->image_version),
-		 p->n_pending);
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "upgrade_started",
+					.from = version_str(&p->db_version),
+					.to = version_str(&p->image_version) },
+		  "schema version mismatch: database has %s, image expects %s "
+		  "(%zu pending) — upgrading in one transaction (no snapshot needed: "
+		  "a failure rolls everything back)",
+		  version_str(&p->db_version), version_str(&p->image_version),
+		  p->n_pending);
 	if (s->ops->apply_all(s, p->pending, p->n_pending, &failed) < 0) {
 		int rc = s->status ? s->status : EXIT_UPGRADE_FAILED;
 
 		describe_failure(why, sizeof(why), s, failed);
-		log_error("%s — rolled back, database still at version %s", why,
+		log_event(LOG_ERROR,
+			  &(struct log_fields){ .event = "upgrade_failed",
+						.from = version_str(&p->db_version),
+						.to = version_str(&p->image_version),
+						.exit = LOG_NUM(rc) },
+			  "%s — rolled back, database still at version %s", why,
 			  version_str(&p->db_version));
 		if (rc == EXIT_UPGRADE_FAILED && !s->transient)
 			failure_record(&b->state, p, why, NULL, NULL);
 		return rc;
 	}
 	failure_clear(&b->state);
-	log_info("database upgraded from %s to %s in %.2f s", version_str(&p->db_version),
-		 version_str(&p->image_version), now_seconds() - t0);
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "upgrade_done",
+					.from = version_str(&p->db_version),
+					.to = version_str(&p->image_version),
+					.duration_ms =
+						LOG_NUM((now_seconds() - t0) * 1000) },
+		  "database upgraded from %s to %s in %.2f s",
+		  version_str(&p->db_version), version_str(&p->image_version),
+		  now_seconds() - t0);
 	retire_snapshots(b);
 	return 0;
 }
@@ -391,9 +418,21 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	if (rc == 0 && s->ops->unhold)
 		s->ops->unhold(s);
 	if (rc)
-		log_error("%s — and the restore failed too", why);
+		log_event(LOG_ERROR,
+			  &(struct log_fields){ .event = "upgrade_failed",
+						.from = version_str(&j->from),
+						.to = version_str(&j->to),
+						.snapshot = j->snapshot,
+						.exit = LOG_NUM(rc) },
+			  "%s — and the restore failed too", why);
 	else
-		log_error("%s — database restored from %s, still at version %s", why,
+		log_event(LOG_ERROR,
+			  &(struct log_fields){ .event = "upgrade_failed",
+						.from = version_str(&j->from),
+						.to = version_str(&j->to),
+						.snapshot = j->snapshot,
+						.exit = LOG_NUM(EXIT_UPGRADE_FAILED) },
+			  "%s — database restored from %s, still at version %s", why,
 			  j->snapshot, version_str(&j->from));
 	return rc ? rc : EXIT_UPGRADE_FAILED;
 }
@@ -468,10 +507,17 @@ static int await_health(struct session *b, struct journal *j, double t0)
 		s->ops->close(s);
 	b->gated = true;
 	b->gated_journal = *j;
-	log_info("database upgraded from %s to %s in %.2f s (snapshot kept: %s); the "
-		 "upgrade is kept once the server is healthy ([health])",
-		 version_str(&j->from), version_str(&j->to), now_seconds() - t0,
-		 j->snapshot);
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "upgrade_applied",
+					.from = version_str(&j->from),
+					.to = version_str(&j->to),
+					.snapshot = j->snapshot,
+					.duration_ms =
+						LOG_NUM((now_seconds() - t0) * 1000) },
+		  "database upgraded from %s to %s in %.2f s (snapshot kept: %s); the "
+		  "upgrade is kept once the server is healthy ([health])",
+		  version_str(&j->from), version_str(&j->to), now_seconds() - t0,
+		  j->snapshot);
 	return 0;
 }
 
@@ -551,10 +597,14 @@ static int in_place(struct session *b)
 	char why[1200];
 	int rc;
 
-	log_info("schema version mismatch: database has %s, image expects %s "
-		 "(%zu pending) — upgrading",
-		 version_str(&p->db_version), version_str(&p->image_version),
-		 p->n_pending);
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "upgrade_started",
+					.from = version_str(&p->db_version),
+					.to = version_str(&p->image_version) },
+		  "schema version mismatch: database has %s, image expects %s "
+		  "(%zu pending) — upgrading",
+		  version_str(&p->db_version), version_str(&p->image_version),
+		  p->n_pending);
 	if (s->ops->check(s) < 0) {
 		log_error("refusing to upgrade a damaged database: nothing was changed; "
 			  "restore it from a backup");
@@ -587,9 +637,16 @@ static int in_place(struct session *b)
 			  "next boot will finish it; not starting");
 		return EXIT_CANTCREAT;
 	}
-	log_info("database upgraded from %s to %s in %.2f s (snapshot kept: %s)",
-		 version_str(&p->db_version), version_str(&p->image_version),
-		 now_seconds() - t0, j.snapshot);
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "upgrade_done",
+					.from = version_str(&p->db_version),
+					.to = version_str(&p->image_version),
+					.snapshot = j.snapshot,
+					.duration_ms =
+						LOG_NUM((now_seconds() - t0) * 1000) },
+		  "database upgraded from %s to %s in %.2f s (snapshot kept: %s)",
+		  version_str(&p->db_version), version_str(&p->image_version),
+		  now_seconds() - t0, j.snapshot);
 	return 0;
 }
 

@@ -34,7 +34,7 @@ refused() {
 	run_ferry --migrations "$TMP/m" --database-url "$_url" migrate
 	expect_status 78 "$_d, --database-url"
 	one_line "$_d, --database-url"
-	like "$err" "^ferry: database URL: .*$_pat" "$_d: says what is wrong"
+	like "$err" "^ferry: error: database URL: .*$_pat" "$_d: says what is wrong"
 	no_secret "$_d, --database-url"
 	DATABASE_URL=$_url run_ferry --migrations "$TMP/m" migrate
 	expect_status 78 "$_d, DATABASE_URL"

@@ -33,7 +33,7 @@ cp "$DB" "$BEFORE"
 
 fy "$DB" "$TMP/m3" migrate
 refused "ledger {1,3}, image {1,2,3}: migrate"
-like "$err" "^ferry: the ledger has 3 but not 2 \(0002_email\), which the image ships before it" \
+like "$err" "^ferry: error: the ledger has 3 but not 2 \(0002_email\), which the image ships before it" \
 	"names both versions and the migration"
 like "$err" "give it a version above 3" "says what to do"
 like "$err" "nothing was changed" "says nothing was changed"
@@ -84,7 +84,7 @@ cp "$DB" "$BEFORE"
 
 fy "$DB" "$TMP/m3" migrate
 refused "ledger {2,3}, image {1,2,3}: migrate (0001 is not run again)"
-like "$err" "^ferry: the ledger has 2 but not 1 \(0001_users\), which the image ships before it" \
+like "$err" "^ferry: error: the ledger has 2 but not 1 \(0001_users\), which the image ships before it" \
 	"names both versions and the migration"
 like "$err" "ledger row was lost" "says what may have happened"
 is "$(ledger_versions "$DB")" "2 3" "the ledger is unchanged"

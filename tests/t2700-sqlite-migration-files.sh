@@ -37,7 +37,7 @@ v1_db nul
 cp "$DB" "$BEFORE"
 fy "$DB" "$M" migrate
 refused 65 "a NUL byte in a pending migration"
-like "$err" "^ferry: migration '$M/0002_email\.sql' has a NUL byte at offset 41 \(line 2\)" \
+like "$err" "^ferry: error: migration '$M/0002_email\.sql' has a NUL byte at offset 41 \(line 2\)" \
 	"names the file, the byte offset and the line"
 is "$(ledger_versions "$DB")" 1 "nothing was recorded"
 
@@ -85,7 +85,7 @@ for kind in latin1 overlong surrogate above-10ffff cut-short; do
 	cp "$DB" "$BEFORE"
 	fy "$DB" "$M" migrate
 	refused 65 "not UTF-8 ($kind) in a pending migration"
-	like "$err" "^ferry: migration '$M/0002_email\.sql' is not UTF-8 text: the byte at $at" \
+	like "$err" "^ferry: error: migration '$M/0002_email\.sql' is not UTF-8 text: the byte at $at" \
 		"($kind) names the file, the byte offset and the line"
 done
 like "$err" "iconv -f latin1 -t utf-8" "says how to convert a Latin-1 file"

@@ -37,7 +37,7 @@ state=$(pg_state)
 pgf "$M" migrate
 expect_status 65 "a NUL byte in a pending migration"
 one_line "NUL byte"
-like "$err" "^ferry: migration '$M/0002_email\.sql' has a NUL byte at offset 41 \(line 2\)" \
+like "$err" "^ferry: error: migration '$M/0002_email\.sql' has a NUL byte at offset 41 \(line 2\)" \
 	"names the file, the byte offset and the line"
 untouched "NUL byte"
 
@@ -46,7 +46,7 @@ with_0002 latin1 '-- caf\351\nALTER TABLE users ADD COLUMN email text;\n'
 pgf "$M" migrate
 expect_status 65 "a pending migration in Latin-1"
 one_line "Latin-1"
-like "$err" "^ferry: migration '$M/0002_email\.sql' is not UTF-8 text: the byte at offset 6 \(line 1\)" \
+like "$err" "^ferry: error: migration '$M/0002_email\.sql' is not UTF-8 text: the byte at offset 6 \(line 1\)" \
 	"names the file, the byte offset and the line"
 untouched "Latin-1"
 pgf "$M" migrate --dry-run
