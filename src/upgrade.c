@@ -401,7 +401,16 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	/* without a step that commits on its own nothing was committed: no
 	 * need to read the ledger (nor a reason to restore if that fails) */
 	if (!may_have_committed || standing(b, j) == AT_FROM) {
-		log_error(
+		log_event(
+			LOG_ERROR,
+			&(struct log_fields){
+				.event = "upgrade_failed",
+				.from = version_str(&j->from),
+				.to = version_str(&j->to),
+				.snapshot = j->snapshot,
+				.exit = LOG_NUM(s->status == EXIT_TEMPFAIL
+							? EXIT_TEMPFAIL
+							: EXIT_UPGRADE_FAILED) },
 			"%s — rolled back: nothing was committed, the database is still "
 			"at version %s (snapshot kept: %s)",
 			why, version_str(&j->from), j->snapshot);
