@@ -137,7 +137,7 @@ new_db emptyfirst
 fy "$DB" "$TMP/none" migrate
 expect_status 78 "an empty migrations dir, no database yet"
 is "$(printf '%s\n' "$err" | grep -c .)" 1 "one log line"
-like "$err" "^ferry: \[migrations\] dir '$TMP/none' holds no migrations \(no \*\.sql file\)" \
+like "$err" "^ferry: error: \[migrations\] dir '$TMP/none' holds no migrations \(no \*\.sql file\)" \
 	"names the directory and what it lacks"
 check "no database is created" test ! -e "$DB"
 is "$(files_in "$DBDIR")" "" "nothing is written next to it"

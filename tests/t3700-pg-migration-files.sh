@@ -76,7 +76,7 @@ mkdir -p "$TMP/none"
 pgf "$TMP/none" migrate
 expect_status 78 "an empty migrations dir"
 one_line "empty dir"
-like "$err" "^ferry: \[migrations\] dir '$TMP/none' holds no migrations" "names the directory"
+like "$err" "^ferry: error: \[migrations\] dir '$TMP/none' holds no migrations" "names the directory"
 untouched "empty dir"
 pg_fresh_appdb
 state=$(pg_state)

@@ -304,7 +304,7 @@ static void test_log(void)
 	log_error("a\nb\rc\td\x1b[0m\x7f"
 		  "e");
 	got = log_take();
-	ok(!strcmp(got, "ferry: a\\nb\\rc\\td\\x1b[0m\\x7fe\n"),
+	ok(!strcmp(got, "ferry: error: a\\nb\\rc\\td\\x1b[0m\\x7fe\n"),
 	   "text: control characters escaped, one line");
 	log_setup(LOG_DEBUG, LOG_JSON);
 	log_error("q\"b\\ n\n \x01 \x7f \xc3\xa9 \xff \xed\xa0\x80 end");
@@ -313,8 +313,22 @@ static void test_log(void)
 		   strstr(got, "\"msg\":\"q\\\"b\\\\ n\\n \\u0001 \\u007f \xc3\xa9 "
 			       "\\ufffd \\ufffd\\ufffd\\ufffd end\"}\n"),
 	   "JSON: escapes, UTF-8 kept, other bytes U+FFFD");
-	log_setup(LOG_DEBUG, LOG_TEXT);
 	redact_remember("Sup3rSecret");
+	log_event(LOG_INFO,
+		  &(struct log_fields){ .event = "snapshot_taken",
+					.snapshot = "/s/Sup3rSecret\"\n",
+					.duration_ms = LOG_NUM(12),
+					.exit = LOG_NUM(0) },
+		  "m");
+	got = log_take();
+	ok(lines(got) == 1 && !strstr(got, "Sup3rSecret") &&
+		   strstr(got, "\"msg\":\"m\",\"event\":\"snapshot_taken\","
+			       "\"snapshot\":\"/s/***\\\"\\n\",\"duration_ms\":12,"
+			       "\"exit\":0}\n"),
+	   "JSON: the event's fields as members, escaped and redacted");
+	log_setup(LOG_DEBUG, LOG_TEXT);
+	log_event(LOG_INFO, &(struct log_fields){ .event = "x", .from = "1" }, "m");
+	ok(!strcmp(log_take(), "ferry: m\n"), "text: an event is its message alone");
 	log_warn("pw %s end", "Sup3rSecret");
 	ok(!strcmp(log_take(), "ferry: warning: pw *** end\n"),
 	   "a remembered password is taken out of any line");
