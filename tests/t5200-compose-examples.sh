@@ -23,31 +23,30 @@ if command -v docker-compose >/dev/null 2>&1; then
 
 	# ---- postgres -----------------------------------------------------------
 	cp -R "$EXAMPLES/postgres" "$TMP/postgres"
-	rm -f "$TMP/postgres/db.env" "$TMP/postgres/app.env"
+	rm -rf "$TMP/postgres/secrets" "$TMP/postgres/.env"
 	run_cmd docker-compose --project-directory "$TMP/postgres" -f "$TMP/postgres/docker-compose.yml" config
-	if [ "$rc" != 0 ]; then pass "postgres: no config without the env files (exit $rc)"
-	else fail "postgres: no config without the env files" "docker-compose config passed"; fi
-	cp "$TMP/postgres/db.env.example" "$TMP/postgres/db.env"
-	cp "$TMP/postgres/app.env.example" "$TMP/postgres/app.env"
+	if [ "$rc" != 0 ]; then pass "postgres: no config without the secret files (exit $rc)"
+	else fail "postgres: no config without the secret files" "docker-compose config passed"; fi
+	run_cmd "$TMP/postgres/make-secrets.sh"
 	run_cmd docker-compose --project-directory "$TMP/postgres" -f "$TMP/postgres/docker-compose.yml" config
-	expect_status 0 "postgres/docker-compose.yml passes docker-compose config (with the env files)"
+	expect_status 0 "postgres/docker-compose.yml passes docker-compose config (with the secret files)"
 	pg_config=$out
 	like "$pg_config" 'condition: service_healthy' "postgres: app depends_on db being healthy"
 	like "$pg_config" 'replicas: 2' "postgres: two replicas of the app"
 	like "$pg_config" 'pg_isready' "postgres: the db has a healthcheck"
-	like "$pg_config" 'DATABASE_URL: postgres://' "postgres: DATABASE_URL comes from app.env"
+	like "$pg_config" 'DATABASE_URL_FILE: /run/secrets/' "postgres: DATABASE_URL comes from a secret file"
 	unlike "$pg_config" 'image: .*:latest' "postgres: no latest tag"
-	run_cmd grep -Ei '^[^#]*(password|://[^/@]*:[^/@]*@)' "$EXAMPLES/postgres/docker-compose.yml"
+	run_cmd grep -Ei '^[^#]*(password:[[:space:]]*[^[:space:]]|://[^/@]*:[^/@]*@)' "$EXAMPLES/postgres/docker-compose.yml"
 	is "$out" "" "postgres: no password inline in docker-compose.yml"
-	check "postgres: the real env files are git-ignored" \
-		grep -qx 'db.env' "$EXAMPLES/postgres/.gitignore"
+	check "postgres: the secret files are git-ignored" \
+		grep -qx 'secrets/' "$EXAMPLES/postgres/.gitignore"
 else
 	skip "compose files pass docker-compose config" "docker-compose not installed (.ci/deps installs it)"
 fi
 
 # ---- every FERRY_* setting in the examples is one ferry accepts -----------
 vars=$(cat "$EXAMPLES"/sqlite/docker-compose.yml "$EXAMPLES"/postgres/docker-compose.yml \
-	"$ROOT"/entrypoint/k8s-init-container.yaml |
+	"$ROOT"/entrypoint/k8s-init-container.yaml "$EXAMPLES"/kubernetes/*.yaml |
 	sed -n 's/.*\(FERRY_[A-Z_]*\).*/\1/p' | sort -u)
 mkdir -p "$TMP/m"
 printf 'CREATE TABLE t (a INTEGER);\n' >"$TMP/m/0001_t.sql"
@@ -55,6 +54,7 @@ for v in $vars; do
 	case $v in
 	*_SECONDS | *_KEEP) value=5 ;;
 	*_AUTO_UPGRADE) value=false ;;
+	*_FORMAT) value=json ;;
 	*_DIR) value=$TMP/snapshots; mkdir -p "$value" ;;
 	*) value=x ;;
 	esac
