@@ -42,8 +42,7 @@ int cmd_rollback(struct session *s, const struct cmd_args *a)
 		rc = upgrade_rollback(s, snap);
 		if (rc == 0)
 			log_event(LOG_INFO,
-				  &(struct log_fields){ .event = "rollback_done",
-							.snapshot = snap },
+				  LOG_FIELDS(.event = "rollback_done", .snapshot = snap),
 				  "database %s restored from %s%s", s->store.url_redacted,
 				  snap,
 				  path_exists(snap) ? " (the snapshot is kept; `ferry "

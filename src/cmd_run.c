@@ -57,8 +57,8 @@ static int gate_check(void *arg, pid_t child, int *status)
 			return 1;
 		}
 		log_event(LOG_INFO,
-			  &(struct log_fields){ .event = "health_passed",
-						.duration_ms = LOG_NUM(waited * 1000) },
+			  LOG_FIELDS(.event = "health_passed",
+				     .duration_ms = LOG_NUM(waited * 1000)),
 			  "the server is healthy after %.1f s (%s)%s", waited, g->answer,
 			  g->upgrade ? ": the upgrade is kept" : "");
 		return 0;
@@ -71,7 +71,7 @@ static int gate_check(void *arg, pid_t child, int *status)
 		 "timeout_seconds)",
 		 g->timeout);
 	if (!g->upgrade) {
-		log_event(LOG_WARN, &(struct log_fields){ .event = "health_failed" },
+		log_event(LOG_WARN, LOG_FIELDS(.event = "health_failed"),
 			  "the server is %s; last probe: %s", g->why, g->answer);
 		return 0;
 	}

@@ -39,6 +39,9 @@ struct log_fields {
 	struct log_num duration_ms, exit;
 };
 
+/* log_event(LOG_INFO, LOG_FIELDS(.event = "x", .to = "3"), "fmt", ...) */
+#define LOG_FIELDS(...) (&(struct log_fields){ __VA_ARGS__ })
+
 void log_event(enum log_level level, const struct log_fields *f, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

@@ -406,14 +406,12 @@ static int sup_result(const struct sup *s)
 	if (WIFEXITED(s->status)) {
 		rc = WEXITSTATUS(s->status);
 		log_event(LOG_DEBUG,
-			  &(struct log_fields){ .event = "server_exited",
-						.exit = LOG_NUM(rc) },
+			  LOG_FIELDS(.event = "server_exited", .exit = LOG_NUM(rc)),
 			  "'%s' exited with status %d", s->prog, rc);
 	} else {
 		rc = EXIT_SIGNALED + WTERMSIG(s->status);
 		log_event(LOG_INFO,
-			  &(struct log_fields){ .event = "server_exited",
-						.exit = LOG_NUM(rc) },
+			  LOG_FIELDS(.event = "server_exited", .exit = LOG_NUM(rc)),
 			  "'%s' was killed by %s", s->prog,
 			  signame(WTERMSIG(s->status), name, sizeof(name)));
 	}
@@ -452,7 +450,7 @@ static int sup_start(struct sup *s, const struct run_user *u, char **argv)
 	/* the parent sets it too: signals reach the group whoever runs first */
 	if (setpgid(s->pid, s->pid) < 0 && errno != EACCES && errno != ESRCH)
 		log_debug("setpgid: %s", strerror(errno));
-	log_event(LOG_DEBUG, &(struct log_fields){ .event = "server_started" },
+	log_event(LOG_DEBUG, LOG_FIELDS(.event = "server_started"),
 		  "started '%s' as pid %d", argv[0], (int)s->pid);
 	return 0;
 }

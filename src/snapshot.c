@@ -152,24 +152,20 @@ int snapshot_take(const struct config *c, struct store *s, const struct version 
 		if (info.is_file && stat(path, &st) == 0)
 			log_event(
 				LOG_INFO,
-				&(struct log_fields){
-					.event = "snapshot_taken",
-					.snapshot = path,
-					.from = version_str(version),
-					.duration_ms =
-						LOG_NUM((now_seconds() - t0) * 1000) },
+				LOG_FIELDS(.event = "snapshot_taken", .snapshot = path,
+					   .from = version_str(version),
+					   .duration_ms =
+						   LOG_NUM((now_seconds() - t0) * 1000)),
 				"snapshot written: %s (version %s, %s, %.2f s, %s)", path,
 				version_str(version),
 				human_size((unsigned long long)st.st_size, a, sizeof(a)),
 				now_seconds() - t0, info.how);
 		else
 			log_event(LOG_INFO,
-				  &(struct log_fields){
-					  .event = "snapshot_taken",
-					  .snapshot = path,
-					  .from = version_str(version),
-					  .duration_ms =
-						  LOG_NUM((now_seconds() - t0) * 1000) },
+				  LOG_FIELDS(.event = "snapshot_taken", .snapshot = path,
+					     .from = version_str(version),
+					     .duration_ms = LOG_NUM((now_seconds() - t0) *
+								    1000)),
 				  "snapshot written: %s (version %s, %.2f s, %s)", path,
 				  version_str(version), now_seconds() - t0, info.how);
 	}

@@ -18,6 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The log fields of an upgrade, from its plan or its journal */
+#define EV_PLAN(e, p)                                                                    \
+	.event = (e), .from = version_str(&(p)->db_version),                             \
+	.to = version_str(&(p)->image_version)
+#define EV_JOURNAL(e, j)                                                                 \
+	.event = (e), .from = version_str(&(j)->from), .to = version_str(&(j)->to),      \
+	.snapshot = (j)->snapshot
+
 /* Puts the snapshot back, journalled so a crash midway is finished later. */
 static int restore(struct session *b, struct journal *j)
 {
@@ -160,9 +168,8 @@ static int resolve(struct session *b, struct journal *j)
 	rc = restore(b, j);
 	if (rc == 0)
 		log_event(LOG_INFO,
-			  &(struct log_fields){ .event = "database_restored",
-						.to = from,
-						.snapshot = j->snapshot },
+			  LOG_FIELDS(.event = "database_restored", .to = from,
+				     .snapshot = j->snapshot),
 			  "database restored from %s: back at version %s", j->snapshot,
 			  from);
 	return rc;
@@ -200,9 +207,8 @@ static int apply_pending(struct store *s, const struct plan *p,
 			return -1;
 		}
 		log_event(LOG_INFO,
-			  &(struct log_fields){ .event = "migration_applied",
-						.migration = m->name,
-						.duration_ms = LOG_NUM(ms) },
+			  LOG_FIELDS(.event = "migration_applied", .migration = m->name,
+				     .duration_ms = LOG_NUM(ms)),
 			  "applied %s (%lld ms)", m->name, ms);
 		snprintf(point, sizeof(point), "migration:%s:after-commit",
 			 version_str(&m->version));
@@ -282,8 +288,8 @@ static int create(struct session *b)
 		return EXIT_UPGRADE_FAILED;
 	}
 	log_event(LOG_INFO,
-		  &(struct log_fields){ .event = "database_created",
-					.to = version_str(&b->plan.image_version) },
+		  LOG_FIELDS(.event = "database_created",
+			     .to = version_str(&b->plan.image_version)),
 		  "database created at version %s", version_str(&b->plan.image_version));
 	return 0;
 }
@@ -331,10 +337,7 @@ static int one_transaction(struct session *b)
 	double t0 = now_seconds();
 	char why[1200];
 
-	log_event(LOG_INFO,
-		  &(struct log_fields){ .event = "upgrade_started",
-					.from = version_str(&p->db_version),
-					.to = version_str(&p->image_version) },
+	log_event(LOG_INFO, LOG_FIELDS(EV_PLAN("upgrade_started", p)),
 		  "schema version mismatch: database has %s, image expects %s "
 		  "(%zu pending) — upgrading in one transaction (no snapshot needed: "
 		  "a failure rolls everything back)",
@@ -345,10 +348,7 @@ static int one_transaction(struct session *b)
 
 		describe_failure(why, sizeof(why), s, failed);
 		log_event(LOG_ERROR,
-			  &(struct log_fields){ .event = "upgrade_failed",
-						.from = version_str(&p->db_version),
-						.to = version_str(&p->image_version),
-						.exit = LOG_NUM(rc) },
+			  LOG_FIELDS(EV_PLAN("upgrade_failed", p), .exit = LOG_NUM(rc)),
 			  "%s — rolled back, database still at version %s", why,
 			  version_str(&p->db_version));
 		if (rc == EXIT_UPGRADE_FAILED && !s->transient)
@@ -357,11 +357,8 @@ static int one_transaction(struct session *b)
 	}
 	failure_clear(&b->state);
 	log_event(LOG_INFO,
-		  &(struct log_fields){ .event = "upgrade_done",
-					.from = version_str(&p->db_version),
-					.to = version_str(&p->image_version),
-					.duration_ms =
-						LOG_NUM((now_seconds() - t0) * 1000) },
+		  LOG_FIELDS(EV_PLAN("upgrade_done", p),
+			     .duration_ms = LOG_NUM((now_seconds() - t0) * 1000)),
 		  "database upgraded from %s to %s in %.2f s",
 		  version_str(&p->db_version), version_str(&p->image_version),
 		  now_seconds() - t0);
@@ -403,14 +400,10 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	if (!may_have_committed || standing(b, j) == AT_FROM) {
 		log_event(
 			LOG_ERROR,
-			&(struct log_fields){
-				.event = "upgrade_failed",
-				.from = version_str(&j->from),
-				.to = version_str(&j->to),
-				.snapshot = j->snapshot,
-				.exit = LOG_NUM(s->status == EXIT_TEMPFAIL
-							? EXIT_TEMPFAIL
-							: EXIT_UPGRADE_FAILED) },
+			LOG_FIELDS(EV_JOURNAL("upgrade_failed", j),
+				   .exit = LOG_NUM(s->status == EXIT_TEMPFAIL
+							   ? EXIT_TEMPFAIL
+							   : EXIT_UPGRADE_FAILED)),
 			"%s — rolled back: nothing was committed, the database is still "
 			"at version %s (snapshot kept: %s)",
 			why, version_str(&j->from), j->snapshot);
@@ -427,20 +420,14 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	if (rc == 0 && s->ops->unhold)
 		s->ops->unhold(s);
 	if (rc)
-		log_event(LOG_ERROR,
-			  &(struct log_fields){ .event = "upgrade_failed",
-						.from = version_str(&j->from),
-						.to = version_str(&j->to),
-						.snapshot = j->snapshot,
-						.exit = LOG_NUM(rc) },
-			  "%s — and the restore failed too", why);
+		log_event(
+			LOG_ERROR,
+			LOG_FIELDS(EV_JOURNAL("upgrade_failed", j), .exit = LOG_NUM(rc)),
+			"%s — and the restore failed too", why);
 	else
 		log_event(LOG_ERROR,
-			  &(struct log_fields){ .event = "upgrade_failed",
-						.from = version_str(&j->from),
-						.to = version_str(&j->to),
-						.snapshot = j->snapshot,
-						.exit = LOG_NUM(EXIT_UPGRADE_FAILED) },
+			  LOG_FIELDS(EV_JOURNAL("upgrade_failed", j),
+				     .exit = LOG_NUM(EXIT_UPGRADE_FAILED)),
 			  "%s — database restored from %s, still at version %s", why,
 			  j->snapshot, version_str(&j->from));
 	return rc ? rc : EXIT_UPGRADE_FAILED;
@@ -517,12 +504,8 @@ static int await_health(struct session *b, struct journal *j, double t0)
 	b->gated = true;
 	b->gated_journal = *j;
 	log_event(LOG_INFO,
-		  &(struct log_fields){ .event = "upgrade_applied",
-					.from = version_str(&j->from),
-					.to = version_str(&j->to),
-					.snapshot = j->snapshot,
-					.duration_ms =
-						LOG_NUM((now_seconds() - t0) * 1000) },
+		  LOG_FIELDS(EV_JOURNAL("upgrade_applied", j),
+			     .duration_ms = LOG_NUM((now_seconds() - t0) * 1000)),
 		  "database upgraded from %s to %s in %.2f s (snapshot kept: %s); the "
 		  "upgrade is kept once the server is healthy ([health])",
 		  version_str(&j->from), version_str(&j->to), now_seconds() - t0,
@@ -606,10 +589,7 @@ static int in_place(struct session *b)
 	char why[1200];
 	int rc;
 
-	log_event(LOG_INFO,
-		  &(struct log_fields){ .event = "upgrade_started",
-					.from = version_str(&p->db_version),
-					.to = version_str(&p->image_version) },
+	log_event(LOG_INFO, LOG_FIELDS(EV_PLAN("upgrade_started", p)),
 		  "schema version mismatch: database has %s, image expects %s "
 		  "(%zu pending) — upgrading",
 		  version_str(&p->db_version), version_str(&p->image_version),
@@ -647,12 +627,8 @@ static int in_place(struct session *b)
 		return EXIT_CANTCREAT;
 	}
 	log_event(LOG_INFO,
-		  &(struct log_fields){ .event = "upgrade_done",
-					.from = version_str(&p->db_version),
-					.to = version_str(&p->image_version),
-					.snapshot = j.snapshot,
-					.duration_ms =
-						LOG_NUM((now_seconds() - t0) * 1000) },
+		  LOG_FIELDS(EV_PLAN("upgrade_done", p), .snapshot = j.snapshot,
+			     .duration_ms = LOG_NUM((now_seconds() - t0) * 1000)),
 		  "database upgraded from %s to %s in %.2f s (snapshot kept: %s)",
 		  version_str(&p->db_version), version_str(&p->image_version),
 		  now_seconds() - t0, j.snapshot);
