@@ -537,12 +537,18 @@ int upgrade_reject(struct session *b, const char *why, const char *probe)
 	if (rc == 0 && b->store.ops->unhold)
 		b->store.ops->unhold(&b->store);
 	if (rc) {
-		log_error(
+		log_event(
+			LOG_ERROR,
+			LOG_FIELDS(EV_JOURNAL("upgrade_rejected", j),
+				   .exit = LOG_NUM(rc)),
 			"the new release was not healthy (%s) — and the restore failed too",
 			why);
 		return rc;
 	}
-	log_error(
+	log_event(
+		LOG_ERROR,
+		LOG_FIELDS(EV_JOURNAL("upgrade_rejected", j),
+			   .exit = LOG_NUM(EXIT_UPGRADE_FAILED)),
 		"the new release was not healthy (%s%s%s): the server was stopped and "
 		"the database restored from %s, back at version %s (what the new "
 		"release wrote is undone with it). Pin the previous image tag; this "
