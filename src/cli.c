@@ -97,7 +97,7 @@ static const struct command commands[] = {
 	  "Every key of every section, one per line, with its source: file:line of\n"
 	  "the config file, the environment variable (NAME_FILE and the file it\n"
 	  "names), the command-line option, or default. Passwords in URLs are\n"
-	  "masked, values read from NAME_FILE strings shown as ***. Opens no\n"
+	  "masked and a string read from a NAME_FILE is shown as ***. Opens no\n"
 	  "database. --json prints the same as one JSON object." },
 	{ "version", cmd_version, 0, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
@@ -110,7 +110,7 @@ static const char global_help[] =
 	"Global options:\n"
 	"  -c FILE              config file (env FERRY_CONFIG, default " DEFAULT_CONFIG_FILE
 	")\n"
-	"  --database-url URL   database (env DATABASE_URL)\n"
+	"  --database-url URL   database (env DATABASE_URL or DATABASE_URL_FILE)\n"
 	"  --migrations DIR     migrations the image ships (default /app/migrations)\n"
 	"  -q, -v               quieter, more verbose\n"
 	"  -h, --help           this help\n";

@@ -451,7 +451,8 @@ static void env_name(const struct key *k, char *buf, size_t size)
  * The value that the variable var (a NAME_FILE) names the file path of,
  * into a malloc'd *out: the content with one trailing "\n" or "\r\n"
  * removed, as docker-library's file_env (and Docker's secrets, written
- * with `echo`) have it. Never logs the content.
+ * with `echo`) have it. Only regular files (Kubernetes' symlinks lead to
+ * one). Never logs the content.
  */
 static int read_env_file(const char *var, const char *path, char **out)
 {
@@ -460,8 +461,9 @@ static int read_env_file(const char *var, const char *path, char **out)
 	size_t n = 0;
 	int fd, rc = -1;
 
+	/* O_NONBLOCK: a FIFO with no writer must not hang the boot here */
 	do
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	while (fd < 0 && errno == EINTR);
 	if (fd < 0) {
 		error_errno("%s: cannot read '%s'", var, path);
@@ -474,6 +476,10 @@ static int read_env_file(const char *var, const char *path, char **out)
 	if (S_ISDIR(st.st_mode)) {
 		errno = EISDIR;
 		error_errno("%s: cannot read '%s'", var, path);
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) { /* secrets are files; a device never ends */
+		error("%s: cannot read '%s': not a regular file", var, path);
 		goto out_close;
 	}
 	while (n <= ENV_FILE_MAX) {
