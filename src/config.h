@@ -99,7 +99,7 @@ int config_load_env(struct config *c);
 int config_set_option(struct config *c, const char *option, const char *value);
 /* -q (< 0) and -v (> 0) move [log] level, within error..debug. */
 void config_set_verbosity(struct config *c, int verbosity);
-/* Key i < CONFIG_NKEYS, sections in the order of the reference file. */
+/* Key i < CONFIG_NKEYS, in the key table's order (grouped by section). */
 void config_item(const struct config *c, size_t i, struct config_item *it);
 void config_release(struct config *c);
 
