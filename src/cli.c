@@ -93,6 +93,13 @@ static const struct command commands[] = {
 	  "summary; exit 1 when a check fails. --deep adds integrity_check,\n"
 	  "foreign keys, every snapshot read through, schema drift against the\n"
 	  "migrations and the application's checks ([doctor] checks_dir)." },
+	{ "config", cmd_config, TAKES_JSON, 0, "config [--json]",
+	  "Print the effective configuration and where each value came from.\n"
+	  "Every key of every section, one per line, with its source: file:line of\n"
+	  "the config file, the environment variable (NAME_FILE and the file it\n"
+	  "names), the command-line option, or default. Passwords in URLs are\n"
+	  "masked and a string read from a NAME_FILE is shown as ***. Opens no\n"
+	  "database. --json prints the same as one JSON object." },
 	{ "version", cmd_version, 0, 0, "version",
 	  "Print ferry's version and the schema versions of image and database." },
 	{ "help", cmd_help, TAKES_COMMAND | NO_CONFIG, 0, "help [COMMAND]",
@@ -104,7 +111,7 @@ static const char global_help[] =
 	"Global options:\n"
 	"  -c FILE              config file (env FERRY_CONFIG, default " DEFAULT_CONFIG_FILE
 	")\n"
-	"  --database-url URL   database (env DATABASE_URL)\n"
+	"  --database-url URL   database (env DATABASE_URL or DATABASE_URL_FILE)\n"
 	"  --migrations DIR     migrations the image ships (default /app/migrations)\n"
 	"  -q, -v               quieter, more verbose\n"
 	"  -h, --help           this help\n";
@@ -202,7 +209,6 @@ static int setup_config(struct config *c, struct opts *o)
 {
 	const char *file = o->config_file;
 	bool required = true;
-	long long level;
 
 	if (!file) {
 		file = getenv("FERRY_CONFIG");
@@ -213,21 +219,14 @@ static int setup_config(struct config *c, struct opts *o)
 	}
 	if (config_load(c, file, required) < 0 || config_load_env(c) < 0)
 		return -1;
-	if (o->database_url) {
-		/* empty means no database, as an empty [database] url does */
-		free(c->database_url);
-		c->database_url = o->database_url[0] ? xstrdup(o->database_url) : NULL;
-	}
-	if (o->migrations_dir) {
-		free(c->migrations_dir);
-		c->migrations_dir = xstrdup(o->migrations_dir);
-	}
-	level = c->log_level + o->verbosity;
-	if (level < LOG_ERROR)
-		level = LOG_ERROR;
-	if (level > LOG_DEBUG)
-		level = LOG_DEBUG;
-	c->log_level = level;
+	/* an empty --database-url means no database, as an empty [database] url */
+	if (o->database_url &&
+	    config_set_option(c, "--database-url", o->database_url) < 0)
+		return -1;
+	if (o->migrations_dir &&
+	    config_set_option(c, "--migrations", o->migrations_dir) < 0)
+		return -1;
+	config_set_verbosity(c, o->verbosity);
 	log_setup((enum log_level)c->log_level, (enum log_format)c->log_format);
 	return 0;
 }

@@ -26,5 +26,6 @@ int cmd_cleanup(struct session *s, const struct cmd_args *a);
 int cmd_version(struct session *s, const struct cmd_args *a);
 int cmd_health(struct session *s, const struct cmd_args *a);
 int cmd_doctor(struct session *s, const struct cmd_args *a);
+int cmd_config(struct session *s, const struct cmd_args *a);
 
 #endif

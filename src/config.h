@@ -1,6 +1,7 @@
 /*
  * config: every setting ferry has, read from the INI file (inih), then
- * FERRY_<SECTION>_<KEY> environment variables, then the command line.
+ * FERRY_<SECTION>_<KEY> environment variables (or the files their _FILE
+ * twins name), then the command line; each value remembers its source.
  */
 #ifndef FERRY_CONFIG_H
 #define FERRY_CONFIG_H
@@ -12,6 +13,22 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
+#define CONFIG_NKEYS	    25 /* rows of config.c's key table */
+
+/* Where a key's value came from, for `ferry config`. */
+enum config_origin {
+	ORIGIN_DEFAULT,
+	ORIGIN_FILE,	 /* name: the INI file; line */
+	ORIGIN_ENV,	 /* name: the variable */
+	ORIGIN_ENV_FILE, /* name: the NAME_FILE variable; path: the file it names */
+	ORIGIN_OPTION,	 /* name: the command-line option */
+};
+
+struct config_source {
+	enum config_origin origin;
+	char *name, *path; /* owned */
+	int line;
+};
 
 struct config {
 	/* [database] */
@@ -46,6 +63,21 @@ struct config {
 	/* [log] */
 	long long log_level;  /* enum log_level */
 	long long log_format; /* enum log_format */
+
+	/* by key, in the order of config_item() */
+	struct config_source source[CONFIG_NKEYS];
+};
+
+/* One key as `ferry config` shows it. */
+struct config_item {
+	const char *section, *name;
+	enum { ITEM_NULL, ITEM_STRING, ITEM_NUMBER, ITEM_BOOL } kind;
+	/*
+	 * The value as text, safe to print: a URL's password masked, a string
+	 * read from a NAME_FILE shown as "***" (a secret by convention).
+	 */
+	char text[1024];
+	const struct config_source *source;
 };
 
 void config_defaults(struct config *c);
@@ -57,7 +89,18 @@ void config_defaults(struct config *c);
 int config_load(struct config *c, const char *path, bool required);
 /* The same for INI text in memory, name standing for the file (fuzzing). */
 int config_load_text(struct config *c, const char *name, const char *text, size_t len);
+/*
+ * The environment: DATABASE_URL, then FERRY_<SECTION>_<KEY>; each may
+ * instead be NAME_FILE, naming a file that holds the value (both set is an
+ * error, and so is an unreadable file). Unknown FERRY_<SECTION>_* are errors.
+ */
 int config_load_env(struct config *c);
+/* A command-line option (--database-url, --migrations); -1 logged. */
+int config_set_option(struct config *c, const char *option, const char *value);
+/* -q (< 0) and -v (> 0) move [log] level, within error..debug. */
+void config_set_verbosity(struct config *c, int verbosity);
+/* Key i < CONFIG_NKEYS, in the key table's order (grouped by section). */
+void config_item(const struct config *c, size_t i, struct config_item *it);
 void config_release(struct config *c);
 
 /* Parses "143,130" into c->exit_zero; false on a bad list. */
