@@ -34,6 +34,7 @@ struct config {
 	bool signal_group;
 	bool exec;
 	bool exit_zero[256];
+	bool init_only; /* ferry run: no database work, whatever is shipped */
 	/* [health] */
 	char *health_url;     /* http://127.0.0.1:PORT/PATH */
 	char *health_command; /* exec'd: argv split on blanks */
