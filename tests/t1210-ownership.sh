@@ -58,6 +58,20 @@ expect_status 0 "the boot after the crash"
 is "$(find "$TMP/d1" ! -user $U | wc -l)" 0 "nothing in the directory is left to root"
 is "$(rows "$DB")" 3 "the server could write after the crash"
 
+# -wal and -shm while a root process has the database open (SQLite as root
+# gives its sidecars to the database file's owner: the file must be the user's)
+rm -f "$DB-wal" "$DB-shm"
+{ echo 'SELECT count(*) FROM t;'; sleep 20; } | sqlite3 "$DB" >/dev/null &
+holder=$!
+at_exit "kill_tree $holder"
+wait_for test -e "$DB-shm"
+run_ferry --database-url "$DB" --migrations "$TMP/m2" run -- sh -c \
+	"stat -c %U '$DB-wal' '$DB-shm' >'$TMP/w/owners'; $(writer "$DB")"
+expect_status 0 "a boot beside a root connection"
+is "$(tr '\n' ' ' <"$TMP/w/owners")" "$U $U " "the server finds -wal and -shm its own"
+is "$(rows "$DB")" 4 "the server could write beside the root connection"
+kill_tree $holder
+
 # a fresh root-owned volume: the directory goes to the user
 mkdir "$TMP/d2"
 boot "$TMP/d2/app.db" "$TMP/m1"
