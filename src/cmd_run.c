@@ -11,11 +11,14 @@
 #include "exits.h"
 #include "health.h"
 #include "log.h"
+#include "owner.h"
 #include "pid1.h"
 #include "session.h"
 #include "upgrade.h"
 #include "util.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -139,6 +142,85 @@ static bool stop_pending(const char *server, int *status)
 	return true;
 }
 
+/*
+ * Who the server runs as, settled before any database work: *drop when
+ * ferry (root) must switch to [run] user, not when it already is that
+ * user; 78 when it is neither root nor that user.
+ */
+static int run_identity(const struct config *c, struct run_user *u, bool *drop)
+{
+	char why[512];
+
+	*drop = false;
+	if (!c->run_user)
+		return 0;
+	if (pid1_resolve_user(c->run_user, u, why, sizeof(why)) < 0 ||
+	    pid1_need_drop(u, drop, why, sizeof(why)) < 0) {
+		log_error("%s", why);
+		return EXIT_CONFIG;
+	}
+	if (!*drop)
+		log_debug("already running as [run] user %s (uid %u): no switch",
+			  c->run_user, (unsigned)u->uid);
+	return 0;
+}
+
+/* 1: dir exists and holds something but dot files; 0: not; -1 logged */
+static int holds_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int found = 0;
+
+	if (!d) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		return error_errno("[migrations] dir '%s'", dir);
+	}
+	while (!found && (e = readdir(d)))
+		found = e->d_name[0] != '.';
+	closedir(d);
+	return found;
+}
+
+/*
+ * No database: a plain init is fine, but an image that ships migrations
+ * and finds no database must not start its server unchecked (78).
+ */
+static int without_database(const struct config *c)
+{
+	int r;
+
+	if (c->init_only) {
+		log_info("[run] init_only = true: starting without a schema check");
+		return 0;
+	}
+	r = holds_files(c->migrations_dir);
+	if (r < 0)
+		return EXIT_CONFIG;
+	if (r > 0) {
+		log_error("'%s' holds migrations, but no database is configured: set "
+			  "DATABASE_URL (or --database-url, [database] url), or "
+			  "[run] init_only = true to start without a schema check",
+			  c->migrations_dir);
+		return EXIT_CONFIG;
+	}
+	log_info("no database configured ([database] url, DATABASE_URL): "
+		 "starting without a schema check");
+	return 0;
+}
+
+/* The database brought to the image's version, its files the server's. */
+static int prepare(struct session *s, const struct run_user *u, bool health)
+{
+	int rc = owner_check(s, u);
+
+	if (rc)
+		return rc;
+	s->gate = health;
+	return upgrade_boot(s, true);
+}
+
 int cmd_run(struct session *s, const struct cmd_args *a)
 {
 	const struct config *c = s->c;
@@ -150,7 +232,8 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 				 .check = gate_check,
 				 .exited = gate_exited,
 				 .arg = &g };
-	bool exit_zero[256], health, every_boot = !c->health_after_upgrade_only;
+	bool exit_zero[256], health, drop, every_boot = !c->health_after_upgrade_only;
+	struct run_user user = { 0 };
 	struct run_opts ro = {
 		.user = c->run_user,
 		.grace_seconds = (int)c->grace_seconds,
@@ -160,28 +243,34 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 	};
 	int rc = gate_config(c, &health);
 
+	if (rc == 0)
+		rc = run_identity(c, &user, &drop);
 	if (rc)
-		return rc;
+		goto out;
+	if (!drop)
+		ro.user = NULL;
 	/* the session's copy of the configuration goes with it, below */
 	memcpy(exit_zero, c->exit_zero, sizeof(exit_zero));
 	/* a probe holds up the supervisor: a stop waits for it at most 5 s */
 	g.probe_timeout = hook.interval_seconds < 5 ? hook.interval_seconds : 5;
-	if (s->have_store) {
-		s->gate = health;
-		rc = upgrade_boot(s, true);
-		if (rc != 0)
-			return rc;
-	} else {
-		log_info("no database configured ([database] url, DATABASE_URL): "
+	if (s->have_store && c->init_only)
+		log_info("[run] init_only = true: the database is not looked at, "
 			 "starting without a schema check");
-	}
+	else if (s->have_store)
+		rc = prepare(s, &user, health);
+	else
+		rc = without_database(c);
+	if (rc)
+		goto out;
 	g.upgrade = s->gated;
 	/* the server runs without ferry's connections or files; only a gated
 	 * upgrade keeps its lock, so that no replica resolves it meanwhile */
-	if (!s->gated)
+	if (s->gated)
+		owner_give(s);
+	else
 		session_close(s);
 	if (stop_pending(a->rest[0], &rc))
-		return rc;
+		goto out;
 	if (health && (g.upgrade || every_boot))
 		ro.hook = &hook;
 	g.start = now_seconds();
@@ -193,5 +282,7 @@ int cmd_run(struct session *s, const struct cmd_args *a)
 	else if (s->gated) /* ended before a verdict: the next boot undoes it */
 		log_warn("the server stopped before it was found healthy: the upgrade "
 			 "is undone at the next boot");
+out:
+	pid1_release_user(&user);
 	return rc;
 }

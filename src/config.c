@@ -51,6 +51,7 @@ static const struct key keys[] = {
 	{ "run", "signal_group", T_BOOL, OFF(signal_group), 0, 0, 0 },
 	{ "run", "exec", T_BOOL, OFF(exec), 0, 0, 0 },
 	{ "run", "exit_zero", T_STATUSES, OFF(exit_zero), 0, 0, 0 },
+	{ "run", "init_only", T_BOOL, OFF(init_only), 0, 0, 0 },
 	{ "health", "url", T_STR, OFF(health_url), 0, 0, K_URL },
 	{ "health", "command", T_STR, OFF(health_command), 0, 0, 0 },
 	{ "health", "interval_seconds", T_INT, OFF(health_interval_seconds), 1, 3600, 0 },

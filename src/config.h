@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    25 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    26 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -51,6 +51,7 @@ struct config {
 	bool signal_group;
 	bool exec;
 	bool exit_zero[256];
+	bool init_only; /* ferry run: no database work, whatever is shipped */
 	/* [health] */
 	char *health_url;     /* http://127.0.0.1:PORT/PATH */
 	char *health_command; /* exec'd: argv split on blanks */

@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -44,7 +45,7 @@ void pid1_block_signals(void)
 		log_warn("cannot block signals: %s", strerror(errno));
 }
 
-int pid1_resolve_user(const char *spec, struct run_user *u)
+int pid1_resolve_user(const char *spec, struct run_user *u, char *why, size_t size)
 {
 	char name[256];
 	const char *colon = strchr(spec, ':');
@@ -53,9 +54,12 @@ int pid1_resolve_user(const char *spec, struct run_user *u)
 	long long v;
 
 	memset(u, 0, sizeof(*u));
-	if (len == 0 || len >= sizeof(name))
-		return error("[run] user: bad value '%s': expected NAME, UID or UID:GID",
-			     spec);
+	if (len == 0 || len >= sizeof(name)) {
+		snprintf(why, size,
+			 "[run] user: bad value '%s': expected NAME, UID or UID:GID",
+			 spec);
+		return -1;
+	}
 	memcpy(name, spec, len);
 	name[len] = '\0';
 	if (parse_ll(name, 0, 0x7fffffff, &v)) {
@@ -65,8 +69,11 @@ int pid1_resolve_user(const char *spec, struct run_user *u)
 	} else {
 		errno = 0;
 		pw = getpwnam(name);
-		if (!pw)
-			return error("[run] user: no user '%s' in /etc/passwd", name);
+		if (!pw) {
+			snprintf(why, size, "[run] user: no user '%s' in /etc/passwd",
+				 name);
+			return -1;
+		}
 		u->uid = pw->pw_uid;
 	}
 	u->gid = pw ? pw->pw_gid : (gid_t)u->uid;
@@ -78,16 +85,49 @@ int pid1_resolve_user(const char *spec, struct run_user *u)
 		} else if ((gr = getgrnam(colon + 1))) {
 			u->gid = gr->gr_gid;
 		} else {
-			return error("[run] user: no group '%s' in /etc/group",
-				     colon + 1);
+			snprintf(why, size, "[run] user: no group '%s' in /etc/group",
+				 colon + 1);
+			return -1;
 		}
 	}
 	/* su-exec's rule: supplementary groups from the user's entry only
 	 * when no group was given explicitly */
 	u->name = pw && !colon ? xstrdup(pw->pw_name) : NULL;
 	u->home = xstrdup(pw ? pw->pw_dir : "/");
+	u->spec = spec;
 	u->set = true;
 	return 0;
+}
+
+void pid1_release_user(struct run_user *u)
+{
+	free(u->name);
+	free(u->home);
+	memset(u, 0, sizeof(*u));
+}
+
+int pid1_need_drop(const struct run_user *u, bool *drop, char *why, size_t size)
+{
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+
+	*drop = false;
+	if (!u->set)
+		return 0;
+	if (uid == 0) {
+		*drop = true;
+		return 0;
+	}
+	/* a USER line, docker run --user, runAsUser: already the server's user */
+	if (u->uid == uid && u->gid == gid)
+		return 0;
+	snprintf(why, size,
+		 "[run] user = %s (uid %u, gid %u): ferry runs as uid %u gid %u, not as "
+		 "root, so it cannot switch users; run the container as that user "
+		 "or as root, or remove [run] user",
+		 u->spec, (unsigned)u->uid, (unsigned)u->gid, (unsigned)uid,
+		 (unsigned)gid);
+	return -1;
 }
 
 static int drop_privileges(const struct run_user *u)
@@ -106,6 +146,36 @@ static int drop_privileges(const struct run_user *u)
 	if (setenv("HOME", u->home, 1) < 0)
 		return error_errno("cannot set HOME");
 	return 0;
+}
+
+/*
+ * access(2) as the server's user would see it: a child takes u's
+ * identity and asks the kernel, so group bits, ACLs and read-only
+ * mounts count as they will for the server.
+ */
+int pid1_access_as(const struct run_user *u, const char *path, int mode)
+{
+	pid_t pid, r;
+	int ws;
+
+	if (!u->set || (u->uid == geteuid() && u->gid == getegid()))
+		return faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0 ? 0 : errno;
+	pid = fork();
+	if (pid < 0)
+		return error_errno("cannot fork to check '%s'", path);
+	if (pid == 0) {
+		if (drop_privileges(u) < 0)
+			_exit(255);
+		_exit(faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0 ? 0
+								       : errno & 0xff);
+	}
+	while ((r = waitpid(pid, &ws, 0)) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return error_errno("cannot wait for the check of '%s'", path);
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) == 255)
+		return error("cannot check '%s' as uid %u", path, (unsigned)u->uid);
+	return WEXITSTATUS(ws);
 }
 
 /* The shell's statuses for a command it cannot run. */
@@ -459,11 +529,14 @@ int pid1_run(const struct run_opts *o, char **argv)
 {
 	struct run_user user = { 0 };
 	struct sup s = { .o = o, .prog = argv[0], .state = RUNNING, .status = -1 };
+	char why[512];
 	int rc;
 
 	assert(!o->hook || !o->hook->check || o->hook->interval_seconds > 0);
-	if (o->user && pid1_resolve_user(o->user, &user) < 0)
+	if (o->user && pid1_resolve_user(o->user, &user, why, sizeof(why)) < 0) {
+		error("%s", why);
 		return EXIT_CONFIG;
+	}
 	if (o->exec) {
 		log_debug("exec %s", argv[0]);
 		become(&user, argv);
@@ -480,7 +553,6 @@ int pid1_run(const struct run_opts *o, char **argv)
 	sup_loop(&s);
 	rc = sup_result(&s);
 out_free_user:
-	free(user.name);
-	free(user.home);
+	pid1_release_user(&user);
 	return rc;
 }

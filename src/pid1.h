@@ -7,6 +7,7 @@
 #define FERRY_PID1_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /*
@@ -53,8 +54,8 @@ struct run_opts {
 void pid1_block_signals(void);
 
 /*
- * Resolved identity for the child; filled by pid1_resolve_user, which logs
- * and returns -1 when the user does not exist.
+ * Resolved identity for the child, filled by pid1_resolve_user (-1 with
+ * why when the user or group does not exist); pid1_release_user frees it.
  */
 struct run_user {
 	bool set;
@@ -62,8 +63,22 @@ struct run_user {
 	gid_t gid;
 	char *name; /* for initgroups; NULL when numeric without passwd entry */
 	char *home;
+	const char *spec; /* as configured, for messages */
 };
-int pid1_resolve_user(const char *spec, struct run_user *u);
+int pid1_resolve_user(const char *spec, struct run_user *u, char *why, size_t size);
+void pid1_release_user(struct run_user *u);
+/*
+ * Can ferry become u? *drop: it must switch (it is root); false when it
+ * already runs as u's uid and gid (a USER line, docker run --user,
+ * runAsUser). -1 with why when it is neither root nor u.
+ */
+int pid1_need_drop(const struct run_user *u, bool *drop, char *why, size_t size);
+/*
+ * 0 when u may access path with mode (R_OK, W_OK, X_OK), as the server
+ * will run; else the errno the server would get (EACCES, EROFS ...), or -1
+ * (logged) when the check itself failed. Forks when u is someone else.
+ */
+int pid1_access_as(const struct run_user *u, const char *path, int mode);
 
 /*
  * Runs argv; returns the exit status ferry should exit with. Expects

@@ -6,14 +6,18 @@
 #include "session.h"
 #include "exits.h"
 #include "log.h"
+#include "owner.h"
 #include "util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void session_close(struct session *s)
 {
+	owner_give(s);
+	pid1_release_user(&s->owner);
 	plan_release(&s->plan);
 	ledger_release(&s->ledger);
 	free(s->state_dir);
@@ -66,6 +70,21 @@ static void init_state(struct session *s)
 	s->have_state = true;
 	free(sd);
 	free(dir);
+}
+
+/*
+ * Run as root with a [run] user, the files ferry creates go to that user.
+ * A user that does not resolve is `ferry run`'s error (78); for the
+ * other commands the files just stay root's.
+ */
+static void find_owner(struct session *s)
+{
+	char why[512];
+
+	if (!s->c->run_user || geteuid() != 0)
+		return;
+	if (pid1_resolve_user(s->c->run_user, &s->owner, why, sizeof(why)) < 0)
+		log_debug("%s: ferry's files stay root's", why);
 }
 
 /* state_lock's 1 (timed out) or -1 (failed, maybe with the store's reason) */
@@ -132,6 +151,7 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 		return st->status ? st->status : EXIT_CONFIG;
 	s->db_exists = e == 1;
 	init_state(s);
+	find_owner(s);
 	if ((flags & TAKE_LOCK) && (rc = session_lock(s, 0)))
 		return rc;
 	if ((flags & NO_UNFINISHED) && (rc = session_check_finished(s)))

@@ -13,6 +13,7 @@
 #include "journal.h"
 #include "ledger.h"
 #include "migrations.h"
+#include "pid1.h"
 #include "plan.h"
 #include "store.h"
 
@@ -39,10 +40,14 @@ struct session {
 	 * its journal at the phase applied */
 	bool gate, gated;
 	struct journal gated_journal;
+	/* [run] user when ferry runs as root: the files ferry creates for the
+	 * database are given to it (owner.c), also when the session closes */
+	struct run_user owner;
 };
 
 /* Opens what flags ask for; returns 0 or the exit status (logged). */
 int session_open(struct session *s, const struct config *c, unsigned flags);
+/* Gives the database's files to the owner first (owner_give). */
 void session_close(struct session *s);
 /* Opens the database if it exists, reads the ledger, makes the plan. */
 int session_read_plan(struct session *s);

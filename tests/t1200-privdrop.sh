@@ -98,14 +98,36 @@ expect_status 78 "user = :5"
 FERRY_RUN_USER=nosuchuser FERRY_RUN_EXEC=true run_ferry run -- true
 expect_status 78 "user = nosuchuser with exec = true"
 
-# ferry itself not root: the drop fails loudly, the server does not run
-if command -v setpriv >/dev/null; then
-	FERRY_RUN_USER=1234 run_cmd setpriv --reuid=65534 --regid=65534 --clear-groups \
-		"$FERRY" run -- sh -c 'touch "$0/started"' "$TMP"
-	check "not root: user = 1234 fails (exit $rc)" [ "$rc" -ne 0 ]
-	like "$err" "cannot set" "not root: says what it could not do"
+# ferry itself not root (a USER line, docker run --user, runAsUser)
+if command -v setpriv >/dev/null && command -v sqlite3 >/dev/null; then
+	as_nobody() { run_cmd setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" \
+		--clear-groups "$FERRY" "$@"; }
+	mkdir -p "$TMP/mig" "$TMP/data"
+	echo 'CREATE TABLE t (x INTEGER);' >"$TMP/mig/0001_t.sql"
+	chown "$NOBODY_UID:$NOBODY_GID" "$TMP/data"
+
+	# asked for another user: refused before the database is touched
+	FERRY_RUN_USER=1234 DATABASE_URL=$TMP/data/app.db as_nobody \
+		--migrations "$TMP/mig" run -- sh -c 'touch "$0/started"' "$TMP"
+	expect_status 78 "not root: user = 1234 is refused"
+	like "$err" "uid 1234.*runs as uid $NOBODY_UID" "names the asked and the current uid"
+	like "$err" "not as root" "says why it cannot switch"
 	check "not root: the server did not start" [ ! -e "$TMP/started" ]
+	check "not root: the database was not created" [ ! -e "$TMP/data/app.db" ]
+
+	# asked for the user it already is: no switch, the upgrade and the server run
+	FERRY_RUN_USER=nobody DATABASE_URL=$TMP/data/app.db as_nobody \
+		--migrations "$TMP/mig" run -- sh -c "$ids"
+	expect_status 0 "already user = nobody: runs"
+	is "$out" "$NOBODY_UID $NOBODY_GID $NOBODY_GID $HOME" "the server runs as ferry's own user"
+	is "$(sqlite3 "$TMP/data/app.db" 'SELECT count(*) FROM ferry_migrations')" 1 \
+		"already user = nobody: the database was migrated"
+	FERRY_RUN_USER=$NOBODY_UID:$NOBODY_GID as_nobody run -- true
+	expect_status 0 "already user = UID:GID (numeric): runs"
+	FERRY_RUN_USER=$NOBODY_UID:5678 as_nobody run -- true
+	expect_status 78 "same uid, another group: refused"
+	like "$err" "gid 5678" "names the asked group"
 else
-	skip "not root: user = 1234 fails" "no setpriv"
+	skip "not root: user = 1234 is refused" "no setpriv or no sqlite3"
 fi
 done_testing
