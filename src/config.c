@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION };
+enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION, T_MODE };
 
 struct key {
 	const char *section, *name;
@@ -35,6 +35,7 @@ static const struct key keys[] = {
 	{ "migrations", "auto_upgrade", T_BOOL, OFF(auto_upgrade), 0, 0 },
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600 },
 	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0 },
+	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0 },
@@ -202,6 +203,21 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 		return 0;
 	case T_VERSION:
 		return set_version(field, value, why, whysize);
+	case T_MODE:
+		if (!strcasecmp(value, "in-place"))
+			v = MODE_IN_PLACE;
+		else if (!strcasecmp(value, "rebuild"))
+			v = MODE_REBUILD;
+		else {
+			snprintf(why, whysize,
+				 !strcasecmp(value, "app")
+					 ? "app is not supported yet: expected in-place "
+					   "or rebuild"
+					 : "expected in-place or rebuild");
+			return -1;
+		}
+		*(long long *)field = v;
+		return 0;
 	}
 	return -1;
 }

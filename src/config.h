@@ -13,6 +13,12 @@
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
 
+/* [migrations] mode: how the database reaches the image's version */
+enum migrations_mode {
+	MODE_IN_PLACE, /* the pending migrations, in order */
+	MODE_REBUILD,  /* a fresh database from schema.sql, the old data copied in */
+};
+
 struct config {
 	/* [database] */
 	char *database_url;
@@ -25,6 +31,7 @@ struct config {
 	bool auto_upgrade;
 	struct version target_version;	  /* zero: the highest shipped */
 	long long statement_lock_timeout; /* seconds, PostgreSQL */
+	long long migrations_mode;	  /* enum migrations_mode */
 	/* [snapshot] */
 	char *snapshot_dir;
 	long long snapshot_keep;
