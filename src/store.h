@@ -122,7 +122,7 @@ struct store_ops {
 	/* Optional: builds a new database by fn(), then moves it into place. */
 	int (*create)(struct store *s, int (*fn)(struct store *, void *), void *arg);
 	/*
-	 * Optional, rebuild mode (rebuild.h): builds the fresh database
+	 * Rebuild mode (rebuild.h), which every engine has: builds the fresh database
 	 * beside the held old one: a staging copy of the old data, job's
 	 * transforms run on it, schema.sql, the common tables and columns
 	 * copied across, the ledger written at the schema's version,

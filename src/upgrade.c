@@ -599,7 +599,9 @@ static int in_place(struct session *b)
 
 static bool rebuild_fits(const struct session *b)
 {
-	return b->plan.kind == PLAN_UPGRADE && b->set.rebuild;
+	/* version 0 (an empty database) takes schema.sql as a migration */
+	return b->plan.kind == PLAN_UPGRADE && b->set.rebuild &&
+	       !version_is_zero(&b->plan.db_version);
 }
 
 /* The old database is untouched until the store's swap, one step. */
@@ -614,9 +616,6 @@ static int rebuild(struct session *b)
 	char why[1200];
 	int rc;
 
-	if (!s->ops->rebuild_build)
-		return error("rebuild mode is not supported on %s yet", s->ops->engine),
-		       EXIT_CONFIG;
 	rebuild_job_init(&job, &b->set, &j.from);
 	rc = s->ops->check(s) < 0 ? EXIT_DATA : take_snapshot(b, &j, true);
 	if (rc == 0 && journal_write(&b->state, &j, PHASE_MIGRATING) < 0)
@@ -634,6 +633,8 @@ static int rebuild(struct session *b)
 		rc = EXIT_UPGRADE_FAILED; /* the next boot finds where it stands */
 	else if (rc == 0) {
 		crash_point("rebuild:swapped");
+		if (s->ops->unhold)
+			s->ops->unhold(s);
 		s->ops->close(s);
 		if (b->gate)
 			rc = await_health(b, &j, t0);
