@@ -54,13 +54,20 @@ static int unlink_with_sidecars(const char *path)
 	return unlink_files(path, false);
 }
 
-void sq_rebuild_discard(struct store *s)
+static void discard_staging(struct store *s)
 {
-	char *st = xasprintf("%s" STAGING, s->path), *nw = xasprintf("%s" FRESH, s->path);
+	char *st = xasprintf("%s" STAGING, s->path);
 
 	unlink_with_sidecars(st);
-	unlink_with_sidecars(nw);
 	free(st);
+}
+
+void sq_rebuild_discard(struct store *s)
+{
+	char *nw = xasprintf("%s" FRESH, s->path);
+
+	discard_staging(s);
+	unlink_with_sidecars(nw);
 	free(nw);
 }
 
@@ -541,12 +548,7 @@ int sq_rebuild_build(struct store *s, const struct rebuild_job *job)
 out:
 	close_side(&stage);
 	close_side(&fresh);
-	{
-		char *st = xasprintf("%s" STAGING, s->path);
-
-		unlink_with_sidecars(st);
-		free(st);
-	}
+	discard_staging(s);
 	if (rc < 0)
 		sq_rebuild_discard(s);
 	return rc;
