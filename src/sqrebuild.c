@@ -529,6 +529,17 @@ static int build_fresh(struct store *s, struct store *fresh, const char *staging
 	return rc;
 }
 
+/* A full disk, no memory, an I/O error: the environment's failure, not the
+ * release's (the crash-loop guard does not count it). */
+static void mark_transient(struct store *s, struct store *side)
+{
+	int code = side->db ? sqlite3_errcode(handle(side)) & 0xff : SQLITE_OK;
+
+	if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_NOMEM ||
+	    code == SQLITE_BUSY)
+		s->transient = true;
+}
+
 int sq_rebuild_build(struct store *s, const struct rebuild_job *job)
 {
 	struct store stage = { 0 }, fresh = { 0 };
@@ -546,6 +557,10 @@ int sq_rebuild_build(struct store *s, const struct rebuild_job *job)
 	close_side(&fresh);
 	rc = 0;
 out:
+	if (rc < 0) {
+		mark_transient(s, &stage);
+		mark_transient(s, &fresh);
+	}
 	close_side(&stage);
 	close_side(&fresh);
 	discard_staging(s);

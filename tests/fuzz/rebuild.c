@@ -105,7 +105,8 @@ static void check_set(const struct migration_set *set, const char *log, size_t l
 
 	if (set->n != 1 || version_is_zero(top) ||
 	    !version_parse(&back, text, strlen(text)) || version_cmp(&back, top))
-		fuzz_fail("the schema is not one migration at a version above 0", log, len);
+		fuzz_fail("the schema is not one migration at a version above 0", log,
+			  len);
 	for (size_t i = 0; i < r->n; i++) {
 		const struct transform *t = &r->t[i];
 
@@ -122,8 +123,8 @@ static void check_set(const struct migration_set *set, const char *log, size_t l
 		rebuild_job_init(&job, set, &v);
 		for (size_t k = 0; k < job.n_steps; k++)
 			if (version_cmp(&job.steps[k]->from, &v) < 0 ||
-			    (k > 0 && version_cmp(&job.steps[k]->from,
-						  &job.steps[k - 1]->to) < 0))
+			    (k > 0 &&
+			     version_cmp(&job.steps[k]->from, &job.steps[k - 1]->to) < 0))
 				fuzz_fail("a job picked a transform before its version",
 					  log, len);
 		rebuild_job_release(&job);
@@ -147,7 +148,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			rec = end;
 		name_end = memchr(p, '\0', (size_t)(rec - p));
 		text = name_end ? name_end + 1 : rec;
-		put(p, (size_t)((name_end ? name_end : rec) - p), text, (size_t)(rec - text));
+		put(p, (size_t)((name_end ? name_end : rec) - p), text,
+		    (size_t)(rec - text));
 		if (rec == end)
 			break;
 		p = rec + 2;
