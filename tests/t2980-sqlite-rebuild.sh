@@ -215,6 +215,15 @@ for point in snapshot:mid rebuild:staged rebuild:transformed rebuild:copied \
 	no_side_files "$DBDIR" "$point: no staging or new file left"
 done
 
+# ---- the health gate: an unhealthy release undoes the rebuild ---------------
+v1 gate
+before=$(dump "$DB")
+FERRY_HEALTH_COMMAND=/bin/false FERRY_HEALTH_TIMEOUT_SECONDS=1 FERRY_HEALTH_INTERVAL_SECONDS=1 \
+	fy "$DB" "$TMP/r3" run -- /bin/sleep 60
+expect_status 70 "an unhealthy server after a rebuild"
+like "$err" "the database restored from .*app.db.pre-upgrade, back at version 1" "the snapshot went back"
+is "$(dump "$DB")" "$before" "the old database is back as it was"
+
 # ---- the mode key -------------------------------------------------------------
 v1 mode
 FERRY_MIGRATIONS_MODE=app fy "$DB" "$TMP/r3" migrate
