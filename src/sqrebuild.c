@@ -234,6 +234,38 @@ static char *common_columns(struct store *fresh, const char *table)
 	return list;
 }
 
+/* "email = 'a@b'" for the old row's primary key (not a rowid alias); NULL
+ * for none */
+static char *primary_key(struct store *fresh, const char *table, long long rowid)
+{
+	sqlite3_stmt *st = NULL;
+	char *expr = NULL, *sql, *out = NULL;
+
+	if (sqlite3_prepare_v2(
+		    handle(fresh),
+		    "SELECT group_concat(printf('%Q || '' = '' || quote(%w)', "
+		    "name, name), ' || '', '' || ') FROM (SELECT name FROM "
+		    "pragma_table_info(?1, 'old') WHERE pk > 0 AND lower(type) <> "
+		    "'integer' ORDER BY pk)",
+		    -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		expr = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (!expr)
+		return NULL;
+	sql = sqlite3_mprintf("SELECT %s FROM old.\"%w\" WHERE rowid = %lld", expr, table,
+			      rowid);
+	if (sql && sqlite3_prepare_v2(handle(fresh), sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		out = xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	sqlite3_free(sql);
+	free(expr);
+	return out;
+}
+
 /*
  * The bulk copy of a table failed on a constraint: find the first row of
  * the old table that the new one refuses, to name it. The failed INSERT
@@ -260,11 +292,19 @@ static void name_the_row(struct store *s, struct store *fresh, const char *table
 
 		sqlite3_bind_int64(ins, 1, id);
 		if (sqlite3_step(ins) != SQLITE_DONE) {
+			char *pk, refused[512];
+
 			bad = id;
+			snprintf(refused, sizeof(refused), "%s",
+				 sqlite3_errmsg(handle(fresh)));
+			sqlite3_reset(ins);
+			pk = primary_key(fresh, table, id);
 			snprintf(s->err, sizeof(s->err),
-				 "table '%s', row with rowid %lld: %s: the new "
+				 "table '%s', row with rowid %lld%s%.200s%s: %s: the new "
 				 "schema refuses it; fix the data in a transform",
-				 table, bad, sqlite3_errmsg(handle(fresh)));
+				 table, bad, pk ? " (" : "", pk ? pk : "", pk ? ")" : "",
+				 refused);
+			free(pk);
 		}
 		sqlite3_reset(ins);
 	}

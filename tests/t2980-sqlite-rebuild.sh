@@ -175,6 +175,10 @@ fail_case "a broken transform" "transform '.*bad/transforms/1-2.sql' failed: no 
 bad; printf '%s\n' "$split_sql" >"$TMP/bad/transforms/1-2.sql"
 sed -i "s/email TEXT NOT NULL DEFAULT 'none'/email TEXT NOT NULL/" "$TMP/bad/schema.sql"
 fail_case "rows a NOT NULL column refuses" "table 'users', row with rowid 1: NOT NULL constraint failed: users.email"
+bad; printf '%s\n' "$split_sql" "CREATE TABLE tags (label TEXT PRIMARY KEY, color TEXT);" \
+	"INSERT INTO tags VALUES ('misc', 'red'), ('news', NULL);" >"$TMP/bad/transforms/1-2.sql"
+echo 'CREATE TABLE tags (label TEXT PRIMARY KEY, color TEXT NOT NULL);' >>"$TMP/bad/schema.sql"
+fail_case "a row named by its primary key" "table 'tags', row with rowid 2 \(label = 'news'\): NOT NULL constraint failed: tags.color"
 bad; printf '%s\n' "$split_sql" 'UPDATE users SET id = id + 100;' 'CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER, title TEXT);' \
 	"INSERT INTO posts (user_id, title) VALUES (1, 'orphan');" >"$TMP/bad/transforms/1-2.sql"
 fail_case "a foreign key the copied rows break" "foreign key violation: table 'posts'"
