@@ -279,8 +279,8 @@ static void like_old(struct store *s, const char *const *app)
 
 /*
  * One transaction of renames: the app's schema becomes ferry_old, ferry_new
- * takes its name, and the journal table moves to the new one first. The
- * old schema is dropped after the commit.
+ * takes its name, and the journal table moves to the new one first; the
+ * old schema and the staging one are dropped in the same transaction.
  */
 int pg_rebuild_swap(struct store *s)
 {
@@ -305,17 +305,17 @@ int pg_rebuild_swap(struct store *s)
 		    "NOT NULL UNION ALL SELECT 2, format('ALTER SCHEMA %I RENAME TO "
 		    "ferry_old', $1::text) UNION ALL SELECT 3, format('ALTER SCHEMA "
 		    "ferry_new RENAME TO %I', $1::text)) x ORDER BY o",
-		    1, p) < 0) {
-		pg_rollback(pg_conn(s));
-		return error("cannot swap the rebuilt schema in: %s", s->err);
-	}
+		    1, p) < 0)
+		goto fail;
+	/* dropped in the same transaction: no crash leaves them behind */
+	if (run(s, "DROP SCHEMA ferry_old CASCADE; DROP SCHEMA ferry_staging CASCADE") <
+	    0)
+		goto fail;
 	crash_point("rebuild:before-commit");
-	if (run(s, "COMMIT") < 0) {
-		pg_rollback(pg_conn(s));
-		return error("cannot swap the rebuilt schema in: %s", s->err);
-	}
-	if (run(s, "DROP SCHEMA ferry_old CASCADE; DROP SCHEMA IF EXISTS ferry_staging "
-		   "CASCADE") < 0)
-		log_warn("the old schema is kept as ferry_old: %s", s->err);
+	if (run(s, "COMMIT") < 0)
+		goto fail;
 	return 0;
+fail:
+	pg_rollback(pg_conn(s));
+	return error("cannot swap the rebuilt schema in: %s", s->err);
 }
