@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION };
+enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION, T_MODE };
 
 enum key_flags {
 	K_URL = 1 << 0,	     /* may hold a password: shown through redact_url() */
@@ -44,6 +44,7 @@ static const struct key keys[] = {
 	{ "migrations", "auto_upgrade", T_BOOL, OFF(auto_upgrade), 0, 0, 0 },
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600, 0 },
 	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0, 0 },
+	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100, 0 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0, 0 },
@@ -243,6 +244,21 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 		return 0;
 	case T_VERSION:
 		return set_version(field, value, why, whysize);
+	case T_MODE:
+		if (!strcasecmp(value, "in-place"))
+			v = MODE_IN_PLACE;
+		else if (!strcasecmp(value, "rebuild"))
+			v = MODE_REBUILD;
+		else {
+			snprintf(why, whysize,
+				 !strcasecmp(value, "app")
+					 ? "app is not supported yet: expected in-place "
+					   "or rebuild"
+					 : "expected in-place or rebuild");
+			return -1;
+		}
+		*(long long *)field = v;
+		return 0;
 	}
 	return -1;
 }
@@ -760,6 +776,11 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 		break;
 	case T_VERSION:
 		snprintf(it->text, sizeof(it->text), "%s", version_str(field));
+		break;
+	case T_MODE:
+		snprintf(it->text, sizeof(it->text), "%s",
+			 *(const long long *)field == MODE_REBUILD ? "rebuild"
+								   : "in-place");
 		break;
 	}
 }

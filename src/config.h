@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    26 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    27 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -30,6 +30,12 @@ struct config_source {
 	int line;
 };
 
+/* [migrations] mode: how the database reaches the image's version */
+enum migrations_mode {
+	MODE_IN_PLACE, /* the pending migrations, in order */
+	MODE_REBUILD,  /* a fresh database from schema.sql, the old data copied in */
+};
+
 struct config {
 	/* [database] */
 	char *database_url;
@@ -42,6 +48,7 @@ struct config {
 	bool auto_upgrade;
 	struct version target_version;	  /* zero: the highest shipped */
 	long long statement_lock_timeout; /* seconds, PostgreSQL */
+	long long migrations_mode;	  /* enum migrations_mode */
 	/* [snapshot] */
 	char *snapshot_dir;
 	long long snapshot_keep;

@@ -12,6 +12,7 @@
 #include "failures.h"
 #include "json.h"
 #include "log.h"
+#include "rebuild.h"
 #include "session.h"
 #include "snapshot.h"
 #include "util.h"
@@ -242,7 +243,9 @@ static void check_migrations(struct doctor *d, const char *name)
 {
 	struct session *s = d->s;
 	const struct config *c = s->c;
-	int rc = migrations_load(&s->set, c->migrations_dir);
+	int rc = c->migrations_mode == MODE_REBUILD
+			 ? rebuild_load(&s->set, c->migrations_dir)
+			 : migrations_load(&s->set, c->migrations_dir);
 
 	s->have_set = true; /* released by session_close, whatever was read */
 	if (rc) {

@@ -8,6 +8,7 @@
  * the later ones (dbmate, goose, Flyway, diesel) are a file and a row each.
  */
 #include "migrations.h"
+#include "rebuild.h"
 #include "exits.h"
 #include "log.h"
 #include "util.h"
@@ -492,6 +493,7 @@ void migrations_release(struct migration_set *set)
 	}
 	free(set->items);
 	free(set->dir);
+	rebuild_release(set->rebuild);
 	memset(set, 0, sizeof(*set));
 }
 

@@ -25,11 +25,16 @@ struct migration {
 	size_t not_utf8_at;
 };
 
+struct rebuild;
+
 struct migration_set {
-	const char *format; /* "ferry", "golang-migrate" */
+	const char *format; /* "ferry", "golang-migrate", "rebuild" */
 	char *dir;
 	struct migration *items; /* sorted by version */
 	size_t n;
+	/* rebuild mode (rebuild.h): items is schema.sql alone, these are the
+	 * transforms; NULL in-place */
+	struct rebuild *rebuild;
 };
 
 /*

@@ -59,6 +59,9 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 			"database; run `ferry rollback` or use an image that ships %s",
 			version_str(&p->db_version), version_str(&p->image_version),
 			version_str(&p->db_version));
+	/* rebuild mode ships no history to compare: schema.sql is the truth */
+	if (set->rebuild)
+		return false;
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 		const struct migration *m = migrations_find(set, &r->version);

@@ -74,6 +74,11 @@ void pg_scratch_drop(struct store *s, struct store *scratch);
 int pg_describe_schema(struct store *s, store_row_fn row, void *arg);
 int pg_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg);
 
+/* pgrebuild.c: rebuild mode (store.h's rebuild ops) */
+int pg_rebuild_build(struct store *s, const struct rebuild_job *job);
+int pg_rebuild_swap(struct store *s);
+void pg_rebuild_discard(struct store *s);
+
 struct snapshot_info;
 struct version;
 int pg_snapshot(struct store *s, const char *path, struct snapshot_info *info);

@@ -7,6 +7,7 @@
 #include "exits.h"
 #include "log.h"
 #include "owner.h"
+#include "rebuild.h"
 #include "util.h"
 
 #include <stdio.h>
@@ -48,7 +49,9 @@ static int load_migrations(struct session *s)
 	int rc;
 
 	s->have_set = true;
-	rc = migrations_load(&s->set, c->migrations_dir);
+	rc = c->migrations_mode == MODE_REBUILD
+		     ? rebuild_load(&s->set, c->migrations_dir)
+		     : migrations_load(&s->set, c->migrations_dir);
 	if (rc)
 		return rc;
 	if (!version_is_zero(&c->target_version) &&

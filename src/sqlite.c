@@ -592,7 +592,8 @@ static void sq_remove_partial(struct store *s, const char *path)
 /* What a crashed create or restore left under its temp name. */
 static void sq_cleanup(struct store *s)
 {
-	static const char *const leftovers[] = { ".ferry-new", ".ferry-restore" };
+	static const char *const leftovers[] = { ".ferry-new", ".ferry-restore",
+						 ".rebuild-new", ".rebuild-staging" };
 
 	for (size_t i = 0; i < sizeof(leftovers) / sizeof(leftovers[0]); i++) {
 		char *p = xasprintf("%s%s", s->path, leftovers[i]);
@@ -667,4 +668,7 @@ const struct store_ops sqlite_ops = {
 	.scratch_drop = sq_scratch_drop,
 	.describe_schema = sq_describe_schema,
 	.run_checks = sq_run_checks,
+	.rebuild_build = sq_rebuild_build,
+	.rebuild_swap = sq_rebuild_swap,
+	.rebuild_discard = sq_rebuild_discard,
 };

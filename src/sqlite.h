@@ -48,6 +48,11 @@ bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t siz
 void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size);
 int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg);
 
+/* sqrebuild.c: rebuild mode (store.h's rebuild ops) */
+int sq_rebuild_build(struct store *s, const struct rebuild_job *job);
+int sq_rebuild_swap(struct store *s);
+void sq_rebuild_discard(struct store *s);
+
 /* sqcheck.c: what ferry doctor asks (store.h), none of it a write */
 int sq_open_read_only(struct store *s);
 int sq_snapshot_open(struct store *s, const char *path, struct store *out, char *why,

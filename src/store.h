@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct migration;
+struct rebuild_job;
 
 /* How a snapshot was taken, for the log line. */
 struct snapshot_info {
@@ -120,6 +121,19 @@ struct store_ops {
 	int (*restore)(struct store *s, const char *path);
 	/* Optional: builds a new database by fn(), then moves it into place. */
 	int (*create)(struct store *s, int (*fn)(struct store *, void *), void *arg);
+	/*
+	 * Rebuild mode (rebuild.h), which every engine has: builds the fresh database
+	 * beside the held old one: a staging copy of the old data, job's
+	 * transforms run on it, schema.sql, the common tables and columns
+	 * copied across, the ledger written at the schema's version,
+	 * verified. The old database is untouched. -1 with s->err set.
+	 */
+	int (*rebuild_build)(struct store *s, const struct rebuild_job *job);
+	/* Moves the built database over the old one in one step and closes
+	 * the store; -1 logged with the old database still in place */
+	int (*rebuild_swap)(struct store *s);
+	/* Removes what a build left beside the database */
+	void (*rebuild_discard)(struct store *s);
 	/* Bytes a snapshot will need; -1 logged */
 	int (*size)(struct store *s, unsigned long long *bytes);
 	/* Optional: bytes a restore needs beside the database (its journal) */

@@ -10,6 +10,7 @@
 #include "exits.h"
 #include "failures.h"
 #include "log.h"
+#include "rebuild.h"
 #include "session.h"
 #include "snapshot.h"
 #include "util.h"
@@ -641,9 +642,68 @@ static int in_place(struct session *b)
 	return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Strategy: rebuild, a fresh database from schema.sql (rebuild.h) */
+
+static bool rebuild_fits(const struct session *b)
+{
+	/* version 0 (an empty database) takes schema.sql as a migration */
+	return b->plan.kind == PLAN_UPGRADE && b->set.rebuild &&
+	       !version_is_zero(&b->plan.db_version);
+}
+
+/* The old database is untouched until the store's swap, one step. */
+static int rebuild(struct session *b)
+{
+	const struct plan *p = &b->plan;
+	struct journal j = { KIND_UPGRADE, PHASE_NONE, p->db_version, p->image_version,
+			     "" };
+	struct store *s = &b->store;
+	struct rebuild_job job;
+	double t0 = now_seconds();
+	char why[1200];
+	int rc;
+
+	rebuild_job_init(&job, &b->set, &j.from);
+	rc = s->ops->check(s) < 0 ? EXIT_DATA : take_snapshot(b, &j, true);
+	if (rc == 0 && journal_write(&b->state, &j, PHASE_MIGRATING) < 0)
+		rc = -1;
+	else if (rc == 0 && s->ops->rebuild_build(s, &job) < 0) {
+		snprintf(why, sizeof(why), "the rebuild failed: %s", s->err);
+		rc = undo(b, &j, why, false);
+		if (rc == EXIT_UPGRADE_FAILED && !s->transient)
+			failure_record(&b->state, p, why, NULL, NULL);
+	} else if (rc == 0 && (journal_write(&b->state, &j, PHASE_VERIFYING) < 0 ||
+			       journal_write(&b->state, &j,
+					     b->gate ? PHASE_APPLIED : PHASE_DONE) < 0))
+		rc = -1;
+	else if (rc == 0 && s->ops->rebuild_swap(s) < 0)
+		rc = EXIT_UPGRADE_FAILED; /* the next boot finds where it stands */
+	else if (rc == 0) {
+		crash_point("rebuild:swapped");
+		if (s->ops->unhold)
+			s->ops->unhold(s);
+		s->ops->close(s);
+		if (b->gate)
+			rc = await_health(b, &j, t0);
+		else if (failure_clear(&b->state), journal_clear(&b->state) < 0)
+			rc = EXIT_CANTCREAT;
+		else
+			log_info("database rebuilt from %s to %s in %.2f s",
+				 version_str(&j.from), version_str(&j.to),
+				 now_seconds() - t0);
+	}
+	if (rc < 0) { /* the journal cannot be written: nothing was changed */
+		s->ops->rebuild_discard(s);
+		let_go(b, true);
+		rc = EXIT_CANTCREAT;
+	}
+	rebuild_job_release(&job);
+	return rc;
+}
+
 /*
  * The ways to bring a database to the image's version, first fit wins.
- * A new one (rebuild: export, fresh schema, import) is one more row.
  */
 static const struct strategy {
 	const char *name;
@@ -651,6 +711,7 @@ static const struct strategy {
 	int (*run)(struct session *b);
 } strategies[] = {
 	{ "create", create_fits, create },
+	{ "rebuild", rebuild_fits, rebuild },
 	{ "one transaction", one_transaction_fits, one_transaction },
 	{ "in place", in_place_fits, in_place },
 };
