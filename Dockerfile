@@ -12,21 +12,28 @@
 #
 # (replace ferry:0.1.0 by the published name and a pinned tag). Build:
 #   docker build -t ferry:0.1.0 .
+# or both architectures at once (BuildKit):
+#   docker buildx build --platform linux/amd64,linux/arm64 -t ferry:0.1.0 .
 #
-# The builder stage runs the very script that `make static` and CI run
-# (.ci/build-static.sh): every library from its Debian 12 source package,
-# built with musl-gcc.
+# The builder stage runs the very script that `make static`, `make release`
+# and CI run (.ci/build-static.sh): every library from its Debian 12 source
+# package, built with musl. It runs on the build machine's platform and
+# builds for TARGETARCH (set by buildx): natively with musl-gcc, or
+# cross-built with Debian's gcc-aarch64-linux-gnu and musl-dev:arm64, as
+# `make release` does. The binary is run here only when it is native.
 
-FROM debian:12 AS build
+FROM --platform=$BUILDPLATFORM debian:12 AS build
+ARG TARGETARCH
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN .ci/build-static.sh \
- && build/static/ferry version \
- && build/static/ferry help >/dev/null
+RUN ARCH="${TARGETARCH:-$(dpkg --print-architecture)}" FERRY_STATIC_OUT=build/static-out \
+      .ci/build-static.sh \
+ && if [ -z "$TARGETARCH" ] || [ "$TARGETARCH" = "$(dpkg --print-architecture)" ]; then \
+      build/static-out/ferry version && build/static-out/ferry help >/dev/null; fi
 
 FROM scratch
 ARG VERSION=0.1.0
@@ -36,7 +43,7 @@ LABEL org.opencontainers.image.title="ferry" \
       org.opencontainers.image.base.name="scratch" \
       ferry.usage="COPY --from=<this image> /ferry /usr/local/bin/ferry, then ENTRYPOINT [\"ferry\", \"run\", \"--\"] and the server as CMD"
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build /src/build/static/ferry /ferry
+COPY --from=build /src/build/static-out/ferry /ferry
 # Run directly it prints its version and the library versions it carries:
 #   docker run --rm ferry:0.1.0
 ENTRYPOINT ["/ferry"]
