@@ -63,6 +63,7 @@ if [ "$ARCH" = "$host_arch" ]; then
 else
 	cross=--host=$musl mcc=$cache/bin/musl-gcc-$ARCH tool=$gnu-
 fi
+[ "$ARCH" = arm64 ] && mcc=$cache/bin/musl-gcc-$ARCH
 AR=${tool}ar RANLIB=${tool}ranlib NM=${tool}nm STRIP=${tool}strip
 
 # step NAME LOG CMD...: runs CMD with its output in LOG; on failure shows
@@ -169,10 +170,8 @@ fetch() {
 			rm -rf "$srcdir/$1.tmp"
 			echo "$ver $dir" >"$stamp"
 			say "source $1 $ver"
-			if [ "$ver" != "$newest" ]; then
-				echo "$1 $ver (security: $newest)" >"$srcdir/$1.older"
+			[ "$ver" = "$newest" ] ||
 				say "WARNING: $1 is built from $ver, older than $newest (the newest apt lists, which cannot be downloaded)"
-			fi
 			return 0
 		fi
 		say "source $1 $ver cannot be downloaded, trying an older one"
@@ -187,15 +186,7 @@ built() {
 	[ -f "$prefix/.built-$1" ] || return 1
 	say "$1 $(cat "$prefix/.built-$1"): cached"
 }
-# mark_built NAME VERSION [SOURCE]: records VERSION, and when SOURCE's
-# fetch fell back to an older version than the newest listed, that too
-mark_built() {
-	echo "$2" >"$prefix/.built-$1"
-	rm -f "$prefix/.older-$1"
-	if [ -n "${3:-}" ] && [ -f "$srcdir/$3.older" ]; then
-		cp "$srcdir/$3.older" "$prefix/.older-$1"
-	fi
-}
+mark_built() { echo "$2" >"$prefix/.built-$1"; }
 
 # ---- the libraries -----------------------------------------------------
 
@@ -208,13 +199,23 @@ kernel_headers() {
 	cp -R "/usr/include/$gnu/asm" "$kdir/"
 }
 
-# The cross compiler as one command (configure scripts want CC to be one).
+# The compiler as one command (configure scripts want CC to be one): across,
+# the cross gcc with musl-dev's specs file. On arm64 (native too), gcc's
+# outline atomics call libgcc helpers whose init needs glibc's __getauxval,
+# which musl lacks: the atomics are inlined instead.
 cross_wrapper() {
-	[ -n "$cross" ] || return 0
-	specs=/usr/lib/$musl/musl-gcc.specs
-	[ -f "$specs" ] || die "no $specs (musl-dev:$ARCH)"
+	[ "$mcc" = musl-gcc ] && return 0
+	if [ -n "$cross" ]; then
+		specs=/usr/lib/$musl/musl-gcc.specs
+		[ -f "$specs" ] || die "no $specs (musl-dev:$ARCH)"
+		cc="$gnu-gcc -specs $specs"
+	else
+		cc=musl-gcc
+	fi
+	extra=
+	[ "$ARCH" = arm64 ] && extra=-mno-outline-atomics
 	mkdir -p "$cache/bin"
-	printf '#!/bin/sh\nexec %s -specs %s "$@"\n' "$gnu-gcc" "$specs" >"$mcc.new"
+	printf '#!/bin/sh\nexec %s %s "$@"\n' "$cc" "$extra" >"$mcc.new"
 	chmod +x "$mcc.new"
 	mv "$mcc.new" "$mcc"
 }
@@ -247,7 +248,7 @@ build_sqlite() {
 	"$AR" rcs "$prefix/lib/libsqlite3.a" "$cache/work/sqlite3/sqlite3.o"
 	cp "$cache/work/sqlite3/sqlite3.h" "$cache/work/sqlite3/sqlite3ext.h" "$prefix/include/"
 	rm -rf "$cache/work/sqlite3"
-	mark_built sqlite3 "$ver" sqlite3
+	mark_built sqlite3 "$ver"
 }
 
 build_zstd() {
@@ -260,7 +261,7 @@ build_zstd() {
 		ZSTD_LIB_DICTBUILDER=0 ZSTD_LIB_DEPRECATED=0
 	cp "$dir/lib/libzstd.a" "$prefix/lib/"
 	cp "$dir/lib/zstd.h" "$dir/lib/zstd_errors.h" "$dir/lib/zdict.h" "$prefix/include/"
-	mark_built libzstd "$ver" libzstd
+	mark_built libzstd "$ver"
 }
 
 build_libarchive() {
@@ -286,7 +287,7 @@ build_libarchive() {
 	' sh "$cache/work/libarchive" "$dir" "$dep_cflags" "$prefix" "$jobs" "$cross" "$mcc" "$AR" "$RANLIB"
 	rm -f "$prefix/lib/libarchive.la"
 	rm -rf "$cache/work/libarchive"
-	mark_built libarchive "$ver" libarchive
+	mark_built libarchive "$ver"
 }
 
 build_openssl() {
@@ -313,7 +314,7 @@ build_openssl() {
 		make -j"$5" build_libs && make install_dev
 	' sh "$cache/work/openssl" "$dir" "$prefix" "$dep_cflags" "$jobs" "$mcc" "$AR" "$RANLIB" "$ossl_target"
 	rm -rf "$cache/work/openssl" "$prefix/lib/pkgconfig"
-	mark_built openssl "$ver" openssl
+	mark_built openssl "$ver"
 }
 
 build_libpq() {
@@ -346,7 +347,7 @@ build_libpq() {
 			"$3/include/"
 	' sh "$cache/work/postgresql" "$dir" "$prefix" "$dep_cflags" "$jobs" "$cross" "$mcc" "$AR" "$RANLIB"
 	rm -rf "$cache/work/postgresql"
-	mark_built libpq "$ver (postgresql-15)" postgresql-15
+	mark_built libpq "$ver (postgresql-15)"
 }
 
 # inih: Debian's libinih source has been missing from the mirror (404);
@@ -362,7 +363,7 @@ build_inih() {
 		rm -f "$prefix/lib/libinih.a"
 		"$AR" rcs "$prefix/lib/libinih.a" "$dir/ini.o"
 		cp "$dir/ini.h" "$prefix/include/"
-		mark_built libinih "$ver" libinih
+		mark_built libinih "$ver"
 		return 0
 	fi
 	ver="$(dpkg-query -W -f='${Version}' "libinih-dev:$ARCH") (libinih-dev's libinih.a)"
@@ -377,16 +378,31 @@ build_inih() {
 
 # ---- ferry -------------------------------------------------------------
 
+# older_sources: "LIB VERSION (security: NEWEST), ..." for each cached
+# library older than the newest source version apt lists now: a fallback
+# when that one could not be downloaded, or a cache built before a Debian
+# security update (delete the cache to rebuild).
+older_sources() {
+	_older=
+	for _l in sqlite3:sqlite3 libpq:postgresql-15 openssl:openssl \
+		libarchive:libarchive libzstd:libzstd libinih:libinih; do
+		_lib=${_l%%:*} _pkg=${_l#*:}
+		read -r _built _ <"$prefix/.built-$_lib"
+		_newest=$(versions_of "$_pkg" | head -n 1)
+		[ -n "$_newest" ] || { say "WARNING: apt lists no source of $_pkg: cannot tell whether $_lib $_built is current"; continue; }
+		dpkg --compare-versions "$_built" lt "$_newest" &&
+			_older="$_older${_older:+, }$_lib $_built (security: $_newest)"
+	done
+	echo "$_older"
+}
+
 write_build_info() {
 	musl=$(dpkg-query -W -f='${Version}' "musl-dev:$ARCH")
 	cc=$("$mcc" -dumpfullversion 2>/dev/null || "$mcc" -dumpversion)
-	older=
-	for l in sqlite3 libpq openssl libarchive libzstd libinih; do
-		[ -f "$prefix/.older-$l" ] && older="$older${older:+, }$(cat "$prefix/.older-$l")"
-	done
+	older=$(older_sources)
 	# shellcheck disable=SC2016
 	{
-		echo "static musl build for linux-$ARCH: musl $musl, gcc $cc"
+		echo "static musl build: musl $musl, gcc $cc, for linux-$ARCH"
 		for l in sqlite3 libpq openssl libarchive libzstd libinih; do
 			printf '  %-10s %s\n' "$l" "$(cat "$prefix/.built-$l")"
 		done

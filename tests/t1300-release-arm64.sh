@@ -32,7 +32,7 @@ unlike "$out" 'INTERP' "no program interpreter"
 run_ferry version
 expect_status 0 "ferry version under qemu"
 like "$out" '^ferry [0-9]+\.[0-9]+\.[0-9]+' "version: ferry's version"
-like "$out" 'static musl build for linux-arm64' "version: built for linux-arm64"
+like "$out" '^static musl build: musl [0-9].*, for linux-arm64$' "version: built for linux-arm64"
 like "$out" 'sqlite3 +[0-9]' "version: the SQLite it carries"
 
 # ---- migrate on SQLite -----------------------------------------------------
