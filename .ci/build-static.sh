@@ -59,7 +59,7 @@ arm64) gnu=aarch64-linux-gnu musl=aarch64-linux-musl ossl_target=linux-aarch64 e
 *) die "ARCH=$ARCH: only amd64 and arm64 are built" ;;
 esac
 if [ "$ARCH" = "$host_arch" ]; then
-	cross= mcc=musl-gcc tool=
+	cross='' mcc=musl-gcc tool=''
 else
 	cross=--host=$musl mcc=$cache/bin/musl-gcc-$ARCH tool=$gnu-
 fi
