@@ -89,7 +89,8 @@ install_tools() {
 		linux-libc-dev libinih-dev file"
 	# across: the cross gcc, and musl, the kernel headers and libinih of
 	# the target (Debian's multiarch packages, Multi-Arch: same)
-	[ -n "$cross" ] && pkgs="$pkgs gcc-$gnu musl-dev:$ARCH linux-libc-dev:$ARCH libinih-dev:$ARCH"
+	# (gcc-aarch64-linux-gnu, gcc-x86-64-linux-gnu: Debian spells _ as -)
+	[ -n "$cross" ] && pkgs="$pkgs gcc-$(echo "$gnu" | tr _ -) musl-dev:$ARCH linux-libc-dev:$ARCH libinih-dev:$ARCH"
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 			grep -q 'install ok installed' || need="$need $p"
