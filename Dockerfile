@@ -23,17 +23,19 @@
 # `make release` does. The binary is run here only when it is native.
 
 FROM --platform=$BUILDPLATFORM debian:12 AS build
+# the script builds for TARGETARCH; FERRY_STATIC_OUT puts ferry in
+# build/static whichever architecture it is for
 ARG TARGETARCH
+ARG FERRY_STATIC_OUT=build/static
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates make \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN ARCH="${TARGETARCH:-$(dpkg --print-architecture)}" FERRY_STATIC_OUT=build/static-out \
-      .ci/build-static.sh \
+RUN .ci/build-static.sh \
  && if [ -z "$TARGETARCH" ] || [ "$TARGETARCH" = "$(dpkg --print-architecture)" ]; then \
-      build/static-out/ferry version && build/static-out/ferry help >/dev/null; fi
+      build/static/ferry version && build/static/ferry help >/dev/null; fi
 
 FROM scratch
 ARG VERSION=0.1.0
@@ -43,7 +45,7 @@ LABEL org.opencontainers.image.title="ferry" \
       org.opencontainers.image.base.name="scratch" \
       ferry.usage="COPY --from=<this image> /ferry /usr/local/bin/ferry, then ENTRYPOINT [\"ferry\", \"run\", \"--\"] and the server as CMD"
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
-COPY --from=build /src/build/static-out/ferry /ferry
+COPY --from=build /src/build/static/ferry /ferry
 # Run directly it prints its version and the library versions it carries:
 #   docker run --rm ferry:0.1.0
 ENTRYPOINT ["/ferry"]

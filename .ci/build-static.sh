@@ -7,9 +7,9 @@
 # run skips every library already built. `make static`, CI and the
 # Dockerfile's builder stage all run this script.
 #
-#   ARCH                amd64 or arm64 (default: the host's); arm64 on an
-#                       amd64 host is cross-built with Debian's
-#                       gcc-aarch64-linux-gnu and musl-dev:arm64
+#   ARCH                amd64 or arm64 (default: TARGETARCH, else the
+#                       host's); arm64 on an amd64 host is cross-built with
+#                       Debian's gcc-aarch64-linux-gnu and musl-dev:arm64
 #   FERRY_STATIC_CACHE  cache directory (default build/static-deps for the
 #                       host's architecture, build/static-deps-ARCH else)
 #   FERRY_STATIC_OUT    where ferry goes, relative to the source tree
@@ -27,7 +27,8 @@ set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 host_arch=$(dpkg --print-architecture)
-ARCH=${ARCH:-$host_arch}
+# TARGETARCH: what Docker's buildx names the target (the Dockerfile)
+ARCH=${ARCH:-${TARGETARCH:-$host_arch}}
 if [ "$ARCH" = "$host_arch" ]; then
 	cache=${FERRY_STATIC_CACHE:-$root/build/static-deps}
 	out=${FERRY_STATIC_OUT:-build/static}
