@@ -12,12 +12,21 @@
 #
 # (replace ferry:0.1.0 by the published name and a pinned tag). Build:
 #   docker build -t ferry:0.1.0 .
+# or both architectures at once (BuildKit):
+#   docker buildx build --platform linux/amd64,linux/arm64 -t ferry:0.1.0 .
 #
-# The builder stage runs the very script that `make static` and CI run
-# (.ci/build-static.sh): every library from its Debian 12 source package,
-# built with musl-gcc.
+# The builder stage runs the very script that `make static`, `make release`
+# and CI run (.ci/build-static.sh): every library from its Debian 12 source
+# package, built with musl. It runs on the build machine's platform and
+# builds for TARGETARCH (set by buildx): natively with musl-gcc, or
+# cross-built with Debian's gcc-aarch64-linux-gnu and musl-dev:arm64, as
+# `make release` does. The binary is run here only when it is native.
 
-FROM debian:12 AS build
+FROM --platform=$BUILDPLATFORM debian:12 AS build
+# the script builds for TARGETARCH; FERRY_STATIC_OUT puts ferry in
+# build/static whichever architecture it is for
+ARG TARGETARCH
+ARG FERRY_STATIC_OUT=build/static
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       ca-certificates make \
@@ -25,8 +34,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY . .
 RUN .ci/build-static.sh \
- && build/static/ferry version \
- && build/static/ferry help >/dev/null
+ && if [ -z "$TARGETARCH" ] || [ "$TARGETARCH" = "$(dpkg --print-architecture)" ]; then \
+      build/static/ferry version && build/static/ferry help >/dev/null; fi
 
 FROM scratch
 ARG VERSION=0.1.0

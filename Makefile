@@ -20,18 +20,21 @@ endif
 # The static musl binary: .ci/build-static.sh builds the libraries from
 # Debian's sources into STATIC_PREFIX, writes build/static/build-info.h
 # (the versions `ferry version` prints) and comes back here with STATIC=1.
+# (For arm64 it passes STATIC_CC, its cross musl-gcc, and STATIC_OUT.)
 ifeq ($(STATIC),1)
 STATIC_PREFIX ?= $(CURDIR)/build/static-deps/prefix
-OUT = build/static
-CC = musl-gcc
+STATIC_OUT ?= build/static
+STATIC_CC ?= musl-gcc
+OUT = $(STATIC_OUT)
+CC = $(STATIC_CC)
 CFLAGS += -ffunction-sections -fdata-sections
 CPPFLAGS := $(filter-out -I/usr/include/postgresql,$(CPPFLAGS)) \
 	-I$(STATIC_PREFIX)/include -isystem $(STATIC_PREFIX)/kernel-include \
-	-include $(CURDIR)/build/static/build-info.h
+	-include $(CURDIR)/$(OUT)/build-info.h
 LDFLAGS += -static -L$(STATIC_PREFIX)/lib -Wl,--gc-sections
 LDLIBS = -lsqlite3 -lpq -lpgcommon_shlib -lpgport_shlib -larchive -lzstd \
 	-linih -lssl -lcrypto
-STATIC_DEPS = build/static/build-info.h
+STATIC_DEPS = $(OUT)/build-info.h
 endif
 
 SRCS = $(wildcard src/*.c)
@@ -59,10 +62,14 @@ $(OUT)/unit-input: tests/unit/input.c $(LIB_OBJS) $(wildcard src/*.h)
 	$(CC) $(CPPFLAGS) $(WARNINGS) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ \
 		tests/unit/input.c $(LIB_OBJS) $(LDLIBS)
 
+# prove, then tests/prove-summary.sh: which tests were skipped and why
+# (prove names a skipped file, not a skipped test inside a file).
+PROVE = sh tests/prove-summary.sh prove -j2 $(PROVE_FLAGS)
+
 check: $(OUT)/ferry $(OUT)/unit-tests $(OUT)/unit-input
 	FERRY=$(CURDIR)/$(OUT)/ferry UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests \
 		UNIT_INPUT=$(CURDIR)/$(OUT)/unit-input \
-		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
+		$(PROVE) tests/t[0-9]*.sh
 
 deps:
 	.ci/deps
@@ -94,7 +101,24 @@ demo-static: static
 check-static: static $(OUT)/unit-tests $(OUT)/unit-input
 	FERRY=$(CURDIR)/build/static/ferry FERRY_STATIC=$(CURDIR)/build/static/ferry \
 		UNIT_TESTS=$(CURDIR)/$(OUT)/unit-tests UNIT_INPUT=$(CURDIR)/$(OUT)/unit-input \
-		prove -j2 $(PROVE_FLAGS) tests/t[0-9]*.sh
+		$(PROVE) tests/t[0-9]*.sh
+
+# make static-arm64: build/static-arm64/ferry, cross-built for linux-arm64
+# (libraries cached in build/static-deps-arm64); make check-arm64 runs it
+# under qemu user emulation (tests/t1300-release-arm64.sh).
+static-arm64:
+	+ARCH=arm64 .ci/build-static.sh
+
+check-arm64: static-arm64
+	FERRY=$(CURDIR)/build/static-arm64/ferry \
+		FERRY_ARM64=$(CURDIR)/build/static-arm64/ferry \
+		$(PROVE) tests/t1300-release-arm64.sh
+
+# make release: dist/ferry-VERSION-linux-amd64 and -linux-arm64 (static,
+# stripped) and dist/SHA256SUMS; refuses a binary built from sources older
+# than Debian's security release unless FERRY_STATIC_ALLOW_OLDER=1.
+release:
+	+sh .ci/release.sh
 
 # make format rewrites src/ and the test C files with .clang-format
 # (clang-format 14, Debian 12's); make format-check fails on any file that
@@ -171,4 +195,4 @@ clean:
 	rm -rf build
 
 .PHONY: all check asan demo demo-app demo-static clean deps static check-static \
-	fuzz fuzz-build
+	static-arm64 check-arm64 release fuzz fuzz-build

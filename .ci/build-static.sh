@@ -7,16 +7,37 @@
 # run skips every library already built. `make static`, CI and the
 # Dockerfile's builder stage all run this script.
 #
-#   FERRY_STATIC_CACHE  cache directory (default build/static-deps)
+#   ARCH                amd64 or arm64 (default: TARGETARCH, else the
+#                       host's); arm64 on an amd64 host is cross-built with
+#                       Debian's gcc-aarch64-linux-gnu and musl-dev:arm64
+#   FERRY_STATIC_CACHE  cache directory (default build/static-deps for the
+#                       host's architecture, build/static-deps-ARCH else)
+#   FERRY_STATIC_OUT    where ferry goes, relative to the source tree
+#                       (default build/static, or build/static-ARCH)
 #   JOBS                parallel make jobs (default: the number of CPUs)
 #
 # Needs Debian 12 and, the first time, root (it installs musl-tools and the
 # few build tools it lacks, and adds a deb-src entry for apt-get source).
+#
+# When the newest source version apt lists (a security update) cannot be
+# downloaded, an older one is used: the build then warns, `ferry version`
+# says "built from older sources: ..." and `make release` refuses the binary
+# unless FERRY_STATIC_ALLOW_OLDER=1.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache=${FERRY_STATIC_CACHE:-$root/build/static-deps}
+host_arch=$(dpkg --print-architecture)
+# TARGETARCH: what Docker's buildx names the target (the Dockerfile)
+ARCH=${ARCH:-${TARGETARCH:-$host_arch}}
+if [ "$ARCH" = "$host_arch" ]; then
+	cache=${FERRY_STATIC_CACHE:-$root/build/static-deps}
+	out=${FERRY_STATIC_OUT:-build/static}
+else
+	cache=${FERRY_STATIC_CACHE:-$root/build/static-deps-$ARCH}
+	out=${FERRY_STATIC_OUT:-build/static-$ARCH}
+fi
 case $cache in /*) ;; *) cache=$(pwd)/$cache ;; esac
+case $out in /* | *..*) echo "build-static: FERRY_STATIC_OUT must be a path inside the source tree: $out" >&2; exit 1 ;; esac
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 prefix=$cache/prefix
 srcdir=$cache/src
@@ -29,6 +50,22 @@ dep_cflags="-O2 -ffunction-sections -fdata-sections"
 
 say() { echo "build-static: [$(($(date +%s) - started)) s] $*" >&2; }
 die() { say "error: $*"; exit 1; }
+
+# The target: its GNU and musl triplets, OpenSSL's name for it, and the
+# tools that build for it. On its own architecture musl-gcc (musl-tools);
+# across, a wrapper around the cross gcc with musl-dev's specs file.
+case $ARCH in
+amd64) gnu=x86_64-linux-gnu musl=x86_64-linux-musl ossl_target=linux-x86_64 elf=x86-64 ;;
+arm64) gnu=aarch64-linux-gnu musl=aarch64-linux-musl ossl_target=linux-aarch64 elf=aarch64 ;;
+*) die "ARCH=$ARCH: only amd64 and arm64 are built" ;;
+esac
+if [ "$ARCH" = "$host_arch" ]; then
+	cross='' mcc=musl-gcc tool=''
+else
+	cross=--host=$musl mcc=$cache/bin/musl-gcc-$ARCH tool=$gnu-
+fi
+[ "$ARCH" = arm64 ] && mcc=$cache/bin/musl-gcc-$ARCH
+AR=${tool}ar RANLIB=${tool}ranlib NM=${tool}nm STRIP=${tool}strip
 
 # step NAME LOG CMD...: runs CMD with its output in LOG; on failure shows
 # the end of LOG (CI must say why, not only that).
@@ -49,8 +86,13 @@ install_tools() {
 	# musl-gcc, tclsh (SQLite's amalgamation), perl (OpenSSL's Configure,
 	# PostgreSQL's generated headers), dpkg-source (apt-get source), the
 	# kernel headers (linux/fs.h for FICLONE), libinih-dev (see inih below)
-	for p in musl-tools build-essential dpkg-dev tcl perl xz-utils bzip2 \
-		linux-libc-dev libinih-dev file; do
+	pkgs="musl-tools build-essential dpkg-dev tcl perl xz-utils bzip2
+		linux-libc-dev libinih-dev file"
+	# across: the cross gcc, and musl, the kernel headers and libinih of
+	# the target (Debian's multiarch packages, Multi-Arch: same)
+	# (gcc-aarch64-linux-gnu, gcc-x86-64-linux-gnu: Debian spells _ as -)
+	[ -n "$cross" ] && pkgs="$pkgs gcc-$(echo "$gnu" | tr _ -) musl-dev:$ARCH linux-libc-dev:$ARCH libinih-dev:$ARCH"
+	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 			grep -q 'install ok installed' || need="$need $p"
 	done
@@ -58,6 +100,9 @@ install_tools() {
 	[ "$(id -u)" = 0 ] || die "missing packages:$need (run as root once)"
 	say "installing$need"
 	export DEBIAN_FRONTEND=noninteractive
+	if [ -n "$cross" ] && ! dpkg --print-foreign-architectures | grep -qx "$ARCH"; then
+		dpkg --add-architecture "$ARCH"
+	fi
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $need >/dev/null
@@ -114,7 +159,9 @@ fetch() {
 	fi
 	enable_deb_src
 	mkdir -p "$srcdir/$1.tmp"
+	newest=
 	for ver in $(versions_of "$1"); do
+		[ -n "$newest" ] || newest=$ver
 		rm -rf "$srcdir/$1.tmp"/*
 		if (cd "$srcdir/$1.tmp" && apt-get source -qq "$1=$ver") \
 			>"$logdir/fetch-$1.log" 2>&1; then
@@ -125,6 +172,8 @@ fetch() {
 			rm -rf "$srcdir/$1.tmp"
 			echo "$ver $dir" >"$stamp"
 			say "source $1 $ver"
+			[ "$ver" = "$newest" ] ||
+				say "WARNING: $1 is built from $ver, older than $newest (the newest apt lists, which cannot be downloaded)"
 			return 0
 		fi
 		say "source $1 $ver cannot be downloaded, trying an older one"
@@ -147,10 +196,30 @@ mark_built() { echo "$2" >"$prefix/.built-$1"; }
 kernel_headers() {
 	kdir=$prefix/kernel-include
 	[ -d "$kdir/linux" ] && return 0
-	multiarch=$(gcc -print-multiarch)
 	mkdir -p "$kdir"
 	cp -R /usr/include/linux /usr/include/asm-generic "$kdir/"
-	cp -R "/usr/include/$multiarch/asm" "$kdir/"
+	cp -R "/usr/include/$gnu/asm" "$kdir/"
+}
+
+# The compiler as one command (configure scripts want CC to be one): across,
+# the cross gcc with musl-dev's specs file. On arm64 (native too), gcc's
+# outline atomics call libgcc helpers whose init needs glibc's __getauxval,
+# which musl lacks: the atomics are inlined instead.
+cross_wrapper() {
+	[ "$mcc" = musl-gcc ] && return 0
+	if [ -n "$cross" ]; then
+		specs=/usr/lib/$musl/musl-gcc.specs
+		[ -f "$specs" ] || die "no $specs (musl-dev:$ARCH)"
+		cc="$gnu-gcc -specs $specs"
+	else
+		cc=musl-gcc
+	fi
+	extra=
+	[ "$ARCH" = arm64 ] && extra=-mno-outline-atomics
+	mkdir -p "$cache/bin"
+	printf '#!/bin/sh\nexec %s %s "$@"\n' "$cc" "$extra" >"$mcc.new"
+	chmod +x "$mcc.new"
+	mv "$mcc.new" "$mcc"
 }
 
 build_sqlite() {
@@ -167,7 +236,7 @@ build_sqlite() {
 	(cd "$cache/work/sqlite3" && "$dir/configure" --disable-tcl --disable-readline &&
 		make sqlite3.c) >"$logdir/sqlite3.log" 2>&1 ||
 		{ tail -n 40 "$logdir/sqlite3.log" >&2; die "sqlite3 amalgamation failed"; }
-	step sqlite3 "$logdir/sqlite3-cc.log" musl-gcc $dep_cflags \
+	step sqlite3 "$logdir/sqlite3-cc.log" "$mcc" $dep_cflags \
 		-DSQLITE_THREADSAFE=1 -DSQLITE_OMIT_LOAD_EXTENSION \
 		-DSQLITE_ENABLE_FTS3 -DSQLITE_ENABLE_FTS3_PARENTHESIS \
 		-DSQLITE_ENABLE_FTS4 -DSQLITE_ENABLE_FTS5 -DSQLITE_ENABLE_RTREE=1 \
@@ -178,7 +247,7 @@ build_sqlite() {
 		-DSQLITE_SECURE_DELETE -DSQLITE_ENABLE_COLUMN_METADATA \
 		-c -o "$cache/work/sqlite3/sqlite3.o" "$cache/work/sqlite3/sqlite3.c"
 	rm -f "$prefix/lib/libsqlite3.a"
-	ar rcs "$prefix/lib/libsqlite3.a" "$cache/work/sqlite3/sqlite3.o"
+	"$AR" rcs "$prefix/lib/libsqlite3.a" "$cache/work/sqlite3/sqlite3.o"
 	cp "$cache/work/sqlite3/sqlite3.h" "$cache/work/sqlite3/sqlite3ext.h" "$prefix/include/"
 	rm -rf "$cache/work/sqlite3"
 	mark_built sqlite3 "$ver"
@@ -190,7 +259,7 @@ build_zstd() {
 	say "building libzstd $ver"
 	# single-threaded, no legacy formats, no dictionary builder
 	step libzstd "$logdir/libzstd.log" make -C "$dir/lib" -j"$jobs" libzstd.a-release \
-		CC=musl-gcc CFLAGS="$dep_cflags" ZSTD_LEGACY_SUPPORT=0 \
+		CC="$mcc" AR="$AR" CFLAGS="$dep_cflags" ZSTD_LEGACY_SUPPORT=0 \
 		ZSTD_LIB_DICTBUILDER=0 ZSTD_LIB_DEPRECATED=0
 	cp "$dir/lib/libzstd.a" "$prefix/lib/"
 	cp "$dir/lib/zstd.h" "$dir/lib/zstd_errors.h" "$dir/lib/zdict.h" "$prefix/include/"
@@ -204,7 +273,7 @@ build_libarchive() {
 	rm -rf "$cache/work/libarchive"
 	mkdir -p "$cache/work/libarchive"
 	step libarchive "$logdir/libarchive.log" sh -c '
-		cd "$1" && "$2/configure" CC=musl-gcc CFLAGS="$3" \
+		cd "$1" && "$2/configure" $6 CC="$7" AR="$8" RANLIB="$9" CFLAGS="$3" \
 			CPPFLAGS="-I$4/include" LDFLAGS="-L$4/lib" \
 			--prefix="$4" --enable-static --disable-shared \
 			--disable-maintainer-mode --disable-dependency-tracking \
@@ -217,7 +286,7 @@ build_libarchive() {
 		grep -q "^#define HAVE_ZSTD_H 1" config.h &&
 		grep -q "^#define HAVE_LIBZSTD 1" config.h &&
 		make -j"$5" libarchive.la && make install-libLTLIBRARIES install-includeHEADERS
-	' sh "$cache/work/libarchive" "$dir" "$dep_cflags" "$prefix" "$jobs"
+	' sh "$cache/work/libarchive" "$dir" "$dep_cflags" "$prefix" "$jobs" "$cross" "$mcc" "$AR" "$RANLIB"
 	rm -f "$prefix/lib/libarchive.la"
 	rm -rf "$cache/work/libarchive"
 	mark_built libarchive "$ver"
@@ -234,7 +303,7 @@ build_openssl() {
 	# client never speaks (CMP, CMS, OCSP, timestamps, PSK). /etc/ssl is where the image keeps
 	# the CA certificates (as on Debian and Alpine).
 	step openssl "$logdir/openssl.log" sh -c '
-		cd "$1" && CC=musl-gcc "$2/Configure" linux-x86_64 \
+		cd "$1" && CC="$6" AR="$7" RANLIB="$8" "$2/Configure" "$9" \
 			--prefix="$3" --libdir=lib --openssldir=/etc/ssl \
 			-isystem "$3/kernel-include" $4 \
 			no-shared no-module no-dso no-engine no-async no-afalgeng \
@@ -245,7 +314,7 @@ build_openssl() {
 			no-cmp no-cms no-ts no-ct no-ocsp no-rfc3779 no-ec2m \
 			no-siv no-ocb no-scrypt no-dsa no-ssl-trace no-psk &&
 		make -j"$5" build_libs && make install_dev
-	' sh "$cache/work/openssl" "$dir" "$prefix" "$dep_cflags" "$jobs"
+	' sh "$cache/work/openssl" "$dir" "$prefix" "$dep_cflags" "$jobs" "$mcc" "$AR" "$RANLIB" "$ossl_target"
 	rm -rf "$cache/work/openssl" "$prefix/lib/pkgconfig"
 	mark_built openssl "$ver"
 }
@@ -259,7 +328,7 @@ build_libpq() {
 	# Only libpq and the two libraries it needs (src/common, src/port), in
 	# their "shlib" flavour: the one libpq itself is meant to link.
 	step libpq "$logdir/libpq.log" sh -c '
-		cd "$1" && "$2/configure" CC=musl-gcc CFLAGS="$4" \
+		cd "$1" && "$2/configure" $6 CC="$7" AR="$8" RANLIB="$9" CFLAGS="$4" \
 			CPPFLAGS="-I$3/include -isystem $3/kernel-include" \
 			LDFLAGS="-L$3/lib" \
 			--prefix="$3" --with-ssl=openssl --without-readline \
@@ -278,7 +347,7 @@ build_libpq() {
 			"$2/src/interfaces/libpq/libpq-events.h" \
 			"$2/src/include/postgres_ext.h" src/include/pg_config_ext.h \
 			"$3/include/"
-	' sh "$cache/work/postgresql" "$dir" "$prefix" "$dep_cflags" "$jobs"
+	' sh "$cache/work/postgresql" "$dir" "$prefix" "$dep_cflags" "$jobs" "$cross" "$mcc" "$AR" "$RANLIB"
 	rm -rf "$cache/work/postgresql"
 	mark_built libpq "$ver (postgresql-15)"
 }
@@ -291,18 +360,18 @@ build_inih() {
 	built libinih && return 0
 	if fetch libinih; then
 		say "building libinih $ver"
-		step libinih "$logdir/libinih.log" musl-gcc $dep_cflags \
+		step libinih "$logdir/libinih.log" "$mcc" $dep_cflags \
 			-c -o "$dir/ini.o" "$dir/ini.c"
 		rm -f "$prefix/lib/libinih.a"
-		ar rcs "$prefix/lib/libinih.a" "$dir/ini.o"
+		"$AR" rcs "$prefix/lib/libinih.a" "$dir/ini.o"
 		cp "$dir/ini.h" "$prefix/include/"
 		mark_built libinih "$ver"
 		return 0
 	fi
-	ver="$(dpkg-query -W -f='${Version}' libinih-dev) (libinih-dev's libinih.a)"
-	say "libinih: no source downloadable; using libinih-dev's libinih.a"
-	lib=/usr/lib/$(gcc -print-multiarch)/libinih.a
-	undefined=$(nm -u "$lib" | awk '{print $2}' | grep -E '^__.*_chk$|^__isoc' || :)
+	ver="$(dpkg-query -W -f='${Version}' "libinih-dev:$ARCH") (libinih-dev's libinih.a)"
+	say "libinih: no source downloadable; using libinih-dev:$ARCH's libinih.a"
+	lib=/usr/lib/$gnu/libinih.a
+	undefined=$("$NM" -u "$lib" | awk '{print $2}' | grep -E '^__.*_chk$|^__isoc' || :)
 	[ -z "$undefined" ] || die "$lib needs glibc-only symbols: $undefined"
 	cp "$lib" "$prefix/lib/libinih.a"
 	cp /usr/include/ini.h "$prefix/include/"
@@ -311,33 +380,54 @@ build_inih() {
 
 # ---- ferry -------------------------------------------------------------
 
+# older_sources: "LIB VERSION (security: NEWEST), ..." for each cached
+# library older than the newest source version apt lists now: a fallback
+# when that one could not be downloaded, or a cache built before a Debian
+# security update (delete the cache to rebuild).
+older_sources() {
+	_older=
+	for _l in sqlite3:sqlite3 libpq:postgresql-15 openssl:openssl \
+		libarchive:libarchive libzstd:libzstd libinih:libinih; do
+		_lib=${_l%%:*} _pkg=${_l#*:}
+		read -r _built _ <"$prefix/.built-$_lib"
+		_newest=$(versions_of "$_pkg" | head -n 1)
+		[ -n "$_newest" ] || { say "WARNING: apt lists no source of $_pkg: cannot tell whether $_lib $_built is current"; continue; }
+		dpkg --compare-versions "$_built" lt "$_newest" &&
+			_older="$_older${_older:+, }$_lib $_built (security: $_newest)"
+	done
+	echo "$_older"
+}
+
 write_build_info() {
-	musl=$(dpkg-query -W -f='${Version}' musl-dev)
-	cc=$(musl-gcc -dumpfullversion 2>/dev/null || musl-gcc -dumpversion)
+	musl=$(dpkg-query -W -f='${Version}' "musl-dev:$ARCH")
+	cc=$("$mcc" -dumpfullversion 2>/dev/null || "$mcc" -dumpversion)
+	older=$(older_sources)
 	# shellcheck disable=SC2016
 	{
-		echo "static musl build: musl $musl, gcc $cc"
+		echo "static musl build: musl $musl, gcc $cc, for linux-$ARCH"
 		for l in sqlite3 libpq openssl libarchive libzstd libinih; do
 			printf '  %-10s %s\n' "$l" "$(cat "$prefix/.built-$l")"
 		done
+		[ -z "$older" ] || echo "built from older sources: $older"
 	} >"$cache/versions.txt"
-	mkdir -p "$root/build/static"
+	mkdir -p "$root/$out"
 	awk 'BEGIN { print "/* generated by .ci/build-static.sh */"
 		     printf "#define FERRY_BUILD_INFO" }
 	     { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); line[NR] = $0 }
 	     END { for (i = 1; i <= NR; i++)
 			printf " \\\n\t\"%s%s\"", line[i], i < NR ? "\\n" : ""
-		   print "" }' "$cache/versions.txt" >"$root/build/static/build-info.h.new"
+		   print "" }' "$cache/versions.txt" >"$root/$out/build-info.h.new"
 	# keep the old file (and its mtime) when nothing changed
-	if cmp -s "$root/build/static/build-info.h.new" "$root/build/static/build-info.h"; then
-		rm "$root/build/static/build-info.h.new"
+	if cmp -s "$root/$out/build-info.h.new" "$root/$out/build-info.h"; then
+		rm "$root/$out/build-info.h.new"
 	else
-		mv "$root/build/static/build-info.h.new" "$root/build/static/build-info.h"
+		mv "$root/$out/build-info.h.new" "$root/$out/build-info.h"
 	fi
 }
 
 mkdir -p "$prefix/lib" "$prefix/include" "$srcdir" "$logdir"
 install_tools
+cross_wrapper
 kernel_headers
 build_sqlite
 build_zstd
@@ -349,17 +439,26 @@ write_build_info
 # the libraries are built: their sources (about 400 MB) are not needed again
 rm -rf "$srcdir" "$cache/work"
 
-say "libraries ready in $(($(date +%s) - started)) s:"
+say "libraries for linux-$ARCH ready in $(($(date +%s) - started)) s:"
 cat "$cache/versions.txt" >&2
-make -C "$root" -j"$jobs" STATIC=1 STATIC_PREFIX="$prefix" \
-	build/static/ferry build/static/demo-app >&2
+make -C "$root" -j"$jobs" STATIC=1 STATIC_PREFIX="$prefix" STATIC_CC="$mcc" \
+	STATIC_OUT="$out" "$out/ferry" "$out/demo-app" >&2
+bin=$root/$out/ferry
 # ferry.debug keeps the symbols (for gdb, and for nm --size-sort)
-if [ ! -f "$root/build/static/ferry.debug" ] ||
-	[ "$root/build/static/ferry" -nt "$root/build/static/ferry.debug" ]; then
-	cp "$root/build/static/ferry" "$root/build/static/ferry.debug"
-	strip "$root/build/static/ferry"
-	touch -r "$root/build/static/ferry.debug" "$root/build/static/ferry"
+if [ ! -f "$bin.debug" ] || [ "$bin" -nt "$bin.debug" ]; then
+	cp "$bin" "$bin.debug"
+	"$STRIP" "$bin"
+	touch -r "$bin.debug" "$bin"
 fi
-file "$root/build/static/ferry" | grep -q 'statically linked' ||
-	die "build/static/ferry is not statically linked: $(file "$root/build/static/ferry")"
-say "build/static/ferry: $(wc -c <"$root/build/static/ferry") bytes stripped, built in $(($(date +%s) - started)) s"
+desc=$(file "$bin")
+case $desc in *'statically linked'*) ;; *) die "$out/ferry is not statically linked: $desc" ;; esac
+case $desc in *"$elf"*) ;; *) die "$out/ferry is not a linux-$ARCH binary: $desc" ;; esac
+say "$out/ferry (linux-$ARCH): $(wc -c <"$bin") bytes stripped, built in $(($(date +%s) - started)) s"
+if grep -q '^built from older sources' "$cache/versions.txt"; then
+	say "WARNING: ###########################################################"
+	say "WARNING: $(grep '^built from older sources' "$cache/versions.txt")"
+	say "WARNING: newer Debian security releases exist but could not be"
+	say "WARNING: downloaded; make release refuses this binary unless"
+	say "WARNING: FERRY_STATIC_ALLOW_OLDER=1"
+	say "WARNING: ###########################################################"
+fi
