@@ -41,6 +41,14 @@ struct config {
 	long long health_timeout_seconds;
 	bool health_after_upgrade_only;
 	long long health_max_attempts;
+	/* [backup] */
+	char *backup_paths;   /* blank-separated directories */
+	char *backup_exclude; /* blank-separated fnmatch patterns */
+	char *backup_dir;     /* before_upgrade archives; default snapshot dir */
+	long long backup_zstd_level;
+	long long backup_threads; /* zstd workers, 0: single-threaded */
+	bool backup_before_upgrade;
+	long long backup_max_bytes, backup_max_members; /* restore limits */
 	/* [doctor] */
 	char *doctor_checks_dir;
 	/* [log] */

@@ -4,6 +4,7 @@
  * the URL, read the migrations, find the state dir, take the lock.
  */
 #include "session.h"
+#include "restore.h"
 #include "exits.h"
 #include "log.h"
 #include "util.h"
@@ -132,6 +133,8 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 		return st->status ? st->status : EXIT_CONFIG;
 	s->db_exists = e == 1;
 	init_state(s);
+	if (restore_recover(s->state.dir) < 0)
+		return EXIT_RESTORE_FAILED;
 	if ((flags & TAKE_LOCK) && (rc = session_lock(s, 0)))
 		return rc;
 	if ((flags & NO_UNFINISHED) && (rc = session_check_finished(s)))
