@@ -449,12 +449,17 @@ static int read_manifest(struct reader *r, struct archive_entry *e)
 
 static int check_entry(struct reader *r, struct archive_entry *e, struct arc_member **out)
 {
-	const char *name = archive_entry_pathname(e);
+	const char *raw = archive_entry_pathname(e);
 	mode_t type = archive_entry_filetype(e);
 	struct arc_member *m;
+	char name[4096];
+	size_t len;
 
-	if (!name)
-		return refuse("?", "no name");
+	if (!raw || (len = strlen(raw)) >= sizeof(name))
+		return refuse(raw ? "(too long)" : "?", "no usable name");
+	memcpy(name, raw, len + 1);
+	if (type == AE_IFDIR && len > 1 && name[len - 1] == '/')
+		name[len - 1] = 0; /* tar writes directories as "name/" */
 	if (!name_safe(name))
 		return refuse(name, "absolute path or '..'/'.' component");
 	if (archive_entry_hardlink(e) || archive_entry_symlink(e))

@@ -152,7 +152,11 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 	if (s->store.ops->snapshot(&s->store, db_copy, &info) < 0)
 		return EXIT_CANTCREAT;
 	m = manifest_add(mf, ARC_DB_MEMBER, 'f');
-	m->mode = 0600;
+	{
+		struct stat st;
+
+		m->mode = stat(s->store.path, &st) == 0 ? st.st_mode & 0777 : 0600;
+	}
 	m->mtime = (long long)now;
 	if (arc_hash_file(db_copy, m->sha256, &m->size) < 0) {
 		log_error("backup: cannot read the copy '%s': %s", db_copy, strerror(errno));
