@@ -244,6 +244,12 @@ struct arc_writer *arc_writer_open(int fd, int level, int threads)
 		log_error("backup: libarchive has no zstd or tar writer");
 		goto fail;
 	}
+	/* names are bytes: stored as they are, whatever the locale */
+	if (archive_write_set_format_option(w->a, "pax", "hdrcharset", "BINARY") !=
+	    ARCHIVE_OK) {
+		log_error("backup: libarchive: %s", archive_error_string(w->a));
+		goto fail;
+	}
 	if (zstd_option(w->a, "compression-level", level) < 0 ||
 	    zstd_option(w->a, "threads", threads) < 0)
 		goto fail;
