@@ -596,7 +596,7 @@ int arc_read(int fd, const struct arc_limits *lim, struct manifest *mf,
 	if (!(r.a = reader_new()))
 		return EXIT_OSERR;
 	if (archive_read_open_fd(r.a, fd, BUF_SIZE) != ARCHIVE_OK) {
-		log_error("restore: not a .ferry archive: %s", archive_error_string(r.a));
+		log_error("restore: the archive is unreadable (not a .ferry file, damaged or truncated): %s", archive_error_string(r.a));
 		archive_read_free(r.a);
 		return EXIT_DATA;
 	}
