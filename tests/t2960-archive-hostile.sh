@@ -63,9 +63,9 @@ head -c $((size / 2)) "$TMP/good.ferry" >"$TMP/truncated.ferry"
 refused truncated "[Tt]runcated"
 cp "$TMP/good.ferry" "$TMP/corrupt.ferry"
 printf 'garbage!garbage!' | dd of="$TMP/corrupt.ferry" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
-refused corrupt "refused: |not a \.ferry archive"
+refused corrupt "refused: |unreadable"
 gzip -c "$TMP/good.tar" >"$TMP/gzip.ferry"
-refused gzip "not a \.ferry archive|refused"
+refused gzip "unreadable|refused"
 
 printf '[backup]\npaths = %s\nmax_members = 2\n' "$UP" >"$TMP/few.ini"
 cp "$TMP/good.ferry" "$TMP/members.ferry"
