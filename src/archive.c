@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BUF_SIZE (256 * 1024)
+#define BUF_SIZE     (256 * 1024)
 #define MAX_MANIFEST (256LL * 1024 * 1024)
 
 static struct progress *progress;
@@ -131,9 +131,9 @@ static int set_header(struct manifest *mf, const char *k, const char *v)
 		manifest_add_path(mf, v);
 		return 0;
 	}
-#define FIELD(f)                                \
-	if (!strcmp(k, #f)) {                   \
-		dst = mf->f, size = sizeof(mf->f); \
+#define FIELD(f)                                                                         \
+	if (!strcmp(k, #f)) {                                                            \
+		dst = mf->f, size = sizeof(mf->f);                                       \
 	}
 	FIELD(engine)
 	FIELD(schema_version)
@@ -207,8 +207,10 @@ int manifest_parse(struct manifest *mf, const char *text, size_t len, char *why,
 	if (rc)
 		snprintf(why, size, "manifest.ini line %d is malformed", lineno);
 	else if (mf->format != ARC_FORMAT || !mf->engine[0])
-		snprintf(why, size, "manifest.ini: format %lld unknown (this ferry reads %d)",
-			 mf->format, ARC_FORMAT), rc = -1;
+		snprintf(why, size,
+			 "manifest.ini: format %lld unknown (this ferry reads %d)",
+			 mf->format, ARC_FORMAT),
+			rc = -1;
 	return rc;
 }
 
@@ -226,7 +228,8 @@ static int zstd_option(struct archive *a, const char *key, int value)
 	r = archive_write_set_filter_option(a, "zstd", key, v);
 	if (r != ARCHIVE_OK) {
 		log_error("backup: libarchive refused zstd %s=%s: %s", key, v,
-			  archive_error_string(a) ? archive_error_string(a) : "not supported");
+			  archive_error_string(a) ? archive_error_string(a)
+						  : "not supported");
 		return -1;
 	}
 	log_debug("backup: zstd %s=%s", key, v);
@@ -355,7 +358,8 @@ int arc_write_file(struct arc_writer *w, const struct arc_member *m, const char 
 	hex32(md, hex);
 	if (strcmp(hex, m->sha256) || read(fd, w->buf, 1) != 0) {
 		log_error("backup: '%s' changed while being backed up (stop the app, or "
-			  "retry)", path);
+			  "retry)",
+			  path);
 		goto out;
 	}
 	rc = 0;
@@ -388,7 +392,8 @@ static bool name_safe(const char *n)
 	while (*p) {
 		size_t len = strcspn(p, "/");
 
-		if (!len || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)))
+		if (!len || (len == 1 && p[0] == '.') ||
+		    (len == 2 && !strncmp(p, "..", 2)))
 			return false;
 		p += len;
 		if (*p == '/' && !*++p)
@@ -430,7 +435,8 @@ static int read_manifest(struct reader *r, struct archive_entry *e)
 
 	if (strcmp(archive_entry_pathname(e), ARC_MANIFEST) ||
 	    archive_entry_filetype(e) != AE_IFREG)
-		return refuse(archive_entry_pathname(e), "the first member must be manifest.ini");
+		return refuse(archive_entry_pathname(e),
+			      "the first member must be manifest.ini");
 	if (size < 0 || size > MAX_MANIFEST)
 		return refuse(ARC_MANIFEST, "too large");
 	text = xmalloc((size_t)size + 1);
@@ -439,8 +445,8 @@ static int read_manifest(struct reader *r, struct archive_entry *e)
 
 		if (n <= 0) {
 			free(text);
-			return refuse(ARC_MANIFEST, n < 0 ? archive_error_string(r->a)
-							  : "truncated");
+			return refuse(ARC_MANIFEST,
+				      n < 0 ? archive_error_string(r->a) : "truncated");
 		}
 		got += (size_t)n;
 	}
@@ -479,7 +485,8 @@ static int check_entry(struct reader *r, struct archive_entry *e, struct arc_mem
 		return refuse(name, "appears twice");
 	if ((m->type == 'd') != (type == AE_IFDIR))
 		return refuse(name, "type differs from the manifest");
-	if (archive_entry_size(e) < 0 || (unsigned long long)archive_entry_size(e) != m->size)
+	if (archive_entry_size(e) < 0 ||
+	    (unsigned long long)archive_entry_size(e) != m->size)
 		return refuse(name, "size differs from the manifest");
 	if (++r->members > r->lim->max_members)
 		return refuse(name, "more members than [backup] max_members");
@@ -519,7 +526,8 @@ static int stream_member(struct reader *r, struct arc_member *m, int fd)
 	if (n < 0)
 		return refuse(m->name, archive_error_string(r->a));
 	if (got != m->size)
-		return refuse(m->name, got > m->size ? "larger than declared" : "truncated");
+		return refuse(m->name,
+			      got > m->size ? "larger than declared" : "truncated");
 	if (strcmp(hex, m->sha256))
 		return refuse(m->name, "sha256 differs from the manifest");
 	return 0;
@@ -539,8 +547,9 @@ static int read_members(struct reader *r)
 			break;
 		if (rc != ARCHIVE_OK)
 			return refuse(first ? ARC_MANIFEST : "(next)",
-				      archive_error_string(r->a) ? archive_error_string(r->a)
-								 : "corrupt stream");
+				      archive_error_string(r->a)
+					      ? archive_error_string(r->a)
+					      : "corrupt stream");
 		if (first) {
 			first = 0;
 			if ((rc = read_manifest(r, e)))
@@ -596,7 +605,9 @@ int arc_read(int fd, const struct arc_limits *lim, struct manifest *mf,
 	if (!(r.a = reader_new()))
 		return EXIT_OSERR;
 	if (archive_read_open_fd(r.a, fd, BUF_SIZE) != ARCHIVE_OK) {
-		log_error("restore: the archive is unreadable (not a .ferry file, damaged or truncated): %s", archive_error_string(r.a));
+		log_error(
+			"restore: the archive is unreadable (not a .ferry file, damaged or truncated): %s",
+			archive_error_string(r.a));
 		archive_read_free(r.a);
 		return EXIT_DATA;
 	}

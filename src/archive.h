@@ -11,8 +11,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#define ARC_FORMAT 1
-#define ARC_MANIFEST "manifest.ini"
+#define ARC_FORMAT    1
+#define ARC_MANIFEST  "manifest.ini"
 #define ARC_DB_MEMBER "database.sqlite"
 
 struct arc_member {

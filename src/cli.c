@@ -49,7 +49,7 @@ enum {
 	TAKES_FAILURES = 1 << 6,
 	TAKES_EXIT_CODE = 1 << 7,
 	TAKES_DEEP = 1 << 8,
-	TAKES_OUTPUT = 1 << 9,	/* -o FILE */
+	TAKES_OUTPUT = 1 << 9,	 /* -o FILE */
 	TAKES_RESTORE = 1 << 10, /* FILE --mode M --keep-owners */
 };
 
@@ -87,8 +87,8 @@ static const struct command commands[] = {
 	  "Probe the server once: exit 0 when healthy, 1 when not.\n"
 	  "For Docker's HEALTHCHECK in images without curl; probes [health] url\n"
 	  "(or command) unless URL is given." },
-	{ "backup", cmd_backup, TAKES_OUTPUT, NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK | NO_UNFINISHED,
-	  "backup -o FILE|-",
+	{ "backup", cmd_backup, TAKES_OUTPUT,
+	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK | NO_UNFINISHED, "backup -o FILE|-",
 	  "Write a .ferry archive: the database and the [backup] paths.\n"
 	  "A consistent copy of the database plus the data directories, zstd\n"
 	  "compressed, with manifest.ini listing every member's size and sha256.\n"
@@ -283,7 +283,8 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 			i++;
 			break;
 		}
-		if (cmd->takes & TAKES_RESTORE && (a[0] != '-' || !a[1]) && !o->args.file) {
+		if (cmd->takes & TAKES_RESTORE && (a[0] != '-' || !a[1]) &&
+		    !o->args.file) {
 			o->args.file = a; /* the archive; options may follow it */
 			continue;
 		}

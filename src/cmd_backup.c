@@ -108,7 +108,8 @@ static int collect_paths(const struct config *c, struct manifest *mf)
 		char *dir = xasprintf("%.*s", (int)len, p), *real = realpath(dir, NULL);
 
 		if (len && !real) {
-			log_error("backup: [backup] paths: '%s': %s", dir, strerror(errno));
+			log_error("backup: [backup] paths: '%s': %s", dir,
+				  strerror(errno));
 			free(dir);
 			return -1;
 		}
@@ -132,20 +133,21 @@ static int collect_paths(const struct config *c, struct manifest *mf)
 }
 
 /* The header and the staged database copy at db_copy; 0 or exit status */
-static int stage_database(struct session *s, struct manifest *mf, const char *db_copy)
+static int stage_database(struct session *s, struct manifest *mf, const char *db_copy,
+			  bool opened)
 {
 	struct snapshot_info info = { 0 };
 	struct version top;
 	time_t now = time(NULL);
 	struct arc_member *m;
 
-	if (s->store.ops->open(&s->store) < 0 || ledger_read(&s->store, &s->ledger) < 0)
+	if (!opened &&
+	    (s->store.ops->open(&s->store) < 0 || ledger_read(&s->store, &s->ledger) < 0))
 		return EXIT_DATA;
 	top = ledger_top(&s->ledger);
 	mf->format = ARC_FORMAT;
 	snprintf(mf->engine, sizeof(mf->engine), "%s", s->store.ops->engine);
-	snprintf(mf->schema_version, sizeof(mf->schema_version), "%s",
-		 version_str(&top));
+	snprintf(mf->schema_version, sizeof(mf->schema_version), "%s", version_str(&top));
 	snprintf(mf->ferry_version, sizeof(mf->ferry_version), "%s", FERRY_VERSION);
 	strftime(mf->created_at, sizeof(mf->created_at), "%Y-%m-%dT%H:%M:%SZ",
 		 gmtime(&now));
@@ -159,7 +161,8 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 	}
 	m->mtime = (long long)now;
 	if (arc_hash_file(db_copy, m->sha256, &m->size) < 0) {
-		log_error("backup: cannot read the copy '%s': %s", db_copy, strerror(errno));
+		log_error("backup: cannot read the copy '%s': %s", db_copy,
+			  strerror(errno));
 		return EXIT_CANTCREAT;
 	}
 	return 0;
@@ -200,8 +203,8 @@ static int write_archive(const struct config *c, const struct manifest *mf,
 			 const char *db_copy, int fd, unsigned long long total)
 {
 	struct progress p;
-	struct arc_writer *w = arc_writer_open(fd, (int)c->backup_zstd_level,
-					       (int)c->backup_threads);
+	struct arc_writer *w =
+		arc_writer_open(fd, (int)c->backup_zstd_level, (int)c->backup_threads);
 	int rc;
 
 	if (!w)
@@ -223,13 +226,14 @@ static int finish_file(int fd, const char *tmp, const char *out)
 		return -1;
 	}
 	if (rename(tmp, out) < 0 || fsync_dir_of(out) < 0) {
-		log_error("backup: cannot rename '%s' to '%s': %s", tmp, out, strerror(errno));
+		log_error("backup: cannot rename '%s' to '%s': %s", tmp, out,
+			  strerror(errno));
 		return -1;
 	}
 	return 0;
 }
 
-int backup_write(struct session *s, const char *out)
+static int backup_run(struct session *s, const char *out, bool opened)
 {
 	bool to_stdout = !strcmp(out, "-");
 	const char *dir = to_stdout ? s->c->snapshot_dir : NULL;
@@ -237,17 +241,19 @@ int backup_write(struct session *s, const char *out)
 			    : xasprintf("%s.tmp-%d.db", out, (int)getpid());
 	char *tmp = xasprintf("%s.tmp-%d", out, (int)getpid());
 	struct manifest mf = { 0 };
-	int fd = -1, rc = stage_database(s, &mf, db_copy);
+	int fd = -1, rc = stage_database(s, &mf, db_copy, opened);
 
 	if (rc == 0 && collect_paths(s->c, &mf) < 0)
 		rc = EXIT_DATA;
 	if (rc == 0) {
-		fd = to_stdout ? 1 : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = to_stdout ? 1
+			       : open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
 			log_error("backup: cannot create '%s': %s", tmp, strerror(errno));
 		rc = fd < 0 ? EXIT_CANTCREAT : 0;
 	}
-	if (rc == 0 && write_archive(s->c, &mf, db_copy, fd, walk.bytes + mf.m[0].size) < 0)
+	if (rc == 0 &&
+	    write_archive(s->c, &mf, db_copy, fd, walk.bytes + mf.m[0].size) < 0)
 		rc = EXIT_CANTCREAT;
 	if (rc == 0 && !to_stdout && finish_file(fd, tmp, out) < 0)
 		rc = EXIT_CANTCREAT, fd = -1;
@@ -262,6 +268,36 @@ int backup_write(struct session *s, const char *out)
 	manifest_free(&mf);
 	free(db_copy);
 	free(tmp);
+	return rc;
+}
+
+int backup_write(struct session *s, const char *out)
+{
+	return backup_run(s, out, false);
+}
+
+int backup_before_upgrade(struct session *s)
+{
+	const char *dir = s->c->backup_dir ? s->c->backup_dir : s->c->snapshot_dir;
+	char *d = dir ? xstrdup(dir) : dir_of(s->store.ops->location(&s->store)), *out;
+	char stamp[32];
+	time_t now = time(NULL);
+	int rc;
+
+	if (!s->c->backup_before_upgrade)
+		return free(d), 0;
+	if (strcmp(s->store.ops->engine, "sqlite")) {
+		log_warn("backup: before_upgrade: %s archives are not supported yet, "
+			 "skipped",
+			 s->store.ops->engine);
+		return free(d), 0;
+	}
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
+	out = xasprintf("%s/pre-upgrade-%s.ferry", d, stamp);
+	log_info("backup: [backup] before_upgrade: writing %s", out);
+	rc = mkdir_p(d, 0700) < 0 ? EXIT_CANTCREAT : backup_run(s, out, true);
+	free(out);
+	free(d);
 	return rc;
 }
 

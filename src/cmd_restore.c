@@ -64,7 +64,8 @@ static int open_member(void *arg, const struct manifest *mf, const struct arc_me
 	if (m->type == 'd') {
 		fd = mkdir(path, 0700) < 0 ? -1 : -2;
 	} else {
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			  0600);
 	}
 	if (fd == -1)
 		log_error("restore: cannot create '%s': %s", path, strerror(errno));
@@ -82,7 +83,8 @@ static int member_done(void *arg, const struct arc_member *m, int fd)
 		return 0;
 	if (x->chown && fchown(fd, x->owner.uid, x->owner.gid) < 0)
 		rc = -1;
-	if (rc == 0 && (fchmod(fd, m->mode & 0777) < 0 || futimens(fd, t) < 0 || fsync(fd) < 0))
+	if (rc == 0 &&
+	    (fchmod(fd, m->mode & 0777) < 0 || futimens(fd, t) < 0 || fsync(fd) < 0))
 		rc = -1;
 	if (close(fd) < 0)
 		rc = -1;
@@ -108,7 +110,8 @@ static int finish_dirs(struct extract *x, const struct manifest *mf)
 				utimensat(AT_FDCWD, path, t, 0) < 0))
 			rc = -1;
 		if (rc < 0)
-			log_error("restore: cannot finish '%s': %s", path, strerror(errno));
+			log_error("restore: cannot finish '%s': %s", path,
+				  strerror(errno));
 		free(path);
 		if (rc < 0)
 			return -1;
@@ -122,13 +125,15 @@ static int check_compatible(struct session *s, const struct manifest *mf)
 	struct version v = VERSION_ZERO, top = migrations_latest(&s->set);
 
 	if (strcmp(mf->engine, s->store.ops->engine)) {
-		log_error("restore: the archive holds a %s database, [database] url is %s",
-			  mf->engine, s->store.ops->engine);
+		log_error(
+			"restore: the archive holds a %s database, [database] url is %s",
+			mf->engine, s->store.ops->engine);
 		return EXIT_DATA;
 	}
 	if (strcmp(mf->schema_version, "0") &&
 	    !version_parse(&v, mf->schema_version, strlen(mf->schema_version))) {
-		log_error("restore: manifest.ini: bad schema_version '%s'", mf->schema_version);
+		log_error("restore: manifest.ini: bad schema_version '%s'",
+			  mf->schema_version);
 		return EXIT_DATA;
 	}
 	if (version_cmp(&v, &top) > 0) {
@@ -180,20 +185,23 @@ static int init_pairs(struct extract *x, const struct manifest *mf)
 		char *parent = dir_of(mf->paths[i]);
 
 		if (mkdir_p(parent, 0755) < 0) {
-			log_error("restore: cannot create '%s': %s", parent, strerror(errno));
+			log_error("restore: cannot create '%s': %s", parent,
+				  strerror(errno));
 			free(parent);
 			return free(dir), EXIT_CANTCREAT;
 		}
 
 		if (!configured_path(x->s->c, mf->paths[i])) {
-			log_error("restore: the archive's data path '%s' is not in [backup] "
-				  "paths",
-				  mf->paths[i]);
+			log_error(
+				"restore: the archive's data path '%s' is not in [backup] "
+				"paths",
+				mf->paths[i]);
 			free(parent);
 			return free(dir), EXIT_DATA;
 		}
-		add_pair(x, xasprintf("%s/.ferry-restore-%d-%s", parent, pid,
-				      base_of(mf->paths[i])),
+		add_pair(x,
+			 xasprintf("%s/.ferry-restore-%d-%s", parent, pid,
+				   base_of(mf->paths[i])),
 			 xstrdup(mf->paths[i]));
 		free(parent);
 	}
@@ -261,8 +269,9 @@ static int replace(struct session *s, const struct cmd_args *a, struct manifest 
 		rc = finish_dirs(&x, mf) < 0 ? EXIT_CANTCREAT : 0;
 	if (rc == 0) {
 		crash_point("restore-staged");
-		rc = restore_swap(s->state.dir, x.pairs, x.npairs) < 0 ? EXIT_RESTORE_FAILED
-								      : 0;
+		rc = restore_swap(s->state.dir, x.pairs, x.npairs) < 0
+			     ? EXIT_RESTORE_FAILED
+			     : 0;
 	} else if (x.pairs) {
 		restore_abandon(s->state.dir, x.pairs, x.npairs);
 	}

@@ -62,13 +62,13 @@ static char *journal_path(const char *state_dir)
 static int write_journal(const char *state_dir, const char *phase,
 			 const struct swap_pair *p, size_t n)
 {
-	char *path = journal_path(state_dir), *text = xasprintf("phase %s\npid %d\n", phase,
-								 (int)getpid());
+	char *path = journal_path(state_dir),
+	     *text = xasprintf("phase %s\npid %d\n", phase, (int)getpid());
 	int rc;
 
 	for (size_t i = 0; i < n; i++) {
-		char *t = xasprintf("%spair %s %s\n", text, p[i].staged ? p[i].staged : "-",
-				    p[i].target);
+		char *t = xasprintf("%spair %s %s\n", text,
+				    p[i].staged ? p[i].staged : "-", p[i].target);
 		free(text);
 		text = t;
 	}
@@ -145,7 +145,8 @@ void restore_abandon(const char *state_dir, const struct swap_pair *p, size_t n)
 	char *path = journal_path(state_dir);
 
 	for (size_t i = 0; i < n; i++)
-		if (p[i].staged && strcmp(p[i].staged, "-") && remove_tree(p[i].staged) < 0)
+		if (p[i].staged && strcmp(p[i].staged, "-") &&
+		    remove_tree(p[i].staged) < 0)
 			log_warn("restore: cannot remove '%s': %s", p[i].staged,
 				 strerror(errno));
 	unlink(path);

@@ -115,4 +115,19 @@ is "$(filesum "$DB")" "$sum" "the database is untouched"
 fy "$DB" "$TMP/m1" restore "$TMP/a.ferry"
 expect_status 65 "verify refuses it too"
 
+# ---- [backup] before_upgrade ---------------------------------------------------
+v1_db pre
+printf '[backup]\nbefore_upgrade = true\ndir = %s/pre-backups\n' "$TMP" >"$TMP/pre.ini"
+v1_dump=$(dump "$DB")
+run_ferry -c "$TMP/pre.ini" --database-url "sqlite://$DB" --migrations "$TMP/m3" migrate
+expect_status 0 "an upgrade with before_upgrade = true succeeds"
+like "$err" "before_upgrade: writing $TMP/pre-backups/pre-upgrade-[0-9TZ]+\.ferry" "it logs the archive it takes first"
+arc=$(ls "$TMP"/pre-backups/pre-upgrade-*.ferry 2>/dev/null | head -1)
+check "the archive is in [backup] dir" test -s "$arc"
+is "$(db_version "$DB")" "3" "the upgrade ran after it"
+new_db pre-restored
+fy "$DB" "$TMP/m3" restore "$arc" --mode replace
+expect_status 0 "the pre-upgrade archive restores"
+is "$(dump "$DB")" "$v1_dump" "it holds the database as it was before the upgrade"
+
 done_testing
