@@ -115,6 +115,23 @@ is "$(filesum "$DB")" "$sum" "the database is untouched"
 fy "$DB" "$TMP/m1" restore "$TMP/a.ferry"
 expect_status 65 "verify refuses it too"
 
+# ---- a full disk: 73, no partial file -------------------------------------------
+SMALL=$TMP/small
+mkdir -p "$SMALL"
+if mount -t tmpfs -o size=256k tmpfs "$SMALL" 2>/dev/null; then
+	at_exit "umount '$SMALL' 2>/dev/null || umount -l '$SMALL' 2>/dev/null"
+	v1_db full
+	mkdir -p "$DBDIR/blobs"
+	head -c 1048576 /dev/urandom >"$DBDIR/blobs/noise"
+	printf '[backup]\npaths = %s/blobs\n' "$DBDIR" >"$TMP/full.ini"
+	run_ferry -c "$TMP/full.ini" --database-url "sqlite://$DB" --migrations "$TMP/m1" \
+		backup -o "$SMALL/full.ferry"
+	expect_status 73 "a backup onto a full disk exits 73"
+	is "$(ls -A "$SMALL")" "" "it leaves no partial or temporary file"
+else
+	skip "full disk" "cannot mount a tmpfs here"
+fi
+
 # ---- [backup] before_upgrade ---------------------------------------------------
 v1_db pre
 printf '[backup]\nbefore_upgrade = true\ndir = %s/pre-backups\n' "$TMP" >"$TMP/pre.ini"
