@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +177,15 @@ static int parse_journal(char *text, char **phase, long *pid, struct swap_pair *
 	return *phase ? 0 : -1;
 }
 
+bool restore_pending(const char *state_dir)
+{
+	char *path = journal_path(state_dir);
+	bool there = path_exists(path);
+
+	free(path);
+	return there;
+}
+
 int restore_recover(const char *state_dir)
 {
 	char *path = journal_path(state_dir), *text = NULL, *phase;
@@ -193,8 +201,6 @@ int restore_recover(const char *state_dir)
 	if (parse_journal(text, &phase, &pid, &p, &n) < 0) {
 		log_error("restore: '%s' is malformed; fix or remove it by hand", path);
 		rc = -1;
-	} else if (pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0) {
-		log_debug("restore: pid %ld is still restoring", pid);
 	} else if (!strcmp(phase, "swap")) {
 		log_warn("restore: an interrupted restore is being finished");
 		rc = restore_swap(state_dir, p, n);

@@ -6,6 +6,7 @@
 #ifndef FERRY_RESTORE_H
 #define FERRY_RESTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct swap_pair {
@@ -18,7 +19,9 @@ int restore_journal_staging(const char *state_dir, const struct swap_pair *p, si
 int restore_swap(const char *state_dir, const struct swap_pair *p, size_t n);
 /* Abandons a staging: removes the staged trees and the journal */
 void restore_abandon(const char *state_dir, const struct swap_pair *p, size_t n);
-/* At every session open: finishes or undoes a journalled restore; 0 or -1 */
+bool restore_pending(const char *state_dir); /* a restore.journal there */
+/* At every session open, under the migrator lock: finishes or undoes a journalled
+ * restore; 0 or -1 */
 int restore_recover(const char *state_dir);
 /* rm -rf path (no symlinks followed); -1 with errno */
 int remove_tree(const char *path);

@@ -101,6 +101,24 @@ int session_check_finished(struct session *s)
 	return 0;
 }
 
+/* An interrupted restore --mode replace finished or undone, under the lock
+ * (held by a restore still running: left to it) */
+static int recover_restore(struct session *s, unsigned flags)
+{
+	int rc;
+
+	if (!restore_pending(s->state.dir))
+		return 0;
+	if (!(flags & TAKE_LOCK) && state_lock(&s->state, 0) != 0) {
+		log_debug("restore: the journal's restore still holds the lock");
+		return 0;
+	}
+	rc = restore_recover(s->state.dir) < 0 ? EXIT_RESTORE_FAILED : 0;
+	if (!(flags & TAKE_LOCK))
+		state_unlock(&s->state);
+	return rc;
+}
+
 int session_open(struct session *s, const struct config *c, unsigned flags)
 {
 	struct store *st = &s->store;
@@ -133,9 +151,9 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 		return st->status ? st->status : EXIT_CONFIG;
 	s->db_exists = e == 1;
 	init_state(s);
-	if (restore_recover(s->state.dir) < 0)
-		return EXIT_RESTORE_FAILED;
 	if ((flags & TAKE_LOCK) && (rc = session_lock(s, 0)))
+		return rc;
+	if ((rc = recover_restore(s, flags)))
 		return rc;
 	if ((flags & NO_UNFINISHED) && (rc = session_check_finished(s)))
 		return rc;
