@@ -269,8 +269,9 @@ fail:
 	return NULL;
 }
 
-static int write_header(struct arc_writer *w, const char *name, char type,
-			unsigned long long size, unsigned mode, long long mtime)
+static int write_header(struct arc_writer *w, const struct arc_member *m,
+			const char *name, char type, unsigned long long size,
+			unsigned mode, long long mtime)
 {
 	struct archive_entry *e = archive_entry_new();
 	int r;
@@ -280,8 +281,8 @@ static int write_header(struct arc_writer *w, const char *name, char type,
 	archive_entry_set_size(e, type == 'd' ? 0 : (la_int64_t)size);
 	archive_entry_set_perm(e, mode & 0777);
 	archive_entry_set_mtime(e, mtime, 0);
-	archive_entry_set_uid(e, getuid());
-	archive_entry_set_gid(e, getgid());
+	archive_entry_set_uid(e, m ? m->uid : getuid());
+	archive_entry_set_gid(e, m ? m->gid : getgid());
 	r = archive_write_header(w->a, e);
 	archive_entry_free(e);
 	if (r != ARCHIVE_OK) {
@@ -302,14 +303,14 @@ static int write_data(struct arc_writer *w, const char *name, const void *p, siz
 
 int arc_write_mem(struct arc_writer *w, const char *name, const void *data, size_t len)
 {
-	if (write_header(w, name, 'f', len, 0644, (long long)time(NULL)) < 0)
+	if (write_header(w, NULL, name, 'f', len, 0644, (long long)time(NULL)) < 0)
 		return -1;
 	return write_data(w, name, data, len);
 }
 
 int arc_write_dir(struct arc_writer *w, const struct arc_member *m)
 {
-	return write_header(w, m->name, 'd', 0, m->mode, m->mtime);
+	return write_header(w, m, m->name, 'd', 0, m->mode, m->mtime);
 }
 
 static void hex32(const unsigned char *md, char out[65])
@@ -337,7 +338,7 @@ int arc_write_file(struct arc_writer *w, const struct arc_member *m, const char 
 		goto out;
 	}
 	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
-	if (write_header(w, m->name, 'f', m->size, m->mode, m->mtime) < 0)
+	if (write_header(w, m, m->name, 'f', m->size, m->mode, m->mtime) < 0)
 		goto out;
 	while (left) {
 		ssize_t n = read(fd, w->buf, left < BUF_SIZE ? left : BUF_SIZE);
@@ -494,6 +495,8 @@ static int check_entry(struct reader *r, struct archive_entry *e, struct arc_mem
 	if (r->bytes > r->lim->max_bytes)
 		return refuse(name, "total size over [backup] max_bytes");
 	m->seen = true;
+	m->uid = (unsigned)archive_entry_uid(e);
+	m->gid = (unsigned)archive_entry_gid(e);
 	*out = m;
 	return 0;
 }

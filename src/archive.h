@@ -22,7 +22,8 @@ struct arc_member {
 	unsigned mode;
 	long long mtime;
 	char sha256[65];
-	bool seen; /* reader: met in the stream */
+	unsigned uid, gid; /* the tar header's owners (not in the manifest) */
+	bool seen;	   /* reader: met in the stream */
 };
 
 struct manifest {

@@ -89,6 +89,8 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
 	free(name);
 	m->mode = st->st_mode & 0777;
 	m->mtime = (long long)st->st_mtime;
+	m->uid = (unsigned)st->st_uid;
+	m->gid = (unsigned)st->st_gid;
 	if (flag == FTW_F && arc_hash_file(path, m->sha256, &m->size) < 0) {
 		log_error("backup: cannot read '%s': %s", path, strerror(errno));
 		return walk.failed = 1, FTW_STOP;
@@ -157,7 +159,13 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 	{
 		struct stat st;
 
-		m->mode = stat(s->store.path, &st) == 0 ? st.st_mode & 0777 : 0600;
+		if (stat(s->store.path, &st) == 0) {
+			m->mode = st.st_mode & 0777;
+			m->uid = (unsigned)st.st_uid;
+			m->gid = (unsigned)st.st_gid;
+		} else {
+			m->mode = 0600;
+		}
 	}
 	m->mtime = (long long)now;
 	if (arc_hash_file(db_copy, m->sha256, &m->size) < 0) {

@@ -31,8 +31,8 @@ struct extract {
 	struct swap_pair *pairs; /* [0]: the database, [1 + i]: paths[i] */
 	size_t npairs;
 	struct run_user owner;
-	bool chown;
-	int status; /* why the extraction stopped, when it was ours */
+	bool chown, keep_owners; /* to owner / to the archive's owners */
+	int status;		 /* why the extraction stopped, when it was ours */
 };
 
 /* Where member m goes under the staging trees; NULL: refused (logged) */
@@ -83,6 +83,8 @@ static int member_done(void *arg, const struct arc_member *m, int fd)
 		return 0;
 	if (x->chown && fchown(fd, x->owner.uid, x->owner.gid) < 0)
 		rc = -1;
+	if (x->keep_owners && fchown(fd, m->uid, m->gid) < 0)
+		rc = -1;
 	if (rc == 0 &&
 	    (fchmod(fd, m->mode & 0777) < 0 || futimens(fd, t) < 0 || fsync(fd) < 0))
 		rc = -1;
@@ -105,6 +107,8 @@ static int finish_dirs(struct extract *x, const struct manifest *mf)
 		if (m->type != 'd' || !(path = staged_path(x, mf, m)))
 			continue;
 		if (x->chown && chown(path, x->owner.uid, x->owner.gid) < 0)
+			rc = -1;
+		if (x->keep_owners && chown(path, m->uid, m->gid) < 0)
 			rc = -1;
 		if (rc == 0 && (fsync_path(path) < 0 || chmod(path, m->mode & 0777) < 0 ||
 				utimensat(AT_FDCWD, path, t, 0) < 0))
@@ -257,6 +261,7 @@ static int replace(struct session *s, const struct cmd_args *a, struct manifest 
 	struct arc_sink sink = { open_first, member_done, &x };
 	int rc;
 
+	x.keep_owners = a->keep_owners && geteuid() == 0;
 	if (!a->keep_owners && s->c->run_user && geteuid() == 0) {
 		if (pid1_resolve_user(s->c->run_user, &x.owner) < 0)
 			return EXIT_CONFIG;

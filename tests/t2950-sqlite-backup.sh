@@ -115,6 +115,30 @@ is "$(filesum "$DB")" "$sum" "the database is untouched"
 fy "$DB" "$TMP/m1" restore "$TMP/a.ferry"
 expect_status 65 "verify refuses it too"
 
+# ---- owners: [run] user, or the archive's with --keep-owners -------------------
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1; then
+	v1_db owners
+	mkdir -p "$DBDIR/files"
+	printf 'a' >"$DBDIR/files/mine"
+	printf 'b' >"$DBDIR/files/daemons"
+	chown daemon "$DBDIR/files/daemons"
+	printf '[backup]\npaths = %s/files\n[run]\nuser = nobody\n' "$DBDIR" >"$TMP/own.ini"
+	run_ferry -c "$TMP/own.ini" --database-url "sqlite://$DB" --migrations "$TMP/m1" \
+		backup -o "$TMP/own.ferry"
+	run_ferry -c "$TMP/own.ini" --database-url "sqlite://$DB" --migrations "$TMP/m1" \
+		restore "$TMP/own.ferry" --mode replace
+	expect_status 0 "restore as root with [run] user"
+	is "$(stat -c %U "$DBDIR/files/mine" "$DBDIR/files/daemons" "$DB" | sort -u)" "nobody" \
+		"every restored file belongs to [run] user"
+	run_ferry -c "$TMP/own.ini" --database-url "sqlite://$DB" --migrations "$TMP/m1" \
+		restore "$TMP/own.ferry" --mode replace --keep-owners
+	expect_status 0 "restore --keep-owners"
+	is "$(stat -c %U "$DBDIR/files/mine") $(stat -c %U "$DBDIR/files/daemons")" "root daemon" \
+		"--keep-owners keeps the archive's owners"
+else
+	skip "owners" "needs root and a 'nobody' user"
+fi
+
 # ---- a full disk: 73, no partial file -------------------------------------------
 SMALL=$TMP/small
 mkdir -p "$SMALL"
