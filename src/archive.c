@@ -457,6 +457,11 @@ static int read_manifest(struct reader *r, struct archive_entry *e)
 		return refuse(ARC_MANIFEST, why);
 	if (r->mf->n > r->lim->max_members)
 		return refuse(ARC_MANIFEST, "more members than [backup] max_members");
+	if (progress) { /* the bytes to come, uncompressed */
+		progress->total = 0;
+		for (size_t i = 0; i < r->mf->n; i++)
+			progress->total += r->mf->m[i].size;
+	}
 	return 0;
 }
 

@@ -184,6 +184,10 @@ static int init_pairs(struct extract *x, const struct manifest *mf)
 
 	if ((rc = check_compatible(x->s, mf)))
 		return free(dir), rc;
+	if (mkdir_p(dir, 0755) < 0) {
+		log_error("restore: cannot create '%s': %s", dir, strerror(errno));
+		return free(dir), EXIT_CANTCREAT;
+	}
 	add_pair(x, xasprintf("%s/.ferry-restore-%d.db", dir, pid), xstrdup(db));
 	for (size_t i = 0; i < mf->npaths; i++) {
 		char *parent = dir_of(mf->paths[i]);
@@ -226,13 +230,6 @@ static int open_first(void *arg, const struct manifest *mf, const struct arc_mem
 	return open_member(arg, mf, m);
 }
 
-static unsigned long long file_size(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 ? (unsigned long long)st.st_size : 0;
-}
-
 static int read_archive(struct session *s, const char *file, struct manifest *mf,
 			const struct arc_sink *sink)
 {
@@ -245,7 +242,7 @@ static int read_archive(struct session *s, const char *file, struct manifest *mf
 		log_error("restore: cannot open '%s': %s", file, strerror(errno));
 		return EXIT_DATA;
 	}
-	progress_start(&p, "restore", file_size(file));
+	progress_start(&p, "restore", 0); /* the manifest gives the total */
 	arc_set_progress(&p);
 	rc = arc_read(fd, &lim, mf, sink);
 	arc_set_progress(NULL);
