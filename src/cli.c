@@ -50,6 +50,8 @@ enum {
 	TAKES_FAILURES = 1 << 6,
 	TAKES_EXIT_CODE = 1 << 7,
 	TAKES_DEEP = 1 << 8,
+	TAKES_OUTPUT = 1 << 9,	 /* -o FILE */
+	TAKES_RESTORE = 1 << 10, /* FILE --mode M --keep-owners */
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -86,6 +88,20 @@ static const struct command commands[] = {
 	  "Probe the server once: exit 0 when healthy, 1 when not.\n"
 	  "For Docker's HEALTHCHECK in images without curl; probes [health] url\n"
 	  "(or command) unless URL is given." },
+	{ "backup", cmd_backup, TAKES_OUTPUT,
+	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK | NO_UNFINISHED, "backup -o FILE|-",
+	  "Write a .ferry archive: the database and the [backup] paths.\n"
+	  "A consistent copy of the database plus the data directories, zstd\n"
+	  "compressed, with manifest.ini listing every member's size and sha256.\n"
+	  "Written to FILE.tmp-<pid>, fsynced and renamed; -o - writes to stdout." },
+	{ "restore", cmd_restore, TAKES_RESTORE,
+	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK | NO_UNFINISHED,
+	  "restore FILE [--mode verify|replace] [--keep-owners]",
+	  "Check a .ferry archive, or restore it.\n"
+	  "--mode verify (the default) checks every member against the manifest\n"
+	  "and changes nothing. --mode replace extracts into staging beside each\n"
+	  "target, verifies it all, then swaps database and data paths in by\n"
+	  "journalled renames. Files go to [run] user unless --keep-owners." },
 	{ "doctor", cmd_doctor, TAKES_DEEP | TAKES_JSON, NEED_DATABASE,
 	  "doctor [--deep] [--json]",
 	  "Check the database, its ledger, journal and snapshots; read-only.\n"
@@ -231,6 +247,29 @@ static int setup_config(struct config *c, struct opts *o)
 	return 0;
 }
 
+/* backup's and restore's options; 1 taken, 0 not theirs, -1 bad */
+static int take_archive_opt(const struct command *cmd, int argc, char **argv, int *i,
+			    struct opts *o)
+{
+	const char *a = argv[*i];
+	const char **target = NULL;
+
+	if (cmd->takes & TAKES_OUTPUT && !strcmp(a, "-o"))
+		target = &o->args.output;
+	else if (cmd->takes & TAKES_RESTORE && !strcmp(a, "--mode"))
+		target = &o->args.mode;
+	else if (cmd->takes & TAKES_RESTORE && !strcmp(a, "--keep-owners"))
+		return o->args.keep_owners = true, 1;
+	if (!target)
+		return 0;
+	if (*i + 1 >= argc) {
+		usage_error("%s needs a value", a);
+		return -1;
+	}
+	*target = argv[++*i];
+	return 1;
+}
+
 /* The command's own options, after its name; 0 or the exit status. */
 static int parse_command_args(const struct command *cmd, int argc, char **argv, int i,
 			      struct opts *o, bool *done)
@@ -243,6 +282,11 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 		if (cmd->takes & TAKES_COMMAND && !strcmp(a, "--")) {
 			i++;
 			break;
+		}
+		if (cmd->takes & TAKES_RESTORE && (a[0] != '-' || !a[1]) &&
+		    !o->args.file) {
+			o->args.file = a; /* the archive; options may follow it */
+			continue;
 		}
 		if (a[0] != '-' || !a[1])
 			break;
@@ -271,7 +315,9 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 			o->args.deep = true;
 			continue;
 		}
-		t = take_global(argc, argv, &i, o);
+		t = take_archive_opt(cmd, argc, argv, &i, o);
+		if (t == 0)
+			t = take_global(argc, argv, &i, o);
 		if (t < 0)
 			return EXIT_USAGE;
 		if (t == 0) /* never echo a value: it may hold a password */

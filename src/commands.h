@@ -12,9 +12,13 @@ struct session;
 
 struct cmd_args {
 	bool dry_run, json, deep;
-	bool failures;	/* cleanup --failures */
-	bool exit_code; /* status: 1 unless up to date and clean */
-	char **rest;	/* run: the server command; help: the command asked about */
+	bool failures;	    /* cleanup --failures */
+	bool exit_code;	    /* status: 1 unless up to date and clean */
+	const char *output; /* backup -o FILE|- */
+	const char *mode;   /* restore --mode verify|replace */
+	const char *file;   /* restore FILE */
+	bool keep_owners;   /* restore --keep-owners */
+	char **rest;	    /* run: the server command; help: the command asked about */
 };
 
 int cmd_run(struct session *s, const struct cmd_args *a);
@@ -25,6 +29,13 @@ int cmd_rollback(struct session *s, const struct cmd_args *a);
 int cmd_cleanup(struct session *s, const struct cmd_args *a);
 int cmd_version(struct session *s, const struct cmd_args *a);
 int cmd_health(struct session *s, const struct cmd_args *a);
+int cmd_backup(struct session *s, const struct cmd_args *a);
+int cmd_restore(struct session *s, const struct cmd_args *a);
+/* backup -o out ("-": stdout) with the lock held; 0 or the exit status */
+int backup_write(struct session *s, const char *out);
+/* [backup] before_upgrade: an archive into [backup] dir, store open and
+ * ledger read; 0 (also when off) or the exit status */
+int backup_before_upgrade(struct session *s);
 int cmd_doctor(struct session *s, const struct cmd_args *a);
 int cmd_config(struct session *s, const struct cmd_args *a);
 

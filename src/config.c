@@ -59,6 +59,14 @@ static const struct key keys[] = {
 	{ "health", "timeout_seconds", T_INT, OFF(health_timeout_seconds), 1, 86400, 0 },
 	{ "health", "after_upgrade_only", T_BOOL, OFF(health_after_upgrade_only), 0, 0, 0 },
 	{ "health", "max_attempts", T_INT, OFF(health_max_attempts), 1, 1000, 0 },
+	{ "backup", "paths", T_STR, OFF(backup_paths), 0, 0, 0 },
+	{ "backup", "exclude", T_STR, OFF(backup_exclude), 0, 0, 0 },
+	{ "backup", "dir", T_STR, OFF(backup_dir), 0, 0, 0 },
+	{ "backup", "zstd_level", T_INT, OFF(backup_zstd_level), 1, 19, 0 },
+	{ "backup", "threads", T_INT, OFF(backup_threads), 0, 64, 0 },
+	{ "backup", "before_upgrade", T_BOOL, OFF(backup_before_upgrade), 0, 0, 0 },
+	{ "backup", "max_bytes", T_INT, OFF(backup_max_bytes), 1, 1LL << 50, 0 },
+	{ "backup", "max_members", T_INT, OFF(backup_max_members), 1, 100000000, 0 },
 	{ "doctor", "checks_dir", T_STR, OFF(doctor_checks_dir), 0, 0, 0 },
 	{ "log", "level", T_LEVEL, OFF(log_level), 0, 0, 0 },
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0, 0 },
@@ -91,6 +99,10 @@ void config_defaults(struct config *c)
 	c->health_timeout_seconds = 60;
 	c->health_after_upgrade_only = true;
 	c->health_max_attempts = 1;
+	c->backup_zstd_level = 3;
+	c->backup_threads = 1;
+	c->backup_max_bytes = 1LL << 40;
+	c->backup_max_members = 1000000;
 	c->log_level = LOG_INFO;
 	c->log_format = LOG_TEXT;
 }

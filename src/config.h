@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    27 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    35 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -66,6 +66,14 @@ struct config {
 	long long health_timeout_seconds;
 	bool health_after_upgrade_only;
 	long long health_max_attempts;
+	/* [backup] */
+	char *backup_paths;   /* blank-separated directories */
+	char *backup_exclude; /* blank-separated fnmatch patterns */
+	char *backup_dir;     /* before_upgrade archives; default snapshot dir */
+	long long backup_zstd_level;
+	long long backup_threads; /* zstd workers, 0: single-threaded */
+	bool backup_before_upgrade;
+	long long backup_max_bytes, backup_max_members; /* restore limits */
 	/* [doctor] */
 	char *doctor_checks_dir;
 	/* [log] */

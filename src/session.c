@@ -4,6 +4,7 @@
  * the URL, read the migrations, find the state dir, take the lock.
  */
 #include "session.h"
+#include "restore.h"
 #include "exits.h"
 #include "log.h"
 #include "owner.h"
@@ -122,6 +123,24 @@ int session_check_finished(struct session *s)
 	return 0;
 }
 
+/* An interrupted restore --mode replace finished or undone, under the lock
+ * (held by a restore still running: left to it) */
+static int recover_restore(struct session *s, unsigned flags)
+{
+	int rc;
+
+	if (!restore_pending(s->state.dir))
+		return 0;
+	if (!(flags & TAKE_LOCK) && state_lock(&s->state, 0) != 0) {
+		log_debug("restore: the journal's restore still holds the lock");
+		return 0;
+	}
+	rc = restore_recover(s->state.dir) < 0 ? EXIT_RESTORE_FAILED : 0;
+	if (!(flags & TAKE_LOCK))
+		state_unlock(&s->state);
+	return rc;
+}
+
 int session_open(struct session *s, const struct config *c, unsigned flags)
 {
 	struct store *st = &s->store;
@@ -156,6 +175,8 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 	init_state(s);
 	find_owner(s);
 	if ((flags & TAKE_LOCK) && (rc = session_lock(s, 0)))
+		return rc;
+	if ((rc = recover_restore(s, flags)))
 		return rc;
 	if ((flags & NO_UNFINISHED) && (rc = session_check_finished(s)))
 		return rc;

@@ -7,6 +7,7 @@
  * crashes.
  */
 #include "upgrade.h"
+#include "commands.h"
 #include "exits.h"
 #include "failures.h"
 #include "log.h"
@@ -443,6 +444,8 @@ static int take_snapshot(struct session *b, struct journal *j, bool exclusive)
 
 	snprintf(j->snapshot, sizeof(j->snapshot), "%s", snap);
 	free(snap);
+	if ((rc = backup_before_upgrade(b)))
+		return rc;
 	if (journal_write(&b->state, j, PHASE_SNAPSHOTTING) < 0)
 		return EXIT_CANTCREAT;
 	if (s->ops->hold && s->ops->hold(s, exclusive) < 0) {

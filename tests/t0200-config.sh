@@ -107,8 +107,8 @@ FERRY_RUN_EXEC=perhaps run_ferry version
 expect_status 78 "FERRY_RUN_EXEC=perhaps"
 FERRY_SNAPSHOT_KEEP=0 run_ferry version
 expect_status 78 "FERRY_SNAPSHOT_KEEP=0 (out of range)"
-FERRY_BACKUP_PATHS=x run_ferry version
-expect_status 78 "FERRY_BACKUP_PATHS: a section with no keys yet"
+FERRY_APP_NAME=x run_ferry version
+expect_status 78 "FERRY_APP_NAME: a section with no keys yet"
 FERRY_HEALTH_TIMEOUT_SECONDS=0 run_ferry version
 expect_status 78 "FERRY_HEALTH_TIMEOUT_SECONDS=0 (out of range)"
 FERRY_HEALTH_MAX_ATTEMPTS=x run_ferry version
