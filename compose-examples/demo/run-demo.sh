@@ -7,7 +7,10 @@
 # release 3 upgrades. Then release 4 migrates fine but its server never
 # answers /health with 200: the health gate ([health] url) stops it and
 # restores the database to version 3 (exit 70), and booting the same image
-# again is refused by the crash-loop guard (exit 75). Each server is asked
+# again is refused by the crash-loop guard (exit 75). Last, `ferry backup`
+# archives the database and data/uploads, both are deleted, and `ferry
+# restore` (verify, then replace) brings them back for release 3 to boot
+# with every note. Each server is asked
 # for /health and / on a loopback port, then stopped with SIGTERM. Exits
 # non-zero when the story goes wrong.
 #
@@ -107,5 +110,26 @@ if [ "$rc" != 75 ]; then
 	echo "run-demo: the unhealthy release booted again exited $rc, expected 75" >&2
 	exit 1
 fi
+
+# One archive of the database and the uploads, a lost volume, a restore.
+mkdir -p "$work/data/uploads/2026"
+echo "an avatar" >"$work/data/uploads/2026/avatar.txt"
+export FERRY_BACKUP_PATHS="$work/data/uploads"
 echo
-echo "Done. The data directory is $work/data: app.db, its pre-upgrade snapshot, .ferry/"
+echo "=== ferry backup: the database at version 3 and data/uploads ==="
+"$ferry" backup -o "$work/app.ferry" --migrations "$work/release-3"
+echo
+echo "=== the volume is lost: app.db and uploads deleted ==="
+rm -rf "$work/data/app.db" "$work/data/uploads"
+mkdir -p "$work/data/uploads"
+echo "=== ferry restore --mode verify, then --mode replace ==="
+"$ferry" restore "$work/app.ferry" --mode verify --migrations "$work/release-3"
+"$ferry" restore "$work/app.ferry" --mode replace --migrations "$work/release-3"
+if [ "$(cat "$work/data/uploads/2026/avatar.txt")" != "an avatar" ]; then
+	echo "run-demo: the restored uploads are not what was backed up" >&2
+	exit 1
+fi
+boot 3 0
+echo
+echo "Done. The data directory is $work/data: app.db, its pre-upgrade snapshot, .ferry/;"
+echo "the archive is $work/app.ferry"
