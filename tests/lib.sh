@@ -107,6 +107,10 @@ run_cmd() {
 # their defaults (a non-interactive shell ignores them for background jobs,
 # a container runtime does not). Its pid is $bgpid; finish_bg collects it.
 start_bg() {
+	# emptied here, not only by the background redirection, which runs in
+	# the child: a wait_for right after must not read the last run's lines
+	: >"$TMP/.out"
+	: >"$TMP/.err"
 	perl -e '$SIG{INT} = $SIG{QUIT} = "DEFAULT"; exec {$ARGV[0]} @ARGV or die "exec $ARGV[0]: $!\n"' \
 		"$@" >"$TMP/.out" 2>"$TMP/.err" &
 	bgpid=$!

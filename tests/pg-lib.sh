@@ -329,6 +329,8 @@ pgf() {
 pgf_bg() {
 	_pre=$1 _mig=$2
 	shift 2
+	: >"$_pre.out" # now, not in the child: see start_bg
+	: >"$_pre.err"
 	"$FERRY" --database-url "${URL:-$PGURL}" --migrations "$_mig" "$@" \
 		>"$_pre.out" 2>"$_pre.err" &
 	bgpid=$!
