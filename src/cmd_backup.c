@@ -38,6 +38,7 @@ static struct walk {
 	size_t index, rootlen;
 	int failed;
 	unsigned long long bytes;
+	char *skip; /* an excluded directory, whose entries nftw still visits */
 } walk;
 
 static bool excluded(const char *rel, const char *patterns)
@@ -67,21 +68,30 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
 	char *name;
 
 	(void)ftw;
+	/* nftw's return values only: musl has no FTW_ACTIONRETVAL */
+	if (walk.skip && !strncmp(path, walk.skip, strlen(walk.skip)) &&
+	    path[strlen(walk.skip)] == '/')
+		return 0;
 	if (*rel == '/')
 		rel++;
-	if (*rel && excluded(rel, walk.exclude))
-		return flag == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
+	if (*rel && excluded(rel, walk.exclude)) {
+		if (flag == FTW_D) {
+			free(walk.skip);
+			walk.skip = xstrdup(path);
+		}
+		return 0;
+	}
 	if (strchr(rel, '\n')) {
 		log_error("backup: '%s': a newline in a name cannot be archived", path);
-		return walk.failed = 1, FTW_STOP;
+		return walk.failed = 1;
 	}
 	if (flag != FTW_F && flag != FTW_D) {
 		log_warn("backup: skipping '%s' (not a regular file or directory)", path);
-		return FTW_CONTINUE;
+		return 0;
 	}
 	if (flag == FTW_F && !S_ISREG(st->st_mode)) {
 		log_warn("backup: skipping '%s' (not a regular file)", path);
-		return FTW_CONTINUE;
+		return 0;
 	}
 	name = *rel ? xasprintf("paths/%zu/%s", walk.index, rel)
 		    : xasprintf("paths/%zu", walk.index);
@@ -93,10 +103,10 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
 	m->gid = (unsigned)st->st_gid;
 	if (flag == FTW_F && arc_hash_file(path, m->sha256, &m->size) < 0) {
 		log_error("backup: cannot read '%s': %s", path, strerror(errno));
-		return walk.failed = 1, FTW_STOP;
+		return walk.failed = 1;
 	}
 	walk.bytes += m->size;
-	return FTW_CONTINUE;
+	return 0;
 }
 
 /* Adds each [backup] paths entry; -1 logged */
@@ -119,8 +129,11 @@ static int collect_paths(const struct config *c, struct manifest *mf)
 			manifest_add_path(mf, real);
 			walk.index = mf->npaths - 1;
 			walk.rootlen = strlen(real);
-			if (nftw(real, visit, 32, FTW_PHYS | FTW_ACTIONRETVAL) < 0 ||
-			    walk.failed) {
+			int r = nftw(real, visit, 32, FTW_PHYS);
+
+			free(walk.skip);
+			walk.skip = NULL;
+			if (r < 0 || walk.failed) {
 				free(real);
 				free(dir);
 				return -1;
