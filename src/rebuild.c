@@ -112,8 +112,10 @@ static int parse_range(const char *name, struct version *from, struct version *t
 static int by_from(const void *a, const void *b)
 {
 	const struct transform *x = a, *y = b;
+	int c = version_cmp(&x->from, &y->from);
 
-	return version_cmp(&x->from, &y->from);
+	/* then by to: qsort is not stable, and glibc's and musl's differ */
+	return c ? c : version_cmp(&x->to, &y->to);
 }
 
 /* One file of transforms/: 0, or the status (logged). */
