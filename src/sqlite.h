@@ -44,6 +44,8 @@ int sq_quick_check(struct store *s, char *msg, size_t size);
 
 int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info);
 int sq_restore(struct store *s, const char *snap);
+/* path's -wal, -shm and -journal, and path itself unless sidecars_only */
+int sq_unlink_files(const char *path, bool sidecars_only);
 bool sq_snapshot_usable(struct store *s, const char *path, char *why, size_t size);
 void sq_restore_by_hand(struct store *s, const char *snap, char *buf, size_t size);
 int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg);

@@ -30,28 +30,9 @@ struct triggers {
 	size_t n;
 };
 
-/* path's -wal, -shm and -journal, and path itself unless sidecars_only */
-static int unlink_files(const char *path, bool sidecars_only)
-{
-	static const char *const ext[] = { "", "-wal", "-shm", "-journal" };
-
-	for (size_t i = sidecars_only; i < sizeof(ext) / sizeof(ext[0]); i++) {
-		char *p = xasprintf("%s%s", path, ext[i]);
-		int r = unlink(p);
-
-		if (r < 0 && errno != ENOENT) {
-			error_errno("cannot remove '%s'", p);
-			free(p);
-			return -1;
-		}
-		free(p);
-	}
-	return 0;
-}
-
 static int unlink_with_sidecars(const char *path)
 {
-	return unlink_files(path, false);
+	return sq_unlink_files(path, false);
 }
 
 static void discard_staging(struct store *s)
@@ -659,7 +640,7 @@ int sq_rebuild_swap(struct store *s)
 	if (like_old(fresh, s->path) < 0 || fsync_path(fresh) < 0)
 		goto out;
 	crash_point("rebuild:before-swap");
-	if (unlink_files(s->path, true) < 0)
+	if (sq_unlink_files(s->path, true) < 0)
 		goto out;
 	if (rename(fresh, s->path) < 0) {
 		error_errno("cannot move '%s' to '%s'", fresh, s->path);

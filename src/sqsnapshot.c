@@ -240,11 +240,12 @@ out:
 	return rc;
 }
 
-static int unlink_sidecars(const char *path)
+/* path's -wal, -shm and -journal, and path itself unless sidecars_only */
+int sq_unlink_files(const char *path, bool sidecars_only)
 {
-	static const char *const ext[] = { "-wal", "-shm", "-journal" };
+	static const char *const ext[] = { "", "-wal", "-shm", "-journal" };
 
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = sidecars_only; i < sizeof(ext) / sizeof(ext[0]); i++) {
 		char *p = xasprintf("%s%s", path, ext[i]);
 		int r = unlink(p);
 
@@ -271,7 +272,7 @@ static bool checks_out(const char *path, char *why, size_t size)
 	}
 	ok = sq_quick_check(&tmp, why, size) == 0;
 	sqlite3_close(tmp.db);
-	unlink_sidecars(path);
+	sq_unlink_files(path, true);
 	return ok;
 }
 
@@ -326,7 +327,7 @@ static int restore_by_copy(struct store *s, const char *snap)
 	}
 	/* A WAL or hot journal of the replaced file must never be replayed
 	 * onto the restored one: remove them first, durably. */
-	if (unlink_sidecars(s->path) < 0 || fsync_dir_of(s->path) < 0)
+	if (sq_unlink_files(s->path, true) < 0 || fsync_dir_of(s->path) < 0)
 		goto out_unlink;
 	crash_point("restore:before-rename");
 	if (rename(tmp, s->path) < 0) {
@@ -395,7 +396,7 @@ static int restore_in_place(struct store *s, const char *snap, bool *not_db)
 out:
 	sqlite3_close(own.db);
 	sqlite3_close(src.db);
-	unlink_sidecars(snap);
+	sq_unlink_files(snap, true);
 	return rc;
 }
 
@@ -439,10 +440,8 @@ int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 	char *wal = xasprintf("%s-wal", tmp);
 	int rc = -1;
 
-	if ((unlink(tmp) < 0 && errno != ENOENT) || unlink_sidecars(tmp) < 0) {
-		error_errno("cannot remove '%s'", tmp);
+	if (sq_unlink_files(tmp, false) < 0) /* logged */
 		goto out;
-	}
 	if (sq_open_handle(s, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) < 0)
 		goto out;
 	s->path = tmp;
@@ -454,7 +453,7 @@ int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 	if (rc == 0)
 		rc = owned_like_dir(tmp, final);
 	/* leftovers of an older file at the final name must not be replayed */
-	if (rc == 0 && fsync_path(tmp) == 0 && unlink_sidecars(final) == 0 &&
+	if (rc == 0 && fsync_path(tmp) == 0 && sq_unlink_files(final, true) == 0 &&
 	    rename(tmp, final) == 0) {
 		rc = fsync_dir_of(final);
 		goto out;
@@ -462,7 +461,7 @@ int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 	if (rc == 0)
 		rc = error_errno("cannot move '%s' to '%s'", tmp, final);
 	unlink(tmp);
-	unlink_sidecars(tmp);
+	sq_unlink_files(tmp, true);
 out:
 	s->path = final;
 	free(tmp);
