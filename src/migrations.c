@@ -192,9 +192,14 @@ static int golang_parse_name(const char *entry, struct version *v, char **name,
 			     bool *is_up)
 {
 	*is_up = !ends_with(entry, ".down.sql");
-	if (!*is_up)
-		return 0;
-	return parse_numbered(entry, strlen(".up.sql"), v, name);
+	if (*is_up)
+		return parse_numbered(entry, strlen(".up.sql"), v, name);
+	/* a down file: of the up migration of its version; junk is skipped */
+	if (parse_numbered(entry, strlen(".down.sql"), v, name) < 0)
+		return 1;
+	free(*name);
+	*name = NULL;
+	return 0;
 }
 
 /* The whole file migrates up, with no directive. */
@@ -368,35 +373,57 @@ static int detect(const struct entries *es, const char *dir, const struct format
 }
 
 /*
- * Reads one up file into *m (which it then owns: path and text move
- * there). Returns 0, 1 for an entry the format skips, or EXIT_DATA after
- * one log line.
+ * Reads an entry's file into *text (normalised; it then owns it) and its
+ * length. Returns 0, or logs one line naming path and returns -1.
+ */
+static int read_entry(struct entry *e, struct migration *m, size_t *len)
+{
+	if (!e->text && !e->read_errno)
+		e->read_errno = read_text(e->path, &e->text, &e->len);
+	if (e->read_errno)
+		return error("cannot read migration '%s': %s", e->path,
+			     strerror(e->read_errno));
+	m->path = e->path, m->sql = e->text;
+	e->path = e->text = NULL;
+	if (check_bytes(m, m->sql, e->len) < 0)
+		return -1;
+	*len = migrations_normalise(m->sql, e->len);
+	return 0;
+}
+
+static void migration_free(struct migration *m)
+{
+	free(m->name), free(m->path), free(m->sql), free(m->down_sql);
+	memset(m, 0, sizeof(*m));
+}
+
+/*
+ * Reads one entry into *m (which it then owns: path and text move there).
+ * Returns 0 for an up migration, 2 for a down file of its own (m->version,
+ * m->path and m->sql, its down SQL), 1 for an entry the format skips, or
+ * EXIT_DATA after one log line.
  */
 static int load_one(const struct format *f, struct entry *e, struct migration *m)
 {
 	bool is_up = true;
-	size_t len;
+	size_t len = 0;
+	int rc = -1;
 
 	memset(m, 0, sizeof(*m));
-	if (e->f != f || f->parse_name(e->name, &m->version, &m->name, &is_up) < 0) {
+	if (e->f == f)
+		rc = f->parse_name(e->name, &m->version, &m->name, &is_up);
+	if (rc < 0) {
 		error("migration '%s': cannot read a version from the name (%s format "
 		      "expects %s)",
 		      e->path, f->name, f->example);
 		return EXIT_DATA;
 	}
-	if (!is_up)
+	if (rc == 1)
 		return 1;
-	if (!e->text && !e->read_errno)
-		e->read_errno = read_text(e->path, &e->text, &e->len);
-	if (e->read_errno) {
-		error("cannot read migration '%s': %s", e->path, strerror(e->read_errno));
+	if (read_entry(e, m, &len) < 0)
 		goto fail;
-	}
-	m->path = e->path, m->sql = e->text;
-	e->path = e->text = NULL;
-	if (check_bytes(m, m->sql, e->len) < 0)
-		goto fail;
-	len = migrations_normalise(m->sql, e->len);
+	if (!is_up)
+		return 2;
 	if (m->sql[strspn(m->sql, " \t\n\r")] == '\0') {
 		error("migration '%s' is empty", m->path);
 		goto fail;
@@ -406,8 +433,7 @@ static int load_one(const struct format *f, struct entry *e, struct migration *m
 		goto fail;
 	return 0;
 fail:
-	free(m->name), free(m->path), free(m->sql);
-	memset(m, 0, sizeof(*m));
+	migration_free(m);
 	return EXIT_DATA;
 }
 
@@ -417,10 +443,45 @@ static int by_version(const void *a, const void *b)
 	return version_cmp(&x->version, &y->version);
 }
 
-/* Reads the format's up files into set, sorted; 65 for a duplicate version. */
+static void downs_free(struct migration *downs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		migration_free(&downs[i]);
+	free(downs);
+}
+
+/*
+ * Gives each down file (read by load_one) to the up migration of its
+ * version; a second down file for one version is refused (65), one with
+ * no up migration ignored.
+ */
+static int attach_downs(struct migration_set *set, struct migration *downs, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct migration *up =
+			(struct migration *)migrations_find(set, &downs[i].version);
+
+		if (up && up->down_sql && rc == 0) {
+			error("migration '%s' is a second down file for version %s; keep "
+			      "one (nothing was changed)",
+			      downs[i].path, version_str(&up->version));
+			rc = EXIT_DATA;
+		} else if (up && !up->down_sql) {
+			up->down_sql = downs[i].sql;
+			downs[i].sql = NULL;
+		}
+	}
+	downs_free(downs, n);
+	return rc;
+}
+
+/* Reads the format's files into set, sorted; 65 for a duplicate version. */
 static int load_all(struct migration_set *set, const struct format *f, struct entries *es)
 {
-	size_t cap = 0;
+	struct migration *downs = NULL;
+	size_t cap = 0, n_downs = 0, downs_cap = 0;
 
 	for (size_t i = 0; i < es->n; i++) {
 		struct migration m;
@@ -428,8 +489,18 @@ static int load_all(struct migration_set *set, const struct format *f, struct en
 
 		if (rc == 1)
 			continue;
-		if (rc)
+		if (rc == 2) {
+			if (n_downs == downs_cap) {
+				downs_cap = downs_cap ? 2 * downs_cap : 16;
+				downs = xrealloc(downs, downs_cap * sizeof(*downs));
+			}
+			downs[n_downs++] = m;
+			continue;
+		}
+		if (rc) {
+			downs_free(downs, n_downs);
 			return rc;
+		}
 		if (set->n == cap) {
 			cap = cap ? 2 * cap : 16;
 			set->items = xrealloc(set->items, cap * sizeof(*set->items));
@@ -437,6 +508,7 @@ static int load_all(struct migration_set *set, const struct format *f, struct en
 		set->items[set->n++] = m;
 	}
 	if (set->n == 0) {
+		downs_free(downs, n_downs);
 		error("[migrations] dir '%s' holds no migrations (no %s file): this image "
 		      "ships nothing to bring a database to; check that it copies its "
 		      "migrations there (nothing was changed)",
@@ -447,13 +519,14 @@ static int load_all(struct migration_set *set, const struct format *f, struct en
 	for (size_t i = 1; i < set->n; i++) {
 		if (version_cmp(&set->items[i].version, &set->items[i - 1].version) ==
 		    0) {
+			downs_free(downs, n_downs);
 			error("migrations '%s' and '%s' have the same version %s",
 			      set->items[i - 1].path, set->items[i].path,
 			      version_str(&set->items[i].version));
 			return EXIT_DATA;
 		}
 	}
-	return 0;
+	return attach_downs(set, downs, n_downs);
 }
 
 int migrations_load(struct migration_set *set, const char *dir)
@@ -486,11 +559,8 @@ int migrations_load(struct migration_set *set, const char *dir)
 
 void migrations_release(struct migration_set *set)
 {
-	for (size_t i = 0; i < set->n; i++) {
-		free(set->items[i].name);
-		free(set->items[i].path);
-		free(set->items[i].sql);
-	}
+	for (size_t i = 0; i < set->n; i++)
+		migration_free(&set->items[i]);
 	free(set->items);
 	free(set->dir);
 	rebuild_release(set->rebuild);

@@ -19,6 +19,11 @@ struct migration {
 			    line ends), for ferry and golang-migrate the file */
 	char sha256[65]; /* of the whole normalised file */
 	bool no_transaction;
+	/* the SQL that migrates down, normalised: golang-migrate's .down.sql,
+	 * a down section, diesel's down.sql ("" for an empty one); NULL when
+	 * the migration has no down part (ferry, Flyway) */
+	char *down_sql;
+	bool down_no_transaction;
 	/* the first byte that is not UTF-8: its line (0: the whole file is
 	 * UTF-8) and its offset in the file */
 	int not_utf8_line;
@@ -74,8 +79,10 @@ struct format {
 	bool (*claims)(const char *entry, const char *text);
 	/*
 	 * Reads a claimed entry's name: 0 with *v, *name (the migration's
-	 * name, malloc'd) and *is_up true for an up migration; 0 with *is_up
-	 * false for an entry the loader skips (golang-migrate's .down.sql);
+	 * name, malloc'd) and *is_up true for an up migration; 0 with *v and
+	 * *is_up false for a down file of its own (golang-migrate's
+	 * .down.sql: the loader reads it into the down_sql of the up
+	 * migration of version *v; no *name); 1 for an entry the loader skips;
 	 * -1 when the name holds no version the format accepts (the loader
 	 * logs "cannot read a version from the name", 65). No log.
 	 */

@@ -392,17 +392,10 @@ static void version_tests(void)
 }
 
 /* Writes the files (name=content pairs, NULL-terminated; a name ending in
- * '/' is a directory) into a fresh directory and loads it: want is the
- * status, want_log a text of the one log line, want_format the format. */
-static void loads(const char *const *files, int want, const char *want_log,
-		  const char *want_format, const char *what)
+ * '/' is a directory) into dir, a fresh directory. */
+static void write_files(char *dir, const char *const *files)
 {
-	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", msg[1600];
-	FILE *logf = tmpfile();
-	struct migration_set set;
-	int rc;
-
-	if (!mkdtemp(dir) || !logf)
+	if (!mkdtemp(dir))
 		abort();
 	for (size_t i = 0; files[i]; i += 2) {
 		char *path = xasprintf("%s/%s", dir, files[i]);
@@ -417,6 +410,42 @@ static void loads(const char *const *files, int want, const char *want_log,
 		}
 		free(path);
 	}
+}
+
+/* Removes what write_files() wrote, in reverse (files before their
+ * directories), and dir. */
+static void remove_files(const char *dir, const char *const *files)
+{
+	size_t count = 0;
+
+	while (files[count])
+		count += 2;
+	while (count > 0) {
+		char *path;
+
+		count -= 2;
+		path = xasprintf("%s/%s", dir, files[count]);
+		if (remove(path) < 0)
+			abort();
+		free(path);
+	}
+	if (rmdir(dir) < 0)
+		abort();
+}
+
+/* Loads the files (see write_files): want is the status, want_log a text
+ * of the one log line, want_format the format. */
+static void loads(const char *const *files, int want, const char *want_log,
+		  const char *want_format, const char *what)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", msg[1600];
+	FILE *logf = tmpfile();
+	struct migration_set set;
+	int rc;
+
+	if (!logf)
+		abort();
+	write_files(dir, files);
 	log_set_fd(fileno(logf));
 	rc = migrations_load(&set, dir);
 	log_set_fd(2);
@@ -431,15 +460,42 @@ static void loads(const char *const *files, int want, const char *want_log,
 		   (!want_format || (set.format && !strcmp(set.format, want_format))),
 	   msg);
 	migrations_release(&set);
-	for (size_t i = 0; files[i]; i += 2) {
-		char *path = xasprintf("%s/%s", dir, files[i]);
+	remove_files(dir, files);
+}
 
-		if (remove(path) < 0)
-			abort();
-		free(path);
+/*
+ * Loads the files (they must load) and compares what each migration holds,
+ * "|"-joined, with want: "VERSION:NAME up=UP down=DOWN", UP and DOWN the
+ * SQL with '\n' as '/', "-" for no down part, "!" after one that runs
+ * without a transaction.
+ */
+static void loads_parts(const char *const *files, const char *want, const char *what)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", got[2048] = "", msg[4200];
+	struct migration_set set;
+	int rc;
+
+	write_files(dir, files);
+	rc = migrations_load(&set, dir);
+	for (size_t i = 0; rc == 0 && i < set.n; i++) {
+		const struct migration *m = &set.items[i];
+		char *one = xasprintf("%s%s:%s up=%s%s down=%s%s", i ? "|" : "",
+				      version_str(&m->version), m->name, m->sql,
+				      m->no_transaction ? "!" : "",
+				      m->down_sql ? m->down_sql : "-",
+				      m->down_no_transaction ? "!" : "");
+
+		strncat(got, one, sizeof(got) - strlen(got) - 1);
+		free(one);
 	}
-	if (rmdir(dir) < 0)
-		abort();
+	for (char *c = got; *c; c++)
+		if (*c == '\n')
+			*c = '/';
+	snprintf(msg, sizeof(msg), "parts of %s: %s (got status %d, %s)", what, want, rc,
+		 got);
+	ok(rc == 0 && !strcmp(got, want), msg);
+	migrations_release(&set);
+	remove_files(dir, files);
 }
 
 static void format_tests(void)
@@ -479,6 +535,26 @@ static void format_tests(void)
 					   "SELECT 2;\n", NULL };
 	static const char *const big[] = { "1000000000000000000_a.sql", "SELECT 1;\n",
 					   NULL };
+	static const char *const golang_downs[] = { "000001_a.up.sql",
+						    "SELECT 1;\n",
+						    "1_other_name.down.sql",
+						    "SELECT 0;\r\n",
+						    "000002_b.up.sql",
+						    "SELECT 2;\n",
+						    "000003_c.down.sql",
+						    "",
+						    "3_c.up.sql",
+						    "SELECT 3;\n",
+						    "000009_gone.down.sql",
+						    "SELECT 9;\n",
+						    NULL };
+	static const char *const golang_two_downs[] = { "000001_a.up.sql",
+							"SELECT 1;\n",
+							"000001_a.down.sql",
+							"SELECT 0;\n",
+							"01_a.down.sql",
+							"SELECT 0;\n",
+							NULL };
 	static const char *const dir_only[] = { "0001_a.up.sql/", "", "0002_b.sql",
 						"SELECT 2;\n", NULL };
 
@@ -499,6 +575,16 @@ static void format_tests(void)
 	loads(dup, 65, "have the same version 1", NULL, "0001 and 1");
 	loads(big, 65, "cannot read a version", NULL, "19 digits");
 	loads(dir_only, 0, NULL, "ferry", "a directory named like a golang-migrate file");
+	loads(golang_two_downs, 65, "is a second down file for version 1", NULL,
+	      "two .down.sql files of one version");
+	loads_parts(golang_downs,
+		    "1:000001_a up=SELECT 1;/ down=SELECT 0;/|"
+		    "2:000002_b up=SELECT 2;/ down=-|3:3_c up=SELECT 3;/ down=",
+		    "golang-migrate, down files by version");
+	loads_parts(
+		ferry3,
+		"1:0001_a up=SELECT 1;/ down=-|3:03_c up=-- ferry:no-transaction/SELECT 3;/! down=-",
+		"ferry files: no down part");
 	{
 		struct migration_set set;
 		char dir[] = "/tmp/ferry-unit-XXXXXX", *p;
