@@ -4,6 +4,7 @@
  * apart. Unknown sections and keys are errors, never silently ignored.
  */
 #include "config.h"
+#include "migrations.h"
 #include "util.h"
 
 #include <errno.h>
@@ -17,7 +18,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION, T_MODE };
+enum type {
+	T_STR,
+	T_INT,
+	T_BOOL,
+	T_LEVEL,
+	T_FORMAT,
+	T_STATUSES,
+	T_VERSION,
+	T_MODE,
+	T_MIGRATION_FORMAT,
+};
 
 enum key_flags {
 	K_URL = 1 << 0,	     /* may hold a password: shown through redact_url() */
@@ -45,6 +56,7 @@ static const struct key keys[] = {
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600, 0 },
 	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0, 0 },
 	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0, 0 },
+	{ "migrations", "format", T_MIGRATION_FORMAT, OFF(migrations_format), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100, 0 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0, 0 },
@@ -270,6 +282,18 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 			return -1;
 		}
 		*(long long *)field = v;
+		return 0;
+	case T_MIGRATION_FORMAT:
+		if (!strcasecmp(value, "auto")) {
+			*(const char **)field = NULL;
+			return 0;
+		}
+		if (!(*(const char **)field = migrations_format_name(value))) {
+			snprintf(why, whysize,
+				 "expected auto, ferry, golang-migrate, dbmate, goose, "
+				 "flyway or diesel");
+			return -1;
+		}
 		return 0;
 	}
 	return -1;
@@ -793,6 +817,11 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 		snprintf(it->text, sizeof(it->text), "%s",
 			 *(const long long *)field == MODE_REBUILD ? "rebuild"
 								   : "in-place");
+		break;
+	case T_MIGRATION_FORMAT:
+		snprintf(it->text, sizeof(it->text), "%s",
+			 *(const char *const *)field ? *(const char *const *)field
+						     : "auto");
 		break;
 	}
 }
