@@ -212,4 +212,81 @@ crash_case journal:verifying old
 crash_case journal:done old
 crash_case downgrade:committed new
 
+# ---- dbmate: a down section outside a transaction ----------------------------------
+D=$TMP/mig-dbmate
+mkdir -p "$D"
+cat >"$D/20240101000001_users.sql" <<'EOF'
+-- migrate:up
+CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+
+-- migrate:down
+DROP TABLE users;
+EOF
+cat >"$D/20240101000002_email.sql" <<'EOF'
+-- migrate:up
+ALTER TABLE users ADD COLUMN email TEXT;
+
+-- migrate:down transaction:false
+ALTER TABLE users DROP COLUMN email;
+EOF
+cat >"$D/20240101000003_tags.sql" <<'EOF'
+-- migrate:up
+CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT);
+
+-- migrate:down
+DROP TABLE tags;
+EOF
+# dbmate_db NAME SET: SET applied at first boot, rows written after
+dbmate_db() {
+	new_db "$1"
+	fy "$DB" "$2" migrate
+	q "$DB" "INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com'), ('Brian', NULL);
+		INSERT INTO tags (label) VALUES ('news')"
+	rm -rf "$DBDIR/.ferry"
+}
+dbmate_db dbmate "$D"
+is "$(ledger_versions "$DB")" "20240101000001 20240101000002 20240101000003" "dbmate: setup at 3 versions"
+fy "$DB" "$D" downgrade --to 20240101000001
+expect_status 0 "dbmate: downgrade --to the first version"
+is "$(printf '%s\n' "$err" | sed -n 's/.*reverted \([^ ]*\) .*/\1/p' | tr '\n' ' ')" \
+	"20240101000003_tags 20240101000002_email " "dbmate: newest first"
+like "$err" "downgraded from 20240101000003 to 20240101000001" "dbmate: the final line"
+is "$(ledger_versions "$DB")" 20240101000001 "dbmate: the ledger says the first version"
+is "$(q "$DB" "SELECT group_concat(name) FROM pragma_table_info('users')")" "id,name" \
+	"dbmate: the transaction:false down section ran"
+is "$(q "$DB" "SELECT group_concat(name) FROM users")" "Ada,Brian" "dbmate: the users are kept"
+is "$(q "$DB" "SELECT count(*) FROM ferry_migrations WHERE dirty")" 0 "dbmate: no dirty row"
+no_leftovers "$DBDIR" "dbmate: no journal"
+fy "$DB" "$D" migrate
+expect_status 0 "dbmate: migrate goes back up"
+is "$(ledger_versions "$DB")" "20240101000001 20240101000002 20240101000003" "dbmate: at 3 versions again"
+
+# a failing down section outside a transaction, after another committed: restored
+D2=$TMP/mig-dbmate-bad
+cp -r "$D" "$D2"
+sed -i 's/DROP COLUMN email;/DROP COLUMN nosuch;/' "$D2/20240101000002_email.sql"
+dbmate_db dbmatebad "$D2"
+before=$(state_sum "$DB")
+fy "$DB" "$D2" downgrade --to 20240101000001
+expect_status 70 "dbmate: a failing no-transaction down section"
+like "$err" "the down part of migration 20240101000002_email failed: .*nosuch" "dbmate: names it"
+like "$err" "database restored from $DB\.pre-upgrade, still at version 20240101000003" \
+	"dbmate: the snapshot was restored"
+is "$(state_sum "$DB")" "$before" "dbmate: the data is exactly as before"
+no_leftovers "$DBDIR" "dbmate: no journal after the restore"
+
+# a crash after the no-transaction step committed: the snapshot goes back
+for point in downgrade:20240101000002:after-commit journal:verifying; do
+	dbmate_db "dbmatecrash-$point" "$D"
+	before=$(state_sum "$DB")
+	FERRY_TEST_CRASH_AT=$point fy "$DB" "$D" downgrade --to 20240101000001
+	expect_status 137 "dbmate $point: ferry killed itself there"
+	FERRY_MIGRATIONS_TARGET_VERSION=20240101000001 fy "$DB" "$D" migrate
+	expect_status 65 "dbmate $point: the next boot finds the old version, ahead of the target"
+	like "$err" "a downgrade from 20240101000003 to 20240101000001 was interrupted \(phase [a-z]+\): restoring" \
+		"dbmate $point: and restores the snapshot"
+	is "$(state_sum "$DB")" "$before" "dbmate $point: the old data exactly"
+	no_leftovers "$DBDIR" "dbmate $point: no journal"
+done
+
 done_testing

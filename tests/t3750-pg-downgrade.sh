@@ -145,6 +145,29 @@ is "$(ledger_versions)" "1 2 3" "the ledger says 3"
 is "$(columns users)" "id,name,email" "nick is gone"
 is "$(qa "SELECT count(*) FROM ferry_migrations WHERE dirty")" 0 "no dirty row"
 
+# ---- dbmate, a down section with transaction:false --------------------------------
+D=$TMP/mig-dbmate
+mkdir -p "$D"
+printf -- '-- migrate:up\nCREATE TABLE users (id bigserial PRIMARY KEY, name text NOT NULL);\n-- migrate:down\nDROP TABLE users;\n' \
+	>"$D/20240101000001_users.sql"
+printf -- '-- migrate:up\nALTER TABLE users ADD COLUMN email text;\n-- migrate:down transaction:false\nALTER TABLE users DROP COLUMN email;\n' \
+	>"$D/20240101000002_email.sql"
+printf -- '-- migrate:up\nCREATE TABLE tags (id bigserial PRIMARY KEY, label text);\n-- migrate:down\nDROP TABLE tags;\n' \
+	>"$D/20240101000003_tags.sql"
+pg_fresh_appdb
+pgf "$D" migrate
+qa "INSERT INTO users (name, email) VALUES ('Ada', 'ada@example.com')" >/dev/null
+pgf "$D" downgrade --to 20240101000001
+expect_status 0 "dbmate: downgrade --to the first version"
+is "$(printf '%s\n' "$err" | sed -n 's/.*reverted \([^ ]*\) .*/\1/p' | tr '\n' ' ')" \
+	"20240101000003_tags 20240101000002_email " "dbmate: newest first"
+is "$(ledger_versions)" 20240101000001 "dbmate: the ledger says the first version"
+is "$(columns users)" "id,name" "dbmate: the transaction:false down section ran"
+is "$(qa "SELECT name FROM users")" Ada "dbmate: the user is kept"
+pgf "$D" migrate
+expect_status 0 "dbmate: migrate goes back up"
+is "$(ledger_versions | wc -w)" 3 "dbmate: at 3 versions again"
+
 # ---- a kill -9 at each crash point ------------------------------------------------
 export FERRY_MIGRATIONS_LOCK_TIMEOUT_SECONDS=60
 # crash_case SET POINT EXPECT: EXPECT old or new
