@@ -80,15 +80,16 @@ static const struct command commands[] = {
 	  "Take a snapshot of the database now (<db>.pre-upgrade)." },
 	{ "rollback", cmd_rollback, 0, NEED_DATABASE, "rollback",
 	  "Restore the database from the latest pre-upgrade snapshot." },
-	{ "downgrade", cmd_downgrade, TAKES_TO,
-	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK, "downgrade --to V",
+	{ "downgrade", cmd_downgrade, TAKES_TO | TAKES_DRY_RUN,
+	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK, "downgrade --to V [--dry-run]",
 	  "Run the down parts of the migrations above V, newest first.\n"
 	  "Run it with the NEWER image (it ships the down parts) before starting an\n"
 	  "older image that expects version V: unlike rollback, the data written\n"
 	  "since the upgrade is kept. A snapshot is taken first; each down part\n"
 	  "runs in a transaction with the removal of its ledger row; a failure\n"
 	  "restores the snapshot (exit 70). Refused, changing nothing, when a\n"
-	  "migration above V has no down part. --to 0 undoes every migration." },
+	  "migration above V has no down part. --to 0 undoes every migration.\n"
+	  "With --dry-run print what would be undone and change nothing." },
 	{ "cleanup", cmd_cleanup, TAKES_FAILURES,
 	  NEED_DATABASE | TAKE_LOCK | NO_UNFINISHED, "cleanup [--failures]",
 	  "Delete snapshots and leftovers of finished upgrades.\n"

@@ -21,5 +21,5 @@ int cmd_downgrade(struct session *s, const struct cmd_args *a)
 			  a->to ? a->to : "");
 		return EXIT_USAGE;
 	}
-	return downgrade_run(s, &to);
+	return downgrade_run(s, &to, a->dry_run);
 }

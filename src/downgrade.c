@@ -175,13 +175,16 @@ static int run_steps(struct store *s, const struct steps *st,
 		     const struct migration **failed)
 {
 	struct down_recorder rec = {
-		{ s->recorder->table, down_prepare, down_record, down_progress, NULL },
-		s->recorder,
+		.r = { .table = s->recorder->table,
+		       .prepare = down_prepare,
+		       .record = down_record,
+		       .progress = down_progress },
+		.shape = s->recorder,
 	};
 	int rc = 0;
 
 	s->recorder = &rec.r;
-	for (size_t i = 0; i < st->n && rc == 0; i++) {
+	for (size_t i = 0; i < st->n; i++) {
 		const struct migration *m = &st->items[i];
 		char point[96];
 		long long ms = 0;
@@ -280,11 +283,43 @@ static int downgrade(struct session *b, const struct version *to, const struct s
 	return 0;
 }
 
-int downgrade_run(struct session *b, const struct version *to)
+/* --dry-run: what would be undone; the journal is only read */
+static int print_plan(struct session *b, const struct version *to, struct steps *st)
+{
+	struct journal j;
+	int rc = journal_read(&b->state, &j);
+
+	if (rc < 0)
+		return journal_status(rc);
+	if (j.phase != PHASE_NONE)
+		printf("journal: an interrupted %s (phase %s) will be resolved first\n",
+		       kind_name(j.kind), phase_name(j.phase));
+	rc = prepare(b, to, st);
+	if (rc)
+		return rc;
+	printf("database: %s at version %s\n", b->store.url_redacted,
+	       version_str(&b->plan.db_version));
+	printf("plan: snapshot, then undo %zu migration%s down to version %s, newest "
+	       "first:\n",
+	       st->n, st->n == 1 ? "" : "s", version_str(to));
+	for (size_t i = 0; i < st->n; i++)
+		printf("  %s%s\n", st->items[i].name,
+		       store_outside_transaction(&b->store, &st->items[i])
+			       ? " (no transaction)"
+			       : "");
+	return 0;
+}
+
+int downgrade_run(struct session *b, const struct version *to, bool dry_run)
 {
 	struct steps st = { 0 };
 	int rc;
 
+	if (dry_run) {
+		rc = print_plan(b, to, &st);
+		steps_release(&st);
+		return rc;
+	}
 	/* an interrupted upgrade or downgrade is resolved as a boot would */
 	rc = upgrade_recover(b);
 	if (rc == 0)

@@ -9,10 +9,13 @@
 #ifndef FERRY_DOWNGRADE_H
 #define FERRY_DOWNGRADE_H
 
+#include <stdbool.h>
+
 struct session;
 struct version;
 
-/* Under the migrator lock (the session's TAKE_LOCK): ferry's exit status. */
-int downgrade_run(struct session *s, const struct version *to);
+/* Under the migrator lock (the session's TAKE_LOCK): ferry's exit status.
+ * dry_run: the checks, then what would be undone printed; nothing written. */
+int downgrade_run(struct session *s, const struct version *to, bool dry_run);
 
 #endif

@@ -130,6 +130,16 @@ like "$err" "cannot downgrade to 2: migration 000003_posts \(version 3\) has no 
 
 at4 target "$G"
 cp "$DB" "$TMP/before.db"
+fy "$DB" "$G" downgrade --to 2 --dry-run
+expect_status 0 "--dry-run"
+is "$out" "database: sqlite://$DB at version 4
+plan: snapshot, then undo 2 migrations down to version 2, newest first:
+  000004_nick
+  000003_posts" "--dry-run prints what would be undone"
+check "--dry-run: the database file is unchanged" cmp -s "$DB" "$TMP/before.db"
+check "--dry-run: no snapshot" test ! -e "$DB.pre-upgrade"
+fy "$DB" "$N" downgrade --to 2 --dry-run
+expect_status 65 "--dry-run refuses as the downgrade would"
 fy "$DB" "$G" downgrade --to 4
 refused 65 "--to the current version"
 like "$err" "cannot downgrade to 4: the database is at version 4" "says where the database is"
