@@ -891,6 +891,19 @@ static void more_format_tests(void)
 						  "V1.1__c.sql", "SELECT 11;\n", NULL };
 	static const char *const flyway_undo[] = { "V1__a.sql", "SELECT 1;\n",
 						   "U1__a.sql", "SELECT 0;\n", NULL };
+	static const char *const flyway_conf[] = {
+		"V1__a.sql",
+		"SELECT 1;\n",
+		"V2__b.sql",
+		"VACUUM;\n",
+		"V2__b.sql.conf",
+		"# flyway\nencoding=UTF-8\nexecuteInTransaction = false\n",
+		NULL
+	};
+	static const char *const flyway_bad_conf[] = { "V2__b.sql", "VACUUM;\n",
+						       "V2__b.sql.conf",
+						       "executeInTransaction=no\n",
+						       NULL };
 	static const char *const flyway_base[] = { "B2__all.sql", "SELECT 2;\n", NULL };
 	static const char *const diesel[] = {
 		"00000000000000_diesel_initial_setup/",
@@ -978,6 +991,12 @@ static void more_format_tests(void)
 	loads(flyway_dup, 65, "have the same version 1.1", NULL, "Flyway: V1_1 == V1.1");
 	loads(flyway_undo, 65, "U1__a.sql' is a Flyway undo script", NULL,
 	      "Flyway: undo refused");
+	loads_parts(flyway_conf,
+		    "1:V1__a up=SELECT 1;/ down=-|2:V2__b up=VACUUM;/! down=-",
+		    "Flyway: executeInTransaction=false in V2__b.sql.conf");
+	loads(flyway_bad_conf, 65,
+	      "V2__b.sql.conf' line 1: executeInTransaction must be true or false", NULL,
+	      "Flyway: executeInTransaction=no");
 	loads(flyway_base, 65, "B2__all.sql' is a Flyway baseline script", NULL,
 	      "Flyway: baseline refused");
 	loads_parts(diesel,
