@@ -129,7 +129,7 @@ static int dbmate_read(struct migration *m, size_t len)
 const struct format format_dbmate = {
 	.name = "dbmate",
 	.example = "20240101120000_name.sql",
-	.up_files = "*.sql with a '-- migrate:up' line",
+	.up_files = "*.sql",
 	.claims = dbmate_claims,
 	.parse_name = migrations_parse_sql_name,
 	.read = dbmate_read,
