@@ -3,8 +3,9 @@
  * V1_2__name.sql (Flyway reads '_' in a version as '.': V1_2 is 1.2), and
  * its repeatable R__name.sql, which go to set->repeatables with their
  * description as name. Undo (U1__x.sql) and baseline (B1__x.sql) scripts
- * are refused: ferry runs neither. No directives: every script runs in a
- * transaction.
+ * are refused: ferry runs neither. A script config file beside a script
+ * (V2__x.sql.conf) may say executeInTransaction=false: that script runs
+ * without a transaction; its other keys are Flyway's business.
  */
 #include "migrations.h"
 #include "log.h"
@@ -57,8 +58,51 @@ static int flyway_parse_name(const char *entry, struct version *v, char **name,
 	return NAME_MIGRATION;
 }
 
+/*
+ * executeInTransaction of a script config file (Java properties: key=value
+ * or key: value, # and ! comments): 0 with *in_tx (kept when the key is
+ * not there), or -1 after one line naming path:line.
+ */
+static int read_conf(const char *path, char *text, bool *in_tx)
+{
+	int line = 0;
+
+	for (char *p = text, *next; *p; p = next) {
+		size_t key, sep, value;
+
+		next = p + strcspn(p, "\n");
+		if (*next)
+			*next++ = '\0';
+		line++;
+		p += strspn(p, " \t");
+		key = strcspn(p, "=: \t");
+		if (key != strlen("executeInTransaction") ||
+		    strncmp(p, "executeInTransaction", key))
+			continue;
+		sep = key + strspn(p + key, " \t");
+		sep += p[sep] == '=' || p[sep] == ':';
+		sep += strspn(p + sep, " \t");
+		value = strcspn(p + sep, " \t");
+		if (value == 4 && !strncmp(p + sep, "true", 4) &&
+		    !p[sep + 4 + strspn(p + sep + 4, " \t")])
+			*in_tx = true;
+		else if (value == 5 && !strncmp(p + sep, "false", 5) &&
+			 !p[sep + 5 + strspn(p + sep + 5, " \t")])
+			*in_tx = false;
+		else
+			return error("'%s' line %d: executeInTransaction must be true or "
+				     "false (nothing was changed)",
+				     path, line);
+	}
+	return 0;
+}
+
 static int flyway_read(struct migration *m, size_t len)
 {
+	char *conf, *text = NULL;
+	bool in_tx = true;
+	int rc;
+
 	(void)len;
 	if (m->name[0] == 'U' || m->name[0] == 'B')
 		return error(
@@ -66,7 +110,14 @@ static int flyway_read(struct migration *m, size_t len)
 			"not run Flyway undo or baseline scripts; remove it from the "
 			"directory (nothing was changed)",
 			m->path, m->name[0] == 'U' ? "undo" : "baseline", m->name[0]);
-	return 0;
+	conf = xasprintf("%s.conf", m->path);
+	rc = migrations_read_beside(conf, &text);
+	if (rc == 0)
+		rc = read_conf(conf, text, &in_tx);
+	m->no_transaction = !in_tx;
+	free(text);
+	free(conf);
+	return rc < 0 ? -1 : 0;
 }
 
 const struct format format_flyway = {

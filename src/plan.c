@@ -171,11 +171,16 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 		if (!migrations_find(set, &r->version))
 			p->n_unknown++;
 	}
-	/* only what comes after the highest applied version is pending */
+	/* only what comes after the highest applied version is pending; a
+	 * version 0 (diesel's 00000000000000_diesel_initial_setup) comes
+	 * first, pending until its row is there */
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
+		bool first = version_is_zero(&m->version) &&
+			     version_is_zero(&p->db_version) &&
+			     !ledger_find(l, &m->version);
 
-		if (version_cmp(&m->version, &p->db_version) > 0 &&
+		if ((first || version_cmp(&m->version, &p->db_version) > 0) &&
 		    version_cmp(&m->version, &p->image_version) <= 0)
 			p->pending[p->n_pending++] = m;
 	}

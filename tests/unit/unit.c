@@ -843,6 +843,12 @@ static void more_format_tests(void)
 		"-- migrate:up\nSELECT 3;\n",
 		NULL
 	};
+	/* the fuzzer's find: the comment before a down-first file's marker
+	 * stays (with the up part) */
+	static const char *const dbmate_down_first[] = {
+		"1_a.sql", "-- x\n-- migrate:down\nSELECT 0;\n-- migrate:up\nSELECT 1;\n",
+		NULL
+	};
 	static const char *const dbmate_before[] = {
 		"1_a.sql", "SELECT 0;\n-- migrate:up\nSELECT 1;\n", NULL
 	};
@@ -891,6 +897,19 @@ static void more_format_tests(void)
 						  "V1.1__c.sql", "SELECT 11;\n", NULL };
 	static const char *const flyway_undo[] = { "V1__a.sql", "SELECT 1;\n",
 						   "U1__a.sql", "SELECT 0;\n", NULL };
+	static const char *const flyway_conf[] = {
+		"V1__a.sql",
+		"SELECT 1;\n",
+		"V2__b.sql",
+		"VACUUM;\n",
+		"V2__b.sql.conf",
+		"# flyway\nencoding=UTF-8\nexecuteInTransaction = false\n",
+		NULL
+	};
+	static const char *const flyway_bad_conf[] = { "V2__b.sql", "VACUUM;\n",
+						       "V2__b.sql.conf",
+						       "executeInTransaction=no\n",
+						       NULL };
 	static const char *const flyway_base[] = { "B2__all.sql", "SELECT 2;\n", NULL };
 	static const char *const diesel[] = {
 		"00000000000000_diesel_initial_setup/",
@@ -947,6 +966,10 @@ static void more_format_tests(void)
 		    "20240103120000:20240103120000_c up=-- migrate:up/SELECT 3;/ down=-",
 		    "dbmate: sections, either order, transaction:false");
 	loads(dbmate, 0, NULL, "dbmate", "dbmate files");
+	loads_parts(
+		dbmate_down_first,
+		"1:1_a up=-- x/-- migrate:up/SELECT 1;/ down=-- migrate:down/SELECT 0;/",
+		"dbmate: a comment, then the down section first");
 	loads(dbmate_before, 65, "1_a.sql' line 1: SQL before the first", NULL,
 	      "dbmate: SQL before the marker");
 	loads(dbmate_two, 65, "1_a.sql' line 3: a second '-- migrate:up'", NULL,
@@ -978,6 +1001,12 @@ static void more_format_tests(void)
 	loads(flyway_dup, 65, "have the same version 1.1", NULL, "Flyway: V1_1 == V1.1");
 	loads(flyway_undo, 65, "U1__a.sql' is a Flyway undo script", NULL,
 	      "Flyway: undo refused");
+	loads_parts(flyway_conf,
+		    "1:V1__a up=SELECT 1;/ down=-|2:V2__b up=VACUUM;/! down=-",
+		    "Flyway: executeInTransaction=false in V2__b.sql.conf");
+	loads(flyway_bad_conf, 65,
+	      "V2__b.sql.conf' line 1: executeInTransaction must be true or false", NULL,
+	      "Flyway: executeInTransaction=no");
 	loads(flyway_base, 65, "B2__all.sql' is a Flyway baseline script", NULL,
 	      "Flyway: baseline refused");
 	loads_parts(diesel,
