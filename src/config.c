@@ -45,6 +45,7 @@ static const struct key keys[] = {
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600, 0 },
 	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0, 0 },
 	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0, 0 },
+	{ "migrations", "command", T_STR, OFF(migrations_command), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100, 0 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0, 0 },
@@ -68,6 +69,9 @@ static const struct key keys[] = {
 	{ "backup", "max_bytes", T_INT, OFF(backup_max_bytes), 1, 1LL << 50, 0 },
 	{ "backup", "max_members", T_INT, OFF(backup_max_members), 1, 100000000, 0 },
 	{ "doctor", "checks_dir", T_STR, OFF(doctor_checks_dir), 0, 0, 0 },
+	{ "app", "version", T_STR, OFF(app_version), 0, 0, 0 },
+	{ "app", "version_env", T_STR, OFF(app_version_env), 0, 0, 0 },
+	{ "app", "version_file", T_STR, OFF(app_version_file), 0, 0, 0 },
 	{ "log", "level", T_LEVEL, OFF(log_level), 0, 0, 0 },
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0, 0 },
 };
@@ -261,12 +265,10 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 			v = MODE_IN_PLACE;
 		else if (!strcasecmp(value, "rebuild"))
 			v = MODE_REBUILD;
+		else if (!strcasecmp(value, "app"))
+			v = MODE_APP;
 		else {
-			snprintf(why, whysize,
-				 !strcasecmp(value, "app")
-					 ? "app is not supported yet: expected in-place "
-					   "or rebuild"
-					 : "expected in-place or rebuild");
+			snprintf(why, whysize, "expected in-place, rebuild or app");
 			return -1;
 		}
 		*(long long *)field = v;
@@ -790,9 +792,11 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 		snprintf(it->text, sizeof(it->text), "%s", version_str(field));
 		break;
 	case T_MODE:
+		v = *(const long long *)field;
 		snprintf(it->text, sizeof(it->text), "%s",
-			 *(const long long *)field == MODE_REBUILD ? "rebuild"
-								   : "in-place");
+			 v == MODE_REBUILD ? "rebuild"
+			 : v == MODE_APP   ? "app"
+					   : "in-place");
 		break;
 	}
 }

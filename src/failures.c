@@ -22,7 +22,8 @@ static char *record_path(const struct state *st)
 	return xasprintf("%s/failed-upgrade", st->dir);
 }
 
-/* sha256 over "name sha256\n" of each pending migration, in order */
+/* sha256 over "name sha256\n" of each pending migration, in order, then
+ * "app IDENTITY\n" in mode = app */
 static void migrations_key(const struct plan *p, char out[65])
 {
 	size_t len = 0, cap = 1;
@@ -34,6 +35,15 @@ static void migrations_key(const struct plan *p, char out[65])
 		size_t n = strlen(line);
 
 		text = xrealloc(text, cap = len + n + 1);
+		memcpy(text + len, line, n + 1);
+		len += n;
+		free(line);
+	}
+	if (p->app_identity) {
+		char *line = xasprintf("app %s\n", p->app_identity);
+		size_t n = strlen(line);
+
+		text = xrealloc(text, len + n + 1);
 		memcpy(text + len, line, n + 1);
 		len += n;
 		free(line);
@@ -67,6 +77,8 @@ static void set_field(struct failure *f, const char *key, const char *v)
 		snprintf(f->reason, sizeof(f->reason), "%s", v);
 	else if (!strcmp(key, "probe"))
 		snprintf(f->probe, sizeof(f->probe), "%s", v);
+	else if (!strcmp(key, "identity"))
+		snprintf(f->identity, sizeof(f->identity), "%s", v);
 }
 
 int failure_read(const struct state *st, struct failure *f)
@@ -128,11 +140,12 @@ int failure_record(const struct state *st, const struct plan *p, const char *rea
 	strftime(f.time, sizeof(f.time), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	one_line(f.reason, sizeof(f.reason), reason);
 	one_line(f.probe, sizeof(f.probe), probe);
+	one_line(f.identity, sizeof(f.identity), p->app_identity);
 	text = xasprintf(
 		"from=%s\nto=%s\nmigrations=%s\nattempts=%lld\ntime=%s\nreason=%s\n"
-		"probe=%s\n",
+		"probe=%s\nidentity=%s\n",
 		version_str(&f.from), version_str(&f.to), f.migrations, f.attempts,
-		f.time, f.reason, f.probe);
+		f.time, f.reason, f.probe, f.identity);
 	rc = mkdir_p(st->dir, 0700) < 0
 		     ? -1
 		     : write_file_atomic(path, text, strlen(text), 0600);

@@ -157,11 +157,15 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 			  "--database-url");
 		return EXIT_CONFIG;
 	}
+	if ((rc = app_check_config(c)))
+		return rc;
 	s->have_store = true; /* released whatever store_init got to */
 	if (store_init(st, c->database_url) < 0)
 		return EXIT_CONFIG;
 	ledger_attach(st);
-	if ((flags & NEED_MIGRATIONS) && (rc = load_migrations(s)))
+	/* mode = app: the migrations are the server's, compiled in */
+	if ((flags & NEED_MIGRATIONS) && c->migrations_mode != MODE_APP &&
+	    (rc = load_migrations(s)))
 		return rc;
 	st->wait_seconds = c->wait_seconds;
 	st->lock_timeout = c->lock_timeout_seconds;
@@ -185,6 +189,8 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 
 int session_read_plan(struct session *s)
 {
+	if (s->c->migrations_mode == MODE_APP)
+		return app_read_plan(s);
 	plan_release(&s->plan);
 	ledger_release(&s->ledger);
 	if (s->db_exists) {

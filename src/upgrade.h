@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+struct journal;
 struct session;
 
 /* ferry run and ferry migrate: bring the database to the image's version.
@@ -29,5 +30,12 @@ int upgrade_reject(struct session *s, const char *why, const char *probe);
 int upgrade_undo_unverified(struct session *s);
 /* What an upgrade of s->plan would refuse before its first write (65). */
 int upgrade_check_pending(struct session *s);
+
+/* Steps for strategies kept in files of their own (appmode.c): the
+ * snapshot journalled snapshotting -> snapshotted with others kept out
+ * (0 or the exit status, nothing changed), and the snapshot put back,
+ * journalled restoring (0, or 74 logged). */
+int upgrade_snapshot(struct session *s, struct journal *j);
+int upgrade_restore(struct session *s, struct journal *j);
 
 #endif
