@@ -39,7 +39,7 @@ static const char app_select[] =
 
 int app_check_config(const struct config *c)
 {
-	int n = !!c->app_version + !!c->app_version_env + !!c->app_version_file;
+	int n = !!c->app_version + !!c->app_version_env + !!c->app_version_from_file;
 	char why[128];
 	char **argv;
 
@@ -47,7 +47,7 @@ int app_check_config(const struct config *c)
 		return 0;
 	if (n != 1) {
 		error("[migrations] mode = app needs exactly one of [app] version, "
-		      "[app] version_env and [app] version_file (%s set): the "
+		      "[app] version_env and [app] version_from_file (%s set): the "
 		      "image's identity decides when the server's migrations ran",
 		      n ? "more than one is" : "none is");
 		return EXIT_CONFIG;
@@ -110,11 +110,11 @@ static int image_identity(const struct config *c, char *out, size_t size)
 			return EXIT_CONFIG;
 		}
 	}
-	if (c->app_version_file) {
-		real = realpath(c->app_version_file, NULL);
+	if (c->app_version_from_file) {
+		real = realpath(c->app_version_from_file, NULL);
 		if (!real || arc_hash_file(real, hex, &bytes) < 0) {
-			error_errno("[app] version_file '%s': cannot read it",
-				    c->app_version_file);
+			error_errno("[app] version_from_file '%s': cannot read it",
+				    c->app_version_from_file);
 			free(real);
 			return EXIT_CONFIG;
 		}
@@ -367,6 +367,7 @@ int app_upgrade(struct session *b)
 	const char *command = b->c->migrations_command;
 	bool fresh = b->plan.kind == PLAN_CREATE, stopped = false;
 	double t0 = now_seconds();
+	char why[2 * APP_IDENTITY_MAX + 128];
 	int rc;
 
 	if (!command && !b->gate) {
@@ -377,13 +378,25 @@ int app_upgrade(struct session *b)
 	}
 	snprintf(j.app_from, sizeof(j.app_from), "%s", b->app.recorded);
 	snprintf(j.app_to, sizeof(j.app_to), "%s", b->app.current);
+	if (fresh)
+		snprintf(why, sizeof(why),
+			 "new database, the image is '%s' — no snapshot "
+			 "needed",
+			 j.app_to);
+	else if (j.app_from[0])
+		snprintf(why, sizeof(why),
+			 "app identity changed: %s recorded, the image "
+			 "is '%s' — snapshot first",
+			 j.app_from, j.app_to);
+	else
+		snprintf(why, sizeof(why),
+			 "the database has tables but no app identity "
+			 "recorded, the image is '%s' — snapshot first",
+			 j.app_to);
 	log_event(LOG_INFO,
 		  LOG_FIELDS(.event = "upgrade_started", .from = j.app_from,
 			     .to = j.app_to),
-		  "%s%s%s, the image is '%s' — %s, then %s",
-		  fresh ? "new database" : "app identity changed: ",
-		  fresh ? "" : shown(j.app_from), fresh ? "" : " recorded", j.app_to,
-		  fresh ? "no snapshot needed" : "snapshot first",
+		  "%s, then %s", why,
 		  command ? "the server's migrate command"
 			  : "the server, kept once it is healthy ([health])");
 	if (!fresh && (rc = snapshot(b, &j)))

@@ -1,7 +1,7 @@
 /*
  * appmode: [migrations] mode = app, for servers that migrate themselves
  * at startup from migrations compiled in. The image declares an identity
- * ([app] version, version_env or version_file); the identity of the last
+ * ([app] version, version_env or version_from_file); the identity of the last
  * healthy boot is kept in the database itself (table ferry_app), so it
  * travels with the data and a restored snapshot brings its own back. The
  * same identity: nothing to do. Another one: a snapshot, then the

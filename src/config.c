@@ -71,7 +71,7 @@ static const struct key keys[] = {
 	{ "doctor", "checks_dir", T_STR, OFF(doctor_checks_dir), 0, 0, 0 },
 	{ "app", "version", T_STR, OFF(app_version), 0, 0, 0 },
 	{ "app", "version_env", T_STR, OFF(app_version_env), 0, 0, 0 },
-	{ "app", "version_file", T_STR, OFF(app_version_file), 0, 0, 0 },
+	{ "app", "version_from_file", T_STR, OFF(app_version_from_file), 0, 0, 0 },
 	{ "log", "level", T_LEVEL, OFF(log_level), 0, 0, 0 },
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0, 0 },
 };

@@ -79,9 +79,9 @@ struct config {
 	/* [doctor] */
 	char *doctor_checks_dir;
 	/* [app] the image's identity, for mode = app: one of the three */
-	char *app_version;	/* a literal */
-	char *app_version_env;	/* the variable that holds it */
-	char *app_version_file; /* its sha256 */
+	char *app_version;	     /* a literal */
+	char *app_version_env;	     /* the variable that holds it */
+	char *app_version_from_file; /* its sha256 */
 	/* [log] */
 	long long log_level;  /* enum log_level */
 	long long log_format; /* enum log_format */

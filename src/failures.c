@@ -22,32 +22,32 @@ static char *record_path(const struct state *st)
 	return xasprintf("%s/failed-upgrade", st->dir);
 }
 
+/* line (freed) appended to text[0, *len) */
+static char *append(char *text, size_t *len, char *line)
+{
+	size_t n = strlen(line);
+
+	text = xrealloc(text, *len + n + 1);
+	memcpy(text + *len, line, n + 1);
+	*len += n;
+	free(line);
+	return text;
+}
+
 /* sha256 over "name sha256\n" of each pending migration, in order, then
  * "app IDENTITY\n" in mode = app */
 static void migrations_key(const struct plan *p, char out[65])
 {
-	size_t len = 0, cap = 1;
-	char *text = xmalloc(cap);
+	size_t len = 0;
+	char *text = xmalloc(1);
 
-	for (size_t i = 0; i < p->n_pending; i++) {
-		char *line =
-			xasprintf("%s %s\n", p->pending[i]->name, p->pending[i]->sha256);
-		size_t n = strlen(line);
-
-		text = xrealloc(text, cap = len + n + 1);
-		memcpy(text + len, line, n + 1);
-		len += n;
-		free(line);
-	}
-	if (p->app_identity) {
-		char *line = xasprintf("app %s\n", p->app_identity);
-		size_t n = strlen(line);
-
-		text = xrealloc(text, len + n + 1);
-		memcpy(text + len, line, n + 1);
-		len += n;
-		free(line);
-	}
+	text[0] = '\0';
+	for (size_t i = 0; i < p->n_pending; i++)
+		text = append(
+			text, &len,
+			xasprintf("%s %s\n", p->pending[i]->name, p->pending[i]->sha256));
+	if (p->app_identity)
+		text = append(text, &len, xasprintf("app %s\n", p->app_identity));
 	sha256_hex(text, len, out);
 	free(text);
 }
