@@ -7,9 +7,10 @@
 #   selfmigrating-app.py serve     the same, then serve /health on APP_PORT
 #
 # APP_VERSION picks the release: "1.0" has migration 1, "2.0" (and "2.1",
-# the same schema) has 1..2, "3.0-broken" has 1..3 where 3 fails halfway,
-# after one of its statements has committed (a half-applied migration only
-# a snapshot undoes). Each statement commits on its own.
+# the same schema) has 1..2, "3.0" 1..3; a "-broken" release's last
+# migration fails halfway, after one of its statements has committed (a
+# half-applied migration only a snapshot undoes). Each statement commits on
+# its own.
 # APP_DB is the SQLite file; APP_PSQL (a psql command line, words split on
 # blanks) selects PostgreSQL instead. APP_UNHEALTHY=1: /health answers 500.
 # serve also records the boot in the boots table (what a restore undoes).
@@ -23,9 +24,9 @@ MIGRATIONS = [
     (1, ["CREATE TABLE notes (id integer PRIMARY KEY, body text NOT NULL)"]),
     (2, ["ALTER TABLE notes ADD COLUMN author text",
          "UPDATE notes SET author = 'someone'"]),
-    (3, ["CREATE TABLE tags (id integer PRIMARY KEY, label text)",
-         "INSERT INTO no_such_table VALUES (1)"]),
+    (3, ["CREATE TABLE tags (id integer PRIMARY KEY, label text)"]),
 ]
+BROKEN = "INSERT INTO no_such_table VALUES (1)"
 LEDGER = "CREATE TABLE IF NOT EXISTS app_schema (version integer NOT NULL)"
 
 
@@ -71,7 +72,8 @@ def migrate(db, version):
         if n <= have or n > level(version):
             continue
         print("app %s: applying migration %d" % (version, n), flush=True)
-        for sql in statements:
+        last = n == level(version)
+        for sql in statements + ([BROKEN] if last and "broken" in version else []):
             db.run(sql)
         db.run("INSERT INTO app_schema (version) VALUES (%d)" % n)
 
