@@ -243,10 +243,17 @@ static void check_migrations(struct doctor *d, const char *name)
 {
 	struct session *s = d->s;
 	const struct config *c = s->c;
-	int rc = c->migrations_mode == MODE_REBUILD
-			 ? rebuild_load(&s->set, c->migrations_dir)
-			 : migrations_load(&s->set, c->migrations_dir);
+	int rc;
 
+	if (c->migrations_mode == MODE_APP) { /* README: "Apps that migrate themselves" */
+		report(d, DOCTOR_OK, name,
+		       "mode = app: the server's own, compiled in (none read from '%s')",
+		       c->migrations_dir);
+		return;
+	}
+	rc = c->migrations_mode == MODE_REBUILD
+		     ? rebuild_load(&s->set, c->migrations_dir)
+		     : migrations_load(&s->set, c->migrations_dir);
 	s->have_set = true; /* released by session_close, whatever was read */
 	if (rc) {
 		report(d, DOCTOR_FAIL, name, "%s", d->err);

@@ -53,6 +53,9 @@ like "$out" "^app identity: 1\.0 recorded at [0-9T:-]+Z, the image is '2\.0'$" "
 af "$DB" 2.0 status --json
 is "$(printf '%s\n' "$out" | python3 "$TESTS_DIR/helpers/status-shape.py")" ok "status --json: the documented shape"
 like "$out" '"app":\{"recorded":"1\.0","recorded_at":"[0-9T:-]+Z","current":"2\.0"\}' "status --json: the app object"
+af "$DB" 2.0 doctor
+expect_status 0 "doctor in app mode: no failing check"
+like "$out" "^ok +migrations: mode = app: the server's own" "doctor: the migrations are the server's"
 af "$DB" 2.0 migrate --dry-run
 like "$out" "plan: snapshot, then the server's migrations" "migrate --dry-run: the plan"
 is "$(filesum "$DB")" "$sum" "status and dry-run changed nothing"
