@@ -406,6 +406,7 @@ static void check_journal(struct doctor *d, const char *name)
 static void check_failure(struct doctor *d, const char *name)
 {
 	struct failure f;
+	char what[APP_IDENTITY_MAX + 64];
 	int rc = failure_read(&d->s->state, &f);
 
 	if (rc < 0)
@@ -414,9 +415,8 @@ static void check_failure(struct doctor *d, const char *name)
 		report(d, DOCTOR_OK, name, "none");
 	else
 		report(d, DOCTOR_WARN, name,
-		       "the upgrade from %s to %s failed (%lld attempt%s, last at %s): "
-		       "%s%s",
-		       version_str(&f.from), version_str(&f.to), f.attempts,
+		       "the upgrade %s failed (%lld attempt%s, last at %s): %s%s",
+		       failure_what(&f, what, sizeof(what)), f.attempts,
 		       f.attempts == 1 ? "" : "s", f.time, f.reason,
 		       d->have_plan && failure_same(&f, &d->s->plan)
 			       ? " (this image's upgrade: it is not tried again "

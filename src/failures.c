@@ -52,6 +52,16 @@ static void migrations_key(const struct plan *p, char out[65])
 	free(text);
 }
 
+const char *failure_what(const struct failure *f, char *buf, size_t size)
+{
+	if (f->identity[0])
+		snprintf(buf, size, "to app identity '%s'", f->identity);
+	else
+		snprintf(buf, size, "from %s to %s", version_str(&f->from),
+			 version_str(&f->to));
+	return buf;
+}
+
 bool failure_same(const struct failure *f, const struct plan *p)
 {
 	char key[65];

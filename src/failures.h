@@ -12,6 +12,7 @@
 #define FERRY_FAILURES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "journal.h"
 #include "version.h"
@@ -41,6 +42,9 @@ int failure_record(const struct state *st, const struct plan *p, const char *rea
 		   const char *probe, struct failure *out);
 /* Forgets the record (a later upgrade succeeded, or cleanup --failures). */
 int failure_clear(const struct state *st);
+/* "from 3 to 4", or "to app identity '1.4.2'" in mode = app: the upgrade
+ * f names, for messages; returns buf */
+const char *failure_what(const struct failure *f, char *buf, size_t size);
 /* Is f a failure of the very upgrade p plans? */
 bool failure_same(const struct failure *f, const struct plan *p);
 

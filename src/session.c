@@ -117,7 +117,9 @@ int session_check_finished(struct session *s)
 	if (j.phase != PHASE_NONE) {
 		log_error("an upgrade from %s to %s was interrupted (phase %s): run "
 			  "`ferry migrate` to resolve it first",
-			  version_str(&j.from), version_str(&j.to), phase_name(j.phase));
+			  j.kind == KIND_APP ? j.app_from : version_str(&j.from),
+			  j.kind == KIND_APP ? j.app_to : version_str(&j.to),
+			  phase_name(j.phase));
 		return EXIT_TEMPFAIL;
 	}
 	return 0;

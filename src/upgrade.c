@@ -776,15 +776,12 @@ static int crash_loop_guard(struct session *b)
 
 	if (failure_read(&b->state, &f) != 1 || !failure_same(&f, &b->plan))
 		return 0;
-	if (f.identity[0]) {
-		snprintf(what, sizeof(what), "to app identity '%s'", f.identity);
+	failure_what(&f, what, sizeof(what));
+	if (f.identity[0])
 		snprintf(at, sizeof(at), "at app identity '%s'",
 			 b->app.recorded[0] ? b->app.recorded : "(none recorded)");
-	} else {
-		snprintf(what, sizeof(what), "from %s to %s", version_str(&f.from),
-			 version_str(&f.to));
+	else
 		snprintf(at, sizeof(at), "at version %s", version_str(&f.from));
-	}
 	if (retry && !strcmp(retry, "1")) {
 		log_info("the upgrade %s failed before (%s); trying it again "
 			 "(FERRY_RETRY_FAILED_UPGRADE=1)",
