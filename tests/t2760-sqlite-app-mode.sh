@@ -84,6 +84,19 @@ is "$(dump "$DB")" "$before" "failing command: the data is exactly as before (sq
 is "$(q "$DB" "SELECT count(*) FROM sqlite_master WHERE name = 'tags'")" 0 "failing command: its half-applied migration is gone"
 like "$(RECORD)" "^identity=3\.0-broken$" "failing command: the failure is recorded with the identity"
 
+# ---- docker stop while the command runs: undone, not counted as a failure ----
+before=$(dump "$DB")
+APP_DB=$DB APP_VERSION=3.0 FERRY_MIGRATIONS_COMMAND="sh -c 'python3 $APP migrate && touch $TMP/migrated && exec sleep 60'" \
+	start_bg "$FERRY" --database-url "sqlite://$DB" migrate
+check "stop: the command has migrated and waits" wait_long test -e "$TMP/migrated"
+kill -TERM "$bgpid"
+finish_bg
+expect_status 143 "stop: ferry exits with the command's status"
+like "$err" "command '.*' was stopped with status 143 — database restored from $DB\.pre-upgrade" "stop: says it was stopped, restored"
+is "$(dump "$DB")" "$before" "stop: what the command did is undone"
+unlike "$(RECORD)" "identity=3\.0$" "stop: not recorded as a failure of 3.0"
+rm -f "$TMP/migrated"
+
 # ---- the guard is keyed by identity ------------------------------------------------
 sum=$(filesum "$DB")
 af "$DB" 3.0-broken migrate
