@@ -162,6 +162,30 @@ struct pg_wait {
 	bool waited;
 };
 
+/* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
+static void waiter_mark(struct store *s, bool on)
+{
+	char key[24];
+	const char *params[] = { key };
+
+	if (pg_priv(s)->maint)
+		return;
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
+	PQclear(pg_query(s, pg_lock_conn(s),
+			 on ? "SELECT pg_advisory_lock_shared($1::bigint)"
+			    : "SELECT pg_advisory_unlock_shared($1::bigint)",
+			 1, params));
+}
+
+/*
+ * One try, on a connection of its own: the maintenance database's, or
+ * the database's (then marked as a waiter's). A replica that did not get
+ * the lock hangs up until its next try: a waiting replica holds at most
+ * one connection, and only for an instant, so that however many replicas
+ * boot at once, the one that migrates finds a free slot for the second
+ * connection it needs (the database's), and the others never use up the
+ * server's max_connections.
+ */
 static int lock_try(void *arg, char *who, size_t size)
 {
 	struct pg_wait *w = arg;
@@ -171,6 +195,9 @@ static int lock_try(void *arg, char *who, size_t size)
 	PGresult *r;
 	bool got;
 
+	if (s->maintenance_db ? pg_maint_connect(s) < 0 : pg_open(s) < 0)
+		return -1;
+	waiter_mark(s, true);
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	/* autocommit, one statement: the poll holds no snapshot */
 	r = pg_query(s, pg_lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1,
@@ -179,9 +206,12 @@ static int lock_try(void *arg, char *who, size_t size)
 		return error("cannot take the migration lock: %s", s->err);
 	got = PQgetvalue(r, 0, 0)[0] == 't';
 	PQclear(r);
-	if (!got)
-		lock_holder(s, who, size);
-	return got ? 0 : 1;
+	if (got)
+		return 0;
+	lock_holder(s, who, size);
+	if (w->timeout > 0)
+		s->ops->close(s); /* not locked: every connection of ours ends */
+	return 1;
 }
 
 static void lock_waiting(void *arg, const char *who, bool first)
@@ -206,26 +236,12 @@ static void lock_gave_up(void *arg, const char *who, bool stopped)
 		  pg_priv(w->s)->dbname, w->timeout, who);
 }
 
-/* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
-static void waiter_mark(struct store *s, bool on)
-{
-	char key[24];
-	const char *params[] = { key };
-
-	if (pg_priv(s)->maint)
-		return;
-	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
-	PQclear(pg_query(s, pg_lock_conn(s),
-			 on ? "SELECT pg_advisory_lock_shared($1::bigint)"
-			    : "SELECT pg_advisory_unlock_shared($1::bigint)",
-			 1, params));
-}
-
 int pg_lock(struct store *s, long long timeout)
 {
 	struct pg_wait pw = { .s = s, .timeout = timeout };
 	struct wait w = { .timeout = timeout,
 			  .pause = 0.1,
+			  .max_pause = 1,
 			  .try_once = lock_try,
 			  .waiting = lock_waiting,
 			  .gave_up = lock_gave_up,
@@ -233,11 +249,8 @@ int pg_lock(struct store *s, long long timeout)
 	PGresult *r;
 	int rc;
 
-	if (pg_maint_connect(s) < 0 || (!pg_priv(s)->maint && pg_open(s) < 0))
-		return -1;
 	/* waiting in the database itself: the mark tells pg_hold that this
 	 * session is only a waiting ferry */
-	waiter_mark(s, true);
 	rc = wait_for(&w);
 	if (rc)
 		return rc;
