@@ -180,8 +180,11 @@ int journal_read(const struct state *st, struct journal *j)
 	return 0;
 }
 
-int journal_status(int rc)
+int journal_status(const struct state *st, int rc)
 {
+	/* a journal in the database: a server that did not answer says why */
+	if (rc == -1 && st->store && st->store->ops->journal_load && st->store->status)
+		return st->store->status;
 	return rc == -2 ? EXIT_DATA : EXIT_CANTCREAT;
 }
 

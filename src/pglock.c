@@ -249,8 +249,6 @@ int pg_lock(struct store *s, long long timeout)
 	PGresult *r;
 	int rc;
 
-	/* waiting in the database itself: the mark tells pg_hold that this
-	 * session is only a waiting ferry */
 	rc = wait_for(&w);
 	if (rc)
 		return rc;
@@ -281,6 +279,39 @@ int pg_lock(struct store *s, long long timeout)
 	return 0;
 }
 
+/*
+ * With the lock in the maintenance database, the session on the database
+ * itself ends first, and is gone from the server, before the lock is let
+ * go: the next ferry to take it finds no session of ours there (a template
+ * copy needs none), and no replica is seen with two connections unless it
+ * holds the lock.
+ */
+static void hang_up_database(struct store *s)
+{
+	char pid[24];
+	const char *params[] = { pid };
+	double deadline = now_seconds() + 2;
+	PGresult *r;
+
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(pg_conn(s)));
+	pg_rollback(pg_conn(s));
+	PQfinish(pg_conn(s));
+	s->db = NULL;
+	while (now_seconds() < deadline) {
+		bool gone;
+
+		r = pg_query(
+			s, pg_priv(s)->maint,
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1::int",
+			1, params);
+		gone = !r || PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+		if (gone)
+			return;
+		usleep(2000);
+	}
+}
+
 void pg_unlock(struct store *s)
 {
 	char key[24];
@@ -289,8 +320,10 @@ void pg_unlock(struct store *s)
 
 	if (!s->priv || !pg_priv(s)->locked || !pg_lock_conn(s))
 		return;
-	pg_rollback(pg_conn(s));
-	if (s->db) {
+	if (s->db && pg_priv(s)->maint) {
+		hang_up_database(s);
+	} else if (s->db) {
+		pg_rollback(pg_conn(s));
 		snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 1);
 		PQclear(pg_query(s, pg_conn(s), "SELECT pg_advisory_unlock($1::bigint)",
 				 1, params));

@@ -184,7 +184,7 @@ int upgrade_recover(struct session *b)
 
 	rc = journal_read(&b->state, &j);
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&b->state, rc);
 	if (j.phase == PHASE_NONE)
 		return 0;
 	rc = resolve(b, &j);
@@ -810,7 +810,7 @@ int upgrade_boot(struct session *b, bool for_run)
 	/* Fast path, no lock and no write: nothing to do on most boots. */
 	rc = journal_read(&b->state, &j);
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&b->state, rc);
 	if (j.phase == PHASE_NONE) {
 		rc = session_read_plan(b);
 		if (rc)
