@@ -245,9 +245,13 @@ static int file_lock(struct state *st, long long timeout);
 
 int state_lock(struct state *st, long long timeout)
 {
-	if (st->store && st->store->ops->lock)
-		return st->store->ops->lock(st->store, timeout);
-	return file_lock(st, timeout);
+	int rc;
+
+	if (!st->store || !st->store->ops->lock)
+		return file_lock(st, timeout);
+	rc = st->store->ops->lock(st->store, timeout);
+	st->lock_waited = st->store->lock_waited;
+	return rc;
 }
 
 struct file_wait {
@@ -320,6 +324,7 @@ static int file_lock(struct state *st, long long timeout)
 		close(fw.fd);
 		return rc;
 	}
+	st->lock_waited = fw.waited;
 	if (fw.waited)
 		log_info("got the migration lock");
 	/* a journal write that a crash cut short, ours to remove now */

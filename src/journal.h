@@ -72,6 +72,7 @@ struct state {
 	char *journal_path;
 	char *lock_path;
 	int lock_fd;
+	bool lock_waited; /* state_lock found the lock another's at first */
 };
 
 void state_init(struct state *st, const char *dir, struct store *store);

@@ -160,6 +160,7 @@ struct pg_wait {
 	struct store *s;
 	long long timeout;
 	bool waited;
+	bool marked; /* this session holds the waiter's mark */
 };
 
 /* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
@@ -179,12 +180,13 @@ static void waiter_mark(struct store *s, bool on)
 
 /*
  * One try, on a connection of its own: the maintenance database's, or
- * the database's (then marked as a waiter's). A replica that did not get
- * the lock hangs up until its next try: a waiting replica holds at most
- * one connection, and only for an instant, so that however many replicas
- * boot at once, the one that migrates finds a free slot for the second
- * connection it needs (the database's), and the others never use up the
- * server's max_connections.
+ * the database's (then marked as a waiter's). A waiting replica holds no
+ * other connection, and it hangs up until its next try when the server
+ * is short of free slots (fewer than 10 left to roles without SUPERUSER):
+ * however many replicas boot at once, the one that migrates then finds a
+ * slot for the second connection it needs (the database's), and waiters
+ * never use up max_connections. With room to spare the connection stays
+ * for the next try, which saves a login each time.
  */
 static int lock_try(void *arg, char *who, size_t size)
 {
@@ -192,25 +194,36 @@ static int lock_try(void *arg, char *who, size_t size)
 	struct store *s = w->s;
 	char key[24];
 	const char *params[] = { key };
+	bool fresh = s->maintenance_db ? !pg_priv(s)->maint : !s->db, got, crowded;
 	PGresult *r;
-	bool got;
 
 	if (s->maintenance_db ? pg_maint_connect(s) < 0 : pg_open(s) < 0)
 		return -1;
-	waiter_mark(s, true);
+	if (fresh && !pg_priv(s)->maint) {
+		waiter_mark(s, true);
+		w->marked = true;
+	}
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
 	/* autocommit, one statement: the poll holds no snapshot */
-	r = pg_query(s, pg_lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1,
-		     params);
+	r = pg_query(s, pg_lock_conn(s),
+		     "SELECT pg_try_advisory_lock($1::bigint), (SELECT count(*) FROM "
+		     "pg_stat_activity WHERE backend_type = 'client backend') + 10 > "
+		     "current_setting('max_connections')::int - "
+		     "current_setting('superuser_reserved_connections')::int",
+		     1, params);
 	if (!r)
 		return error("cannot take the migration lock: %s", s->err);
 	got = PQgetvalue(r, 0, 0)[0] == 't';
+	crowded = PQgetvalue(r, 0, 1)[0] == 't';
 	PQclear(r);
 	if (got)
 		return 0;
+	w->waited = true;
 	lock_holder(s, who, size);
-	if (w->timeout > 0)
+	if (w->timeout > 0 && crowded) {
 		s->ops->close(s); /* not locked: every connection of ours ends */
+		w->marked = false;
+	}
 	return 1;
 }
 
@@ -241,7 +254,7 @@ int pg_lock(struct store *s, long long timeout)
 	struct pg_wait pw = { .s = s, .timeout = timeout };
 	struct wait w = { .timeout = timeout,
 			  .pause = 0.1,
-			  .max_pause = 1,
+			  .max_pause = 0.5,
 			  .try_once = lock_try,
 			  .waiting = lock_waiting,
 			  .gave_up = lock_gave_up,
@@ -253,7 +266,9 @@ int pg_lock(struct store *s, long long timeout)
 	if (rc)
 		return rc;
 	pg_priv(s)->locked = true;
-	waiter_mark(s, false);
+	s->lock_waited = pw.waited;
+	if (pw.marked)
+		waiter_mark(s, false);
 	/* A transaction-pooling proxy hands each statement to some server
 	 * session: the lock would not be ours for long. */
 	r = pg_query(s, pg_lock_conn(s),

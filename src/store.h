@@ -207,7 +207,8 @@ struct store {
 	const char *snapshot_dir;
 	const char *maintenance_db;	 /* PostgreSQL: where the lock lives */
 	struct version snapshot_version; /* of the snapshot being taken */
-	int status; /* exit status a failure asks for; 0: the default */
+	int status;	  /* exit status a failure asks for; 0: the default */
+	bool lock_waited; /* the lock last taken was another's at first */
 	/* the failure was the environment's (a lock timeout, a full disk, out
 	 * of memory), not the release's: the crash-loop guard does not count it */
 	bool transient;

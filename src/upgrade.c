@@ -807,26 +807,38 @@ int upgrade_boot(struct session *b, bool for_run)
 	struct journal j;
 	int rc;
 
-	/* Fast path, no lock and no write: nothing to do on most boots. */
-	rc = journal_read(&b->state, &j);
-	if (rc < 0)
-		return journal_status(&b->state, rc);
-	if (j.phase == PHASE_NONE) {
-		rc = session_read_plan(b);
+	for (int round = 1;; round++) {
+		/* Fast path, no lock and no write: nothing to do on most boots. */
+		if (round > 1)
+			b->db_exists = b->store.ops->exists(&b->store) == 1;
+		rc = journal_read(&b->state, &j);
+		if (rc < 0)
+			return journal_status(&b->state, rc);
+		if (j.phase == PHASE_NONE) {
+			rc = session_read_plan(b);
+			if (rc)
+				return rc;
+			if (b->plan.kind == PLAN_CURRENT) {
+				log_info(
+					"schema up to date: database and image at version %s",
+					version_str(&b->plan.db_version));
+				return 0;
+			}
+		}
+		/* a replica that waits holds no session on the database itself:
+		 * that would keep a template copy or a restore from happening */
+		b->store.ops->close(&b->store);
+		rc = session_lock(b, b->c->lock_timeout_seconds);
 		if (rc)
 			return rc;
-		if (b->plan.kind == PLAN_CURRENT) {
-			log_info("schema up to date: database and image at version %s",
-				 version_str(&b->plan.db_version));
-			return 0;
-		}
+		/* Another ferry held the lock: it most likely did the work. Look
+		 * again without the lock, so that the replicas that waited all
+		 * leave at once, not one after another (twice at most). */
+		if (!b->state.lock_waited || round == 3)
+			break;
+		state_unlock(&b->state);
+		b->store.ops->close(&b->store);
 	}
-	/* a replica that waits holds no session on the database itself: that
-	 * would keep a template copy or a restore from happening */
-	b->store.ops->close(&b->store);
-	rc = session_lock(b, b->c->lock_timeout_seconds);
-	if (rc)
-		return rc;
 	rc = upgrade_recover(b);
 	if (rc)
 		return rc;
