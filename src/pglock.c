@@ -161,6 +161,8 @@ struct pg_wait {
 	long long timeout;
 	bool waited;
 	bool marked; /* this session holds the waiter's mark */
+	bool peeked; /* saw the lock come free, did not take it (lock_peek) */
+	double next_who;
 };
 
 /* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
@@ -204,13 +206,23 @@ static int lock_try(void *arg, char *who, size_t size)
 		w->marked = true;
 	}
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
-	/* autocommit, one statement: the poll holds no snapshot */
-	r = pg_query(s, pg_lock_conn(s),
-		     "SELECT pg_try_advisory_lock($1::bigint), (SELECT count(*) FROM "
-		     "pg_stat_activity WHERE backend_type = 'client backend') + 10 > "
-		     "current_setting('max_connections')::int - "
-		     "current_setting('superuser_reserved_connections')::int",
-		     1, params);
+	/* autocommit, one statement: the poll holds no snapshot. Once it
+	 * waited, a lock_peek poll only looks whether the lock is free (a
+	 * shared lock, at once let go): waiters do not queue for it */
+	w->peeked = w->waited && s->lock_peek;
+	r = pg_query(
+		s, pg_lock_conn(s),
+		w->peeked
+			? "SELECT CASE WHEN pg_try_advisory_lock_shared($1::bigint) "
+			  "THEN pg_advisory_unlock_shared($1::bigint) ELSE false END, "
+			  "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+			  "'client backend') + 10 > current_setting('max_connections')"
+			  "::int - current_setting('superuser_reserved_connections')::int"
+			: "SELECT pg_try_advisory_lock($1::bigint), (SELECT count(*) "
+			  "FROM pg_stat_activity WHERE backend_type = 'client backend') "
+			  "+ 10 > current_setting('max_connections')::int - "
+			  "current_setting('superuser_reserved_connections')::int",
+		1, params);
 	if (!r)
 		return error("cannot take the migration lock: %s", s->err);
 	got = PQgetvalue(r, 0, 0)[0] == 't';
@@ -219,7 +231,11 @@ static int lock_try(void *arg, char *who, size_t size)
 	if (got)
 		return 0;
 	w->waited = true;
-	lock_holder(s, who, size);
+	/* who holds it, for the log line that is due every 10 s */
+	if (now_seconds() >= w->next_who) {
+		lock_holder(s, who, size);
+		w->next_who = now_seconds() + 9;
+	}
 	if (w->timeout > 0 && crowded) {
 		s->ops->close(s); /* not locked: every connection of ours ends */
 		w->marked = false;
@@ -265,6 +281,12 @@ int pg_lock(struct store *s, long long timeout)
 	rc = wait_for(&w);
 	if (rc)
 		return rc;
+	if (pw.peeked) { /* free now, not taken: the caller looks again */
+		s->lock_waited = true;
+		if (pw.marked)
+			waiter_mark(s, false);
+		return 0;
+	}
 	pg_priv(s)->locked = true;
 	s->lock_waited = pw.waited;
 	if (pw.marked)

@@ -828,7 +828,9 @@ int upgrade_boot(struct session *b, bool for_run)
 		/* a replica that waits holds no session on the database itself:
 		 * that would keep a template copy or a restore from happening */
 		b->store.ops->close(&b->store);
+		b->store.lock_peek = round < 3;
 		rc = session_lock(b, b->c->lock_timeout_seconds);
+		b->store.lock_peek = false;
 		if (rc)
 			return rc;
 		/* Another ferry held the lock: it most likely did the work. Look
