@@ -166,5 +166,5 @@ applied=$(sqlite3 "$L/app.db" "SELECT count(*) FROM side_effects WHERE note = '0
 mig=$(sqlite3 "$L/app.db" "SELECT round(duration_ms / 1000.0, 2) FROM ferry_migrations WHERE version = 2" 2>/dev/null || echo '?')
 row "SQLite, $SQ on one file" "$L/run" "$applied" "${mig:-?}" "n/a" "n/a" "n/a" >>"$RES/scale.md"
 echo >>"$RES/scale.md"
-echo "Server: PostgreSQL $(su_sql 'SHOW server_version'), max_connections = 100 (97 for a role without SUPERUSER), fsync on; ferry connects over TCP with a password (scram-sha-256). Each replica is one process; all $SIZES (then $SQ) are started behind a barrier file and released at once. The migration's own time is the ledger's duration_ms; \"last replica done\" is from the barrier to the exit of the last one." >>"$RES/scale.md"
+echo "Server: PostgreSQL $(su_sql 'SHOW server_version'), max_connections = 100 (97 for a role without SUPERUSER), fsync on; ferry connects over TCP with a password (scram-sha-256). Each replica is one process; the N of a row are started behind a barrier file and released at once. The migration's own time is the ledger's duration_ms; \"last replica done\" is from the barrier to the exit of the last one." >>"$RES/scale.md"
 cat "$RES/scale.md" >&2
