@@ -55,7 +55,7 @@ static int dry_run(struct session *s)
 	int rc = journal_read(&s->state, &j);
 
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&s->state, rc);
 	rc = session_read_plan(s);
 	if (rc)
 		return rc;

@@ -408,7 +408,7 @@ int cmd_status(struct session *s, const struct cmd_args *a)
 	int rc = journal_read(&s->state, &x.j);
 
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&s->state, rc);
 	rc = session_read_plan(s);
 	if (rc)
 		return rc;

@@ -290,7 +290,7 @@ static int print_plan(struct session *b, const struct version *to, struct steps 
 	int rc = journal_read(&b->state, &j);
 
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&b->state, rc);
 	if (j.phase != PHASE_NONE)
 		printf("journal: an interrupted %s (phase %s) will be resolved first\n",
 		       kind_name(j.kind), phase_name(j.phase));

@@ -186,8 +186,11 @@ int journal_read(const struct state *st, struct journal *j)
 	return 0;
 }
 
-int journal_status(int rc)
+int journal_status(const struct state *st, int rc)
 {
+	/* a journal in the database: a server that did not answer says why */
+	if (rc == -1 && st->store && st->store->ops->journal_load && st->store->status)
+		return st->store->status;
 	return rc == -2 ? EXIT_DATA : EXIT_CANTCREAT;
 }
 
@@ -252,9 +255,13 @@ static int file_lock(struct state *st, long long timeout);
 
 int state_lock(struct state *st, long long timeout)
 {
-	if (st->store && st->store->ops->lock)
-		return st->store->ops->lock(st->store, timeout);
-	return file_lock(st, timeout);
+	int rc;
+
+	if (!st->store || !st->store->ops->lock)
+		return file_lock(st, timeout);
+	rc = st->store->ops->lock(st->store, timeout);
+	st->lock_waited = st->store->lock_waited;
+	return rc;
 }
 
 struct file_wait {
@@ -327,6 +334,7 @@ static int file_lock(struct state *st, long long timeout)
 		close(fw.fd);
 		return rc;
 	}
+	st->lock_waited = fw.waited;
 	if (fw.waited)
 		log_info("got the migration lock");
 	/* a journal write that a crash cut short, ours to remove now */

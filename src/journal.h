@@ -87,6 +87,7 @@ struct state {
 	char *journal_path;
 	char *lock_path;
 	int lock_fd;
+	bool lock_waited; /* state_lock found the lock another's at first */
 };
 
 void state_init(struct state *st, const char *dir, struct store *store);
@@ -94,8 +95,8 @@ void state_release(struct state *st);
 /* 0 (phase NONE when there is no journal), -1 logged when it cannot be
  * read (73), -2 logged when what it holds makes no sense (65) */
 int journal_read(const struct state *st, struct journal *j);
-/* the exit status for journal_read's -1 or -2 */
-int journal_status(int rc);
+/* the exit status for journal_read's -1 or -2 (or the store's failure's) */
+int journal_status(const struct state *st, int rc);
 /* Moves j to phase (durable before it returns); an illegal transition is a
  * bug, refused with -1 like a failed write. */
 int journal_write(const struct state *st, struct journal *j, enum phase phase);

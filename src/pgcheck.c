@@ -20,24 +20,15 @@
 #include <unistd.h>
 
 /* A new connection like the store's, to database dbname (NULL: the
- * store's own); NULL with why. */
+ * store's own), waiting for a busy server like every other; NULL with why. */
 PGconn *pg_connect_db(struct store *s, const char *dbname, char *why, size_t size)
 {
-	static const char *const keys[] = { "connect_timeout", "dbname",
-					    "fallback_application_name", "dbname", NULL };
-	const char *values[] = { "10", s->url, "ferry", dbname, NULL };
-	PGconn *c = PQconnectdbParams(keys, values, 1);
+	char *what = xasprintf("database '%s'", dbname ? dbname : pg_priv(s)->dbname);
+	int status = 0;
+	PGconn *c = pg_connect_wait(s, dbname, what, why, size, &status);
 
-	if (c && PQstatus(c) == CONNECTION_OK) {
-		PQsetNoticeProcessor(c, pg_on_notice, NULL);
-		return c;
-	}
-	snprintf(why, size, "cannot connect to database '%s': %s",
-		 dbname ? dbname : pg_priv(s)->dbname,
-		 c ? PQerrorMessage(c) : "out of memory");
-	why[strcspn(why, "\n")] = '\0';
-	PQfinish(c);
-	return NULL;
+	free(what);
+	return c;
 }
 
 int pg_open_read_only(struct store *s)

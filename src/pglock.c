@@ -160,28 +160,87 @@ struct pg_wait {
 	struct store *s;
 	long long timeout;
 	bool waited;
+	bool marked; /* this session holds the waiter's mark */
+	bool peeked; /* saw the lock come free, did not take it (lock_peek) */
+	double next_who;
 };
 
+/* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
+static void waiter_mark(struct store *s, bool on)
+{
+	char key[24];
+	const char *params[] = { key };
+
+	if (pg_priv(s)->maint)
+		return;
+	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
+	PQclear(pg_query(s, pg_lock_conn(s),
+			 on ? "SELECT pg_advisory_lock_shared($1::bigint)"
+			    : "SELECT pg_advisory_unlock_shared($1::bigint)",
+			 1, params));
+}
+
+/*
+ * One try, on a connection of its own: the maintenance database's, or
+ * the database's (then marked as a waiter's). A waiting replica holds no
+ * other connection, and it hangs up until its next try when the server
+ * is short of free slots (fewer than 10 left to roles without SUPERUSER):
+ * however many replicas boot at once, the one that migrates then finds a
+ * slot for the second connection it needs (the database's), and waiters
+ * never use up max_connections. With room to spare the connection stays
+ * for the next try, which saves a login each time.
+ */
 static int lock_try(void *arg, char *who, size_t size)
 {
 	struct pg_wait *w = arg;
 	struct store *s = w->s;
 	char key[24];
 	const char *params[] = { key };
+	bool fresh = s->maintenance_db ? !pg_priv(s)->maint : !s->db, got, crowded;
 	PGresult *r;
-	bool got;
 
+	if (s->maintenance_db ? pg_maint_connect(s) < 0 : pg_open(s) < 0)
+		return -1;
+	if (fresh && !pg_priv(s)->maint) {
+		waiter_mark(s, true);
+		w->marked = true;
+	}
 	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key);
-	/* autocommit, one statement: the poll holds no snapshot */
-	r = pg_query(s, pg_lock_conn(s), "SELECT pg_try_advisory_lock($1::bigint)", 1,
-		     params);
+	/* autocommit, one statement: the poll holds no snapshot. Once it
+	 * waited, a lock_peek poll only looks whether the lock is free (a
+	 * shared lock, at once let go): waiters do not queue for it */
+	w->peeked = w->waited && s->lock_peek;
+	r = pg_query(
+		s, pg_lock_conn(s),
+		w->peeked
+			? "SELECT CASE WHEN pg_try_advisory_lock_shared($1::bigint) "
+			  "THEN pg_advisory_unlock_shared($1::bigint) ELSE false END, "
+			  "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+			  "'client backend') + 10 > current_setting('max_connections')"
+			  "::int - current_setting('superuser_reserved_connections')::int"
+			: "SELECT pg_try_advisory_lock($1::bigint), (SELECT count(*) "
+			  "FROM pg_stat_activity WHERE backend_type = 'client backend') "
+			  "+ 10 > current_setting('max_connections')::int - "
+			  "current_setting('superuser_reserved_connections')::int",
+		1, params);
 	if (!r)
 		return error("cannot take the migration lock: %s", s->err);
 	got = PQgetvalue(r, 0, 0)[0] == 't';
+	crowded = PQgetvalue(r, 0, 1)[0] == 't';
 	PQclear(r);
-	if (!got)
+	if (got)
+		return 0;
+	w->waited = true;
+	/* who holds it, for the log line that is due every 10 s */
+	if (now_seconds() >= w->next_who) {
 		lock_holder(s, who, size);
-	return got ? 0 : 1;
+		w->next_who = now_seconds() + 9;
+	}
+	if (w->timeout > 0 && crowded) {
+		s->ops->close(s); /* not locked: every connection of ours ends */
+		w->marked = false;
+	}
+	return 1;
 }
 
 static void lock_waiting(void *arg, const char *who, bool first)
@@ -206,26 +265,12 @@ static void lock_gave_up(void *arg, const char *who, bool stopped)
 		  pg_priv(w->s)->dbname, w->timeout, who);
 }
 
-/* The shared mark (key ^ 2) that says a session is only a waiting ferry. */
-static void waiter_mark(struct store *s, bool on)
-{
-	char key[24];
-	const char *params[] = { key };
-
-	if (pg_priv(s)->maint)
-		return;
-	snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 2);
-	PQclear(pg_query(s, pg_lock_conn(s),
-			 on ? "SELECT pg_advisory_lock_shared($1::bigint)"
-			    : "SELECT pg_advisory_unlock_shared($1::bigint)",
-			 1, params));
-}
-
 int pg_lock(struct store *s, long long timeout)
 {
 	struct pg_wait pw = { .s = s, .timeout = timeout };
 	struct wait w = { .timeout = timeout,
 			  .pause = 0.1,
+			  .max_pause = 0.5,
 			  .try_once = lock_try,
 			  .waiting = lock_waiting,
 			  .gave_up = lock_gave_up,
@@ -233,16 +278,19 @@ int pg_lock(struct store *s, long long timeout)
 	PGresult *r;
 	int rc;
 
-	if (pg_maint_connect(s) < 0 || (!pg_priv(s)->maint && pg_open(s) < 0))
-		return -1;
-	/* waiting in the database itself: the mark tells pg_hold that this
-	 * session is only a waiting ferry */
-	waiter_mark(s, true);
 	rc = wait_for(&w);
 	if (rc)
 		return rc;
+	if (pw.peeked) { /* free now, not taken: the caller looks again */
+		s->lock_waited = true;
+		if (pw.marked)
+			waiter_mark(s, false);
+		return 0;
+	}
 	pg_priv(s)->locked = true;
-	waiter_mark(s, false);
+	s->lock_waited = pw.waited;
+	if (pw.marked)
+		waiter_mark(s, false);
 	/* A transaction-pooling proxy hands each statement to some server
 	 * session: the lock would not be ours for long. */
 	r = pg_query(s, pg_lock_conn(s),
@@ -268,6 +316,39 @@ int pg_lock(struct store *s, long long timeout)
 	return 0;
 }
 
+/*
+ * With the lock in the maintenance database, the session on the database
+ * itself ends first, and is gone from the server, before the lock is let
+ * go: the next ferry to take it finds no session of ours there (a template
+ * copy needs none), and no replica is seen with two connections unless it
+ * holds the lock.
+ */
+static void hang_up_database(struct store *s)
+{
+	char pid[24];
+	const char *params[] = { pid };
+	double deadline = now_seconds() + 2;
+	PGresult *r;
+
+	snprintf(pid, sizeof(pid), "%d", PQbackendPID(pg_conn(s)));
+	pg_rollback(pg_conn(s));
+	PQfinish(pg_conn(s));
+	s->db = NULL;
+	while (now_seconds() < deadline) {
+		bool gone;
+
+		r = pg_query(
+			s, pg_priv(s)->maint,
+			"SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1::int",
+			1, params);
+		gone = !r || PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+		if (gone)
+			return;
+		usleep(2000);
+	}
+}
+
 void pg_unlock(struct store *s)
 {
 	char key[24];
@@ -276,8 +357,10 @@ void pg_unlock(struct store *s)
 
 	if (!s->priv || !pg_priv(s)->locked || !pg_lock_conn(s))
 		return;
-	pg_rollback(pg_conn(s));
-	if (s->db) {
+	if (s->db && pg_priv(s)->maint) {
+		hang_up_database(s);
+	} else if (s->db) {
+		pg_rollback(pg_conn(s));
 		snprintf(key, sizeof(key), "%lld", pg_priv(s)->lock_key ^ 1);
 		PQclear(pg_query(s, pg_conn(s), "SELECT pg_advisory_unlock($1::bigint)",
 				 1, params));

@@ -131,22 +131,14 @@ static bool template_possible(struct store *s, char *why, size_t size)
 
 static int forget_journal_in_copy(struct store *s)
 {
-	static const char *const keys[] = { "connect_timeout", "dbname", "dbname",
-					    "fallback_application_name", NULL };
 	char name[300];
-	const char *values[] = { "10", s->url, name, "ferry", NULL };
 	PGconn *c;
 	int rc;
 
 	snprintf(name, sizeof(name), "%s_pre_upgrade", pg_priv(s)->dbname);
-	c = PQconnectdbParams(keys, values, 1);
-	if (!c || PQstatus(c) != CONNECTION_OK) {
-		snprintf(s->err, sizeof(s->err), "%s",
-			 c ? PQerrorMessage(c) : "out of memory");
-		PQfinish(c);
+	c = pg_connect_db(s, name, s->err, sizeof(s->err));
+	if (!c)
 		return -1;
-	}
-	PQsetNoticeProcessor(c, pg_on_notice, NULL);
 	rc = pg_run(s, c, "DROP TABLE IF EXISTS " JOURNAL_TABLE, NULL);
 	PQfinish(c);
 	return rc;

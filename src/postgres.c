@@ -110,53 +110,112 @@ void pg_session_setup(struct store *s)
 			     NULL, params, NULL, NULL, 0));
 }
 
-static int pg_connect(struct store *s)
+/*
+ * What a refused connection says of a server that will take it later, for
+ * the wait's log line; NULL when the server is just not reachable yet.
+ * libpq gives a failed connection no SQLSTATE, so the server's words
+ * (53300 too_many_connections, 57P03 cannot_connect_now) are matched.
+ */
+static const char *busy_reason(const char *msg)
+{
+	if (strstr(msg, "too many clients") || strstr(msg, "remaining connection slots"))
+		return "the server has no free connection slots (too many clients)";
+	if (strstr(msg, "is starting up") || strstr(msg, "not yet accepting connections"))
+		return "the server is starting up";
+	if (strstr(msg, "is shutting down"))
+		return "the server is shutting down";
+	if (strstr(msg, "in recovery mode"))
+		return "the server is recovering";
+	return NULL;
+}
+
+/*
+ * A new connection to the store's server, to database dbname (NULL: the
+ * URL's), named what in the log. A server that is down, starting or has
+ * no free slot is waited for up to [database] wait_seconds, with backoff
+ * and jitter so that many replicas do not retry in step, saying why every
+ * few seconds. NULL with why (one line) and *status: 78 when waiting
+ * cannot help (password, no such database or role), 69 when the time ran
+ * out.
+ */
+PGconn *pg_connect_wait(struct store *s, const char *dbname, const char *what, char *why,
+			size_t size, int *status)
 {
 	static const char *const keys[] = { "connect_timeout", "dbname",
-					    "fallback_application_name", NULL };
-	const char *values[] = { "10", s->url, "ferry", NULL };
-	double deadline = now_seconds() + (double)s->wait_seconds, next_log = 0;
-	double delay = 0.2;
+					    "fallback_application_name", "dbname", NULL };
+	const char *values[] = { "10", s->url, "ferry", dbname, NULL };
+	double start = now_seconds(), next_log = 0, delay = 0.1;
+	double deadline = start + (double)s->wait_seconds;
+	const char *busy;
 	char msg[1024];
 
 	for (;;) {
 		PGconn *c = PQconnectdbParams(keys, values, 1);
 
 		if (!c) {
-			return store_fail(s, EXIT_OSERR,
-					  "out of memory connecting to the database");
+			*status = EXIT_OSERR;
+			snprintf(why, size, "out of memory connecting to %s", what);
+			return NULL;
 		}
 		if (PQstatus(c) == CONNECTION_OK) {
 			PQsetNoticeProcessor(c, pg_on_notice, NULL);
-			s->db = c;
-			pg_session_setup(s);
 			if (next_log > 0)
-				log_info("database %s is up", s->url_redacted);
-			return 0;
+				log_info("%s: connected after %.1f s", what,
+					 now_seconds() - start);
+			return c;
 		}
 		one_line(PQerrorMessage(c), msg, sizeof(msg));
 		if (permanent(c)) {
 			PQfinish(c);
-			return store_fail(s, EXIT_CONFIG, "cannot connect to %s: %s",
-					  s->url_redacted, msg);
+			*status = EXIT_CONFIG;
+			snprintf(why, size, "cannot connect to %s: %s", what, msg);
+			return NULL;
 		}
 		PQfinish(c);
+		busy = busy_reason(msg);
 		if (now_seconds() + delay > deadline || stop_requested()) {
-			return store_fail(
-				s, EXIT_UNAVAILABLE,
-				"database %s unreachable after %lld s ([database] "
-				"wait_seconds): %s",
-				s->url_redacted, s->wait_seconds, msg);
+			*status = EXIT_UNAVAILABLE;
+			if (busy)
+				snprintf(why, size,
+					 "%s: %s for %lld s ([database] wait_seconds; "
+					 "or raise the server's max_connections): %s",
+					 what, busy, s->wait_seconds, msg);
+			else
+				snprintf(why, size,
+					 "%s unreachable after %lld s ([database] "
+					 "wait_seconds): %s",
+					 what, s->wait_seconds, msg);
+			return NULL;
 		}
 		if (now_seconds() >= next_log) {
-			log_info(
-				"database %s not reachable yet (%s): waiting up to %lld s",
-				s->url_redacted, msg, s->wait_seconds);
-			next_log = now_seconds() + 10;
+			long long left = (long long)(deadline - now_seconds() + 0.5);
+
+			if (busy)
+				log_info("%s: %s: waiting, %lld s left", what, busy,
+					 left);
+			else
+				log_info(
+					"%s not reachable yet (%s): waiting, %lld s left",
+					what, msg, left);
+			next_log = now_seconds() + 5;
 		}
-		usleep((useconds_t)(delay * 1e6));
-		delay = delay * 2 > 2 ? 2 : delay * 2;
+		usleep((useconds_t)(jitter(delay) * 1e6));
+		delay = delay * 2 > 1 ? 1 : delay * 2;
 	}
+}
+
+static int pg_connect(struct store *s)
+{
+	char *what = xasprintf("database %s", s->url_redacted), why[1400];
+	int status = 0;
+	PGconn *c = pg_connect_wait(s, NULL, what, why, sizeof(why), &status);
+
+	free(what);
+	if (!c)
+		return store_fail(s, status, "%s", why);
+	s->db = c;
+	pg_session_setup(s);
+	return 0;
 }
 
 int pg_run(struct store *s, PGconn *c, const char *sql, char sqlstate[6])
@@ -250,30 +309,28 @@ int pg_open(struct store *s)
  */
 int pg_maint_connect(struct store *s)
 {
-	static const char *const keys[] = { "connect_timeout", "dbname",
-					    "fallback_application_name", "dbname", NULL };
-	const char *values[] = { "10", s->url, "ferry", s->maintenance_db, NULL };
+	char *what, why[1400];
+	int status = 0;
 	PGconn *c;
-	char msg[512];
 
 	if (!s->maintenance_db || pg_priv(s)->maint)
 		return 0;
-	c = PQconnectdbParams(keys, values, 1);
-	if (c && PQstatus(c) == CONNECTION_OK) {
-		PQsetNoticeProcessor(c, pg_on_notice, NULL);
+	what = xasprintf("the maintenance database '%s'", s->maintenance_db);
+	c = pg_connect_wait(s, s->maintenance_db, what, why, sizeof(why), &status);
+	free(what);
+	if (c) {
 		pg_priv(s)->maint = c;
 		return 0;
 	}
+	if (status != EXIT_CONFIG) /* the server, not this database: said as such */
+		return store_fail(s, status, "%s", why);
 	/* Never fall back silently: replicas must all lock in the same place. */
-	store_fail(s, EXIT_UNAVAILABLE,
-		   "cannot connect to the maintenance database '%s' (%s), where the "
-		   "migration lock is taken: allow it, or set [database] maintenance_db "
-		   "to another database, or to nothing to lock in the database itself "
-		   "(snapshots are then always logical)",
-		   s->maintenance_db,
-		   c ? one_line(PQerrorMessage(c), msg, sizeof(msg)) : "out of memory");
-	PQfinish(c);
-	return -1;
+	return store_fail(
+		s, EXIT_UNAVAILABLE,
+		"%s, where the migration lock is taken: allow it, or set [database] "
+		"maintenance_db to another database, or to nothing to lock in the "
+		"database itself (snapshots are then always logical)",
+		why);
 }
 
 void pg_disconnect(struct store *s)

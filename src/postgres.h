@@ -51,6 +51,10 @@ int pg_init(struct store *s, const char *url);
 void pg_mark_params(struct store *s, char hi[24], char lo[24], int which);
 void pg_session_setup(struct store *s);
 int pg_maint_connect(struct store *s);
+/* A connection to database dbname (NULL: the URL's) of the store's server,
+ * waiting while it is down, starting or full; NULL with why and *status. */
+PGconn *pg_connect_wait(struct store *s, const char *dbname, const char *what, char *why,
+			size_t size, int *status);
 /* The connection that holds (or takes) the migrator lock. */
 PGconn *pg_lock_conn(struct store *s);
 

@@ -114,7 +114,7 @@ int session_check_finished(struct session *s)
 	int rc = journal_read(&s->state, &j);
 
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&s->state, rc);
 	if (j.phase != PHASE_NONE) {
 		log_error("%s from %s to %s was interrupted (phase %s): run "
 			  "`ferry migrate` to resolve it first",

@@ -210,7 +210,12 @@ struct store {
 	const char *snapshot_dir;
 	const char *maintenance_db;	 /* PostgreSQL: where the lock lives */
 	struct version snapshot_version; /* of the snapshot being taken */
-	int status; /* exit status a failure asks for; 0: the default */
+	int status;	  /* exit status a failure asks for; 0: the default */
+	bool lock_waited; /* the lock last taken was another's at first */
+	/* in: once another's lock came free, the lock op may return 0
+	 * without taking it (lock_waited set, nothing held): the caller
+	 * looks again, and unlocks in any case */
+	bool lock_peek;
 	/* the failure was the environment's (a lock timeout, a full disk, out
 	 * of memory), not the release's: the crash-loop guard does not count it */
 	bool transient;

@@ -198,7 +198,7 @@ int upgrade_recover(struct session *b)
 
 	rc = journal_read(&b->state, &j);
 	if (rc < 0)
-		return journal_status(rc);
+		return journal_status(&b->state, rc);
 	if (j.phase == PHASE_NONE)
 		return 0;
 	rc = resolve(b, &j);
@@ -849,25 +849,38 @@ int upgrade_boot(struct session *b, bool for_run)
 	struct journal j;
 	int rc;
 
-	/* Fast path, no lock and no write: nothing to do on most boots. */
-	rc = journal_read(&b->state, &j);
-	if (rc < 0)
-		return journal_status(rc);
-	if (j.phase == PHASE_NONE) {
-		rc = session_read_plan(b);
+	for (int round = 1;; round++) {
+		/* Fast path, no lock and no write: nothing to do on most boots. */
+		if (round > 1)
+			b->db_exists = b->store.ops->exists(&b->store) == 1;
+		rc = journal_read(&b->state, &j);
+		if (rc < 0)
+			return journal_status(&b->state, rc);
+		if (j.phase == PHASE_NONE) {
+			rc = session_read_plan(b);
+			if (rc)
+				return rc;
+			if (b->plan.kind == PLAN_CURRENT) {
+				log_current(b);
+				return 0;
+			}
+		}
+		/* a replica that waits holds no session on the database itself:
+		 * that would keep a template copy or a restore from happening */
+		b->store.ops->close(&b->store);
+		b->store.lock_peek = round < 3;
+		rc = session_lock(b, b->c->lock_timeout_seconds);
+		b->store.lock_peek = false;
 		if (rc)
 			return rc;
-		if (b->plan.kind == PLAN_CURRENT) {
-			log_current(b);
-			return 0;
-		}
+		/* Another ferry held the lock: it most likely did the work. Look
+		 * again without the lock, so that the replicas that waited all
+		 * leave at once, not one after another (twice at most). */
+		if (!b->state.lock_waited || round == 3)
+			break;
+		state_unlock(&b->state);
+		b->store.ops->close(&b->store);
 	}
-	/* a replica that waits holds no session on the database itself: that
-	 * would keep a template copy or a restore from happening */
-	b->store.ops->close(&b->store);
-	rc = session_lock(b, b->c->lock_timeout_seconds);
-	if (rc)
-		return rc;
 	rc = upgrade_recover(b);
 	if (rc)
 		return rc;

@@ -318,9 +318,28 @@ bool stop_requested(void)
 	       (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT));
 }
 
+double jitter(double seconds)
+{
+	static unsigned long long x;
+
+	if (!x) { /* xorshift64, seeded once per process */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		x = (((unsigned long long)getpid() << 32) ^
+		     (unsigned long long)ts.tv_nsec ^ (unsigned long long)ts.tv_sec) |
+		    1;
+	}
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return seconds * (0.5 + (double)(x >> 11) / (double)(1ULL << 53));
+}
+
 int wait_for(const struct wait *w)
 {
 	double deadline = now_seconds() + (double)w->timeout, next_log = 0;
+	double pause = w->pause;
 	char who[512] = "";
 	bool first = true;
 	int rc;
@@ -337,7 +356,12 @@ int wait_for(const struct wait *w)
 			first = false;
 			next_log = now_seconds() + 10;
 		}
-		usleep((useconds_t)(w->pause * 1e6));
+		if (w->max_pause > w->pause) {
+			usleep((useconds_t)(jitter(pause) * 1e6));
+			pause = pause * 2 > w->max_pause ? w->max_pause : pause * 2;
+		} else {
+			usleep((useconds_t)(pause * 1e6));
+		}
 	}
 	return rc;
 }

@@ -34,6 +34,9 @@ bool stop_requested(void);
 struct wait {
 	long long timeout; /* seconds; 0: a single try */
 	double pause;	   /* seconds between tries */
+	/* > pause: the pause doubles up to this, each one jittered (many
+	 * replicas polling one server do not poll in step) */
+	double max_pause;
 	/* 0: got it; 1: still held (who says by whom, for the log); -1: failed
 	 * (logged) */
 	int (*try_once)(void *arg, char *who, size_t size);
@@ -45,6 +48,8 @@ struct wait {
 };
 /* 0 got it; 1 gave up (logged by gave_up); -1 error (logged) */
 int wait_for(const struct wait *w);
+/* seconds scaled by a random factor in [0.5, 1.5): retries out of step */
+double jitter(double seconds);
 
 int write_all(int fd, const void *buf, size_t len);
 int fsync_dir_of(const char *path); /* fsync the directory holding path */

@@ -12,6 +12,8 @@
 # database `appdb`; role `weak` (password $WEAK_PASSWORD) may connect to
 # appdb but has no CREATE on any schema.  $PGURL, $PGKV, $WEAKURL are the
 # ways to reach them.  Without the server binaries the script is skipped.
+# $PG_EXTRA_CONF, set before sourcing, is appended to postgresql.conf
+# (e.g. "max_connections = 20").
 
 # ---- the server binaries ----------------------------------------------------------
 PGBIN=
@@ -97,6 +99,7 @@ pg_init() {
 	shared_buffers = 16MB
 	password_encryption = 'scram-sha-256'
 	log_line_prefix = '%m [%p] %q%u@%d/%a '
+	${PG_EXTRA_CONF:-}
 	EOF
 	cat >"$PGDATA_DIR/pg_hba.conf" <<-'EOF'
 	# ferry tests: trust on the socket, passwords over TCP
