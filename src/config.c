@@ -17,7 +17,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum type { T_STR, T_INT, T_BOOL, T_LEVEL, T_FORMAT, T_STATUSES, T_VERSION, T_MODE };
+enum type {
+	T_STR,
+	T_INT,
+	T_BOOL,
+	T_LEVEL,
+	T_FORMAT,
+	T_STATUSES,
+	T_VERSION,
+	T_MODE,
+	T_LEDGER,
+};
 
 enum key_flags {
 	K_URL = 1 << 0,	     /* may hold a password: shown through redact_url() */
@@ -45,6 +55,8 @@ static const struct key keys[] = {
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600, 0 },
 	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0, 0 },
 	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0, 0 },
+	{ "migrations", "ledger", T_LEDGER, OFF(migrations_ledger), 0, 0, 0 },
+	{ "migrations", "allow_out_of_order", T_BOOL, OFF(allow_out_of_order), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100, 0 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0, 0 },
@@ -72,6 +84,11 @@ static const struct key keys[] = {
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0, 0 },
 };
 
+/* [migrations] ledger: auto, then the ledger shapes of ledger.c */
+static const char *const ledgers[] = {
+	"auto", "ferry", "golang-migrate", "dbmate", "goose", "flyway", "diesel", "sqlx",
+};
+
 /* Sections of DESIGN.md whose keys arrive with later features. */
 static const char *const sections[] = {
 	"database", "migrations", "snapshot", "run", "health",
@@ -93,6 +110,7 @@ void config_defaults(struct config *c)
 	c->lock_timeout_seconds = 300;
 	c->auto_upgrade = true;
 	c->statement_lock_timeout = 5;
+	c->migrations_ledger = ledgers[0];
 	c->snapshot_keep = 1;
 	c->grace_seconds = 10;
 	c->health_interval_seconds = 2;
@@ -271,6 +289,16 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 		}
 		*(long long *)field = v;
 		return 0;
+	case T_LEDGER:
+		for (size_t i = 0; i < sizeof(ledgers) / sizeof(ledgers[0]); i++)
+			if (!strcasecmp(value, ledgers[i])) {
+				*(const char **)field = ledgers[i];
+				return 0;
+			}
+		snprintf(why, whysize,
+			 "expected auto, ferry, golang-migrate, dbmate, goose, flyway, "
+			 "diesel or sqlx");
+		return -1;
 	}
 	return -1;
 }
@@ -793,6 +821,9 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 		snprintf(it->text, sizeof(it->text), "%s",
 			 *(const long long *)field == MODE_REBUILD ? "rebuild"
 								   : "in-place");
+		break;
+	case T_LEDGER:
+		snprintf(it->text, sizeof(it->text), "%s", *(const char *const *)field);
 		break;
 	}
 }

@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    35 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    37 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -49,6 +49,8 @@ struct config {
 	struct version target_version;	  /* zero: the highest shipped */
 	long long statement_lock_timeout; /* seconds, PostgreSQL */
 	long long migrations_mode;	  /* enum migrations_mode */
+	const char *migrations_ledger;	  /* "auto" or a ledger shape's name */
+	bool allow_out_of_order;	  /* holes applied first, not refused */
 	/* [snapshot] */
 	char *snapshot_dir;
 	long long snapshot_keep;

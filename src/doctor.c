@@ -333,7 +333,7 @@ static void check_ledger(struct doctor *d, const char *name)
 		       l->n, version_str(&top));
 		return;
 	}
-	plan_make(p, &s->set, l, true, &s->c->target_version);
+	plan_make(p, &s->set, l, true, &s->c->target_version, s->c->allow_out_of_order);
 	d->have_plan = true;
 	if (ledger_faults(d, buf, sizeof(buf)))
 		report(d, DOCTOR_FAIL, name, "%s", buf);

@@ -37,12 +37,17 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 {
 	if (!l->exists && l->has_user_tables)
 		return refuse(
-			p, "the database has tables but no ferry_migrations ledger, so "
-			   "its schema version is unknown: refusing to migrate it (adopt "
-			   "it by creating the ledger for the versions it already has)");
+			p,
+			"the database has tables but no %s ledger, so its schema "
+			"version is unknown: refusing to migrate it. If its schema is "
+			"that of version V of the image's migrations, adopt it with "
+			"`ferry baseline --version V`",
+			l->table ? l->table : "ferry_migrations");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 
+		if (r->dirty && l->dirty_hint[0])
+			return refuse(p, "%s", l->dirty_hint);
 		if (r->dirty)
 			return refuse(
 				p,
@@ -125,7 +130,9 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 		"before it%s: ferry applies only versions above the highest applied "
 		"one (%s), never one out of order. If %s is new, give it a version "
 		"above %s; if the database already has its changes, its ledger row "
-		"was lost: put it back, or restore the database from a backup",
+		"was lost: put it back, or restore the database from a backup; to "
+		"apply it anyway, before the newer ones, set [migrations] "
+		"allow_out_of_order = true",
 		version_str(above), version_str(&hole->version), hole->name, more,
 		version_str(top), hole->name, version_str(top));
 }
@@ -150,7 +157,7 @@ static bool refuse_pending(struct plan *p)
 }
 
 void plan_make(struct plan *p, const struct migration_set *set, const struct ledger *l,
-	       bool db_exists, const struct version *target)
+	       bool db_exists, const struct version *target, bool out_of_order)
 {
 	memset(p, 0, sizeof(*p));
 	if (target && !version_is_zero(target))
@@ -168,11 +175,16 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 		if (!migrations_find(set, &r->version))
 			p->n_unknown++;
 	}
-	/* only what comes after the highest applied version is pending */
+	/*
+	 * only what comes after the highest applied version is pending; out
+	 * of order allowed, also the versions below it never applied (holes),
+	 * which version order puts first
+	 */
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
+		bool above = version_cmp(&m->version, &p->db_version) > 0;
 
-		if (version_cmp(&m->version, &p->db_version) > 0 &&
+		if ((above || (out_of_order && !ledger_find(l, &m->version))) &&
 		    version_cmp(&m->version, &p->image_version) <= 0)
 			p->pending[p->n_pending++] = m;
 	}
@@ -182,7 +194,8 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 			p->kind = PLAN_CREATE;
 		return;
 	}
-	if (refuse_ledger(p, set, l) || refuse_holes(p, set, l) || refuse_pending(p))
+	if (refuse_ledger(p, set, l) || (!out_of_order && refuse_holes(p, set, l)) ||
+	    refuse_pending(p))
 		return;
 	p->kind = p->n_pending ? PLAN_UPGRADE : PLAN_CURRENT;
 }

@@ -131,7 +131,7 @@ static void plans(const char *shipped, const char *applied, const char *target,
 		memset(rows[i].sha256, 'a', 64);
 	}
 	versions_of(target, &to, 1);
-	plan_make(&p, &set, &l, true, &to);
+	plan_make(&p, &set, &l, true, &to, false);
 	for (size_t i = 0; i < p.n_pending; i++) {
 		size_t len = strlen(pending);
 		snprintf(pending + len, sizeof(pending) - len, "%s%s", i ? " " : "",
