@@ -57,6 +57,9 @@ static const char *const ferry_upsert[SQL_DIALECTS] = {
 		"duration_ms = EXCLUDED.duration_ms, dirty = EXCLUDED.dirty",
 };
 
+static const char *const ferry_delete =
+	"DELETE FROM ferry_migrations WHERE version = $1";
+
 static const char *const ferry_progress[SQL_DIALECTS] = {
 	[SQL_SQLITE] = NULL, /* no statement-level progress: one script */
 	[SQL_POSTGRES] =
@@ -128,6 +131,24 @@ static int ferry_progress_write(struct store *s, const struct migration *m, size
 	return s->ops->sql_exec(s, sql, 2, params);
 }
 
+/* ferry downgrade: the row of a migration whose down part ran */
+static int ferry_forget(struct store *s, const struct version *v)
+{
+	char version[VERSION_TEXT_MAX + 1];
+	const char *params[] = { version };
+	long long n;
+
+	if (!version_to_ll(v, &n)) {
+		snprintf(s->err, sizeof(s->err),
+			 "version %s is not one ferry's ledger (ferry_migrations) "
+			 "keeps",
+			 version_str(v));
+		return -1;
+	}
+	snprintf(version, sizeof(version), "%lld", n);
+	return s->ops->sql_exec(s, ferry_delete, 1, params);
+}
+
 /* The rows being read, and the first whose version does not parse. */
 struct reading {
 	struct ledger *l;
@@ -192,7 +213,8 @@ static const struct ledger_shape ledger_ferry = {
 	NULL,
 	ferry_read,
 	false,
-	{ "ferry_migrations", ferry_prepare, ferry_record, ferry_progress_write },
+	{ "ferry_migrations", ferry_prepare, ferry_record, ferry_progress_write,
+	  ferry_forget },
 };
 
 static const struct ledger_shape *const shapes[] = {

@@ -49,8 +49,14 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	return ledger_side_record(s, m, ms);
 }
 
+static int forget(struct store *s, const struct version *v)
+{
+	return ledger_delete_version(
+		s, "DELETE FROM schema_migrations WHERE version = $1", v, true);
+}
+
 const struct ledger_shape ledger_dbmate = {
 	"dbmate", "schema_migrations",
 	is_mine,  read_rows,
-	true,	  { "schema_migrations", prepare, record, NULL },
+	true,	  { "schema_migrations", prepare, record, NULL, forget },
 };

@@ -45,8 +45,14 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	return ledger_side_record(s, m, ms);
 }
 
+static int forget(struct store *s, const struct version *v)
+{
+	return ledger_delete_version(
+		s, "DELETE FROM __diesel_schema_migrations WHERE version = $1", v, true);
+}
+
 const struct ledger_shape ledger_diesel = {
 	"diesel", "__diesel_schema_migrations",
 	NULL,	  read_rows,
-	true,	  { "__diesel_schema_migrations", prepare, record, NULL },
+	true,	  { "__diesel_schema_migrations", prepare, record, NULL, forget },
 };

@@ -224,8 +224,14 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	return insert_row(s, version, desc, "SQL", ledger_script(m), sum, ms, !dirty);
 }
 
+static int forget(struct store *s, const struct version *v)
+{
+	return ledger_delete_version(
+		s, "DELETE FROM flyway_schema_history WHERE version = $1", v, false);
+}
+
 const struct ledger_shape ledger_flyway = {
 	"flyway", "flyway_schema_history",
 	NULL,	  read_rows,
-	false,	  { "flyway_schema_history", prepare, record, NULL },
+	false,	  { "flyway_schema_history", prepare, record, NULL, forget },
 };

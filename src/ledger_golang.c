@@ -144,11 +144,24 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	return ledger_side_record(s, m, ms);
 }
 
+/* migrate down: the version before v is current, none at the first */
+static int forget(struct store *s, const struct version *v)
+{
+	struct version prev = previous(s->ledger_set, v);
+
+	if (version_is_zero(&prev)) {
+		if (s->ops->sql_exec(s, "DELETE FROM schema_migrations", 0, NULL) < 0)
+			return -1;
+	} else if (set_version(s, version_str(&prev), false) < 0)
+		return -1;
+	return ledger_side_forget(s, v);
+}
+
 const struct ledger_shape ledger_golang_migrate = {
 	"golang-migrate",
 	"schema_migrations",
 	is_mine,
 	read_rows,
 	true,
-	{ "schema_migrations", prepare, record, NULL },
+	{ "schema_migrations", prepare, record, NULL, forget },
 };

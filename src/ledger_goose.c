@@ -117,8 +117,15 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	return ledger_side_record(s, m, ms);
 }
 
+/* as goose since v3 undoes: the version's rows go */
+static int forget(struct store *s, const struct version *v)
+{
+	return ledger_delete_version(
+		s, "DELETE FROM goose_db_version WHERE version_id = $1", v, true);
+}
+
 const struct ledger_shape ledger_goose = {
 	"goose", "goose_db_version",
 	NULL,	 read_rows,
-	true,	 { "goose_db_version", prepare, record, NULL },
+	true,	 { "goose_db_version", prepare, record, NULL, forget },
 };

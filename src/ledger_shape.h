@@ -50,6 +50,15 @@ const char *ledger_script(const struct migration *m);
  * shipped versions below it that have none: applied by the tool). */
 int ledger_side_prepare(struct store *s);
 int ledger_side_record(struct store *s, const struct migration *m, long long ms);
+/* ferry downgrade: v's row of the side table deleted */
+int ledger_side_forget(struct store *s, const struct version *v);
+/* v as the tool writes it: the shipped file's version text, else canonical */
+void ledger_version_text(struct store *s, const struct version *v, char *buf,
+			 size_t size);
+/* sql ("DELETE ... WHERE version = $1") with v as the tool writes it, and
+ * with side, v's row of the side table deleted too */
+int ledger_delete_version(struct store *s, const char *sql, const struct version *v,
+			  bool side);
 /* "$1" as the engine's boolean/integer text: 1/0 */
 const char *ledger_bool(bool b);
 /* Does table have a column called column? */

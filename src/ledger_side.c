@@ -203,6 +203,37 @@ int ledger_side_record(struct store *s, const struct migration *m, long long ms)
 	return 0;
 }
 
+int ledger_side_forget(struct store *s, const struct version *v)
+{
+	const char *params[] = { version_str(v) };
+
+	return s->ops->sql_exec(s, "DELETE FROM " SIDE_TABLE " WHERE version = $1", 1,
+				params);
+}
+
+void ledger_version_text(struct store *s, const struct version *v, char *buf, size_t size)
+{
+	const struct migration *m =
+		s->ledger_set ? migrations_find(s->ledger_set, v) : NULL;
+
+	if (m)
+		ledger_file_version(m, buf, size);
+	else
+		snprintf(buf, size, "%s", version_str(v));
+}
+
+int ledger_delete_version(struct store *s, const char *sql, const struct version *v,
+			  bool side)
+{
+	char text[VERSION_INPUT_MAX + 1];
+	const char *params[] = { text };
+
+	ledger_version_text(s, v, text, sizeof(text));
+	if (s->ops->sql_exec(s, sql, 1, params) < 0)
+		return -1;
+	return side ? ledger_side_forget(s, v) : 0;
+}
+
 static int any_row(void *arg, int ncols, const char *const *v)
 {
 	(void)ncols;

@@ -144,8 +144,15 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	return rc;
 }
 
+/* as sqlx's revert: the version's row goes */
+static int forget(struct store *s, const struct version *v)
+{
+	return ledger_delete_version(s, "DELETE FROM _sqlx_migrations WHERE version = $1",
+				     v, false);
+}
+
 const struct ledger_shape ledger_sqlx = {
 	"sqlx", "_sqlx_migrations",
 	NULL,	read_rows,
-	false,	{ "_sqlx_migrations", prepare, record, NULL },
+	false,	{ "_sqlx_migrations", prepare, record, NULL, forget },
 };

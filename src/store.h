@@ -40,6 +40,9 @@ struct store_recorder {
 		      bool dirty);
 	/* Optional: done of its statements have run (statement by statement) */
 	int (*progress)(struct store *s, const struct migration *m, size_t done);
+	/* Removes version v from the ledger, inside the current transaction
+	 * (a migration undone by ferry downgrade) */
+	int (*forget)(struct store *s, const struct version *v);
 };
 
 /* One row of a query's result: ncols text values (NULL for SQL NULL). */
