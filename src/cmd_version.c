@@ -24,7 +24,8 @@ static void print_schema_versions(const struct config *c)
 		struct migration_set set;
 		struct version latest;
 
-		if (migrations_load(&set, c->migrations_dir) == 0) {
+		if (migrations_load_as(&set, c->migrations_dir, c->migrations_format) ==
+		    0) {
 			latest = migrations_latest(&set);
 			printf("image schema version: %s\n", version_str(&latest));
 		}

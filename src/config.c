@@ -4,6 +4,7 @@
  * apart. Unknown sections and keys are errors, never silently ignored.
  */
 #include "config.h"
+#include "migrations.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,6 +28,7 @@ enum type {
 	T_VERSION,
 	T_MODE,
 	T_LEDGER,
+	T_MIGRATION_FORMAT,
 };
 
 enum key_flags {
@@ -57,6 +59,7 @@ static const struct key keys[] = {
 	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0, 0 },
 	{ "migrations", "ledger", T_LEDGER, OFF(migrations_ledger), 0, 0, 0 },
 	{ "migrations", "allow_out_of_order", T_BOOL, OFF(allow_out_of_order), 0, 0, 0 },
+	{ "migrations", "format", T_MIGRATION_FORMAT, OFF(migrations_format), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100, 0 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0, 0 },
@@ -299,6 +302,18 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 			 "expected auto, ferry, golang-migrate, dbmate, goose, flyway, "
 			 "diesel or sqlx");
 		return -1;
+	case T_MIGRATION_FORMAT:
+		if (!strcasecmp(value, "auto")) {
+			*(const char **)field = NULL;
+			return 0;
+		}
+		if (!(*(const char **)field = migrations_format_name(value))) {
+			snprintf(why, whysize,
+				 "expected auto, ferry, golang-migrate, dbmate, goose, "
+				 "flyway or diesel");
+			return -1;
+		}
+		return 0;
 	}
 	return -1;
 }
@@ -824,6 +839,11 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 		break;
 	case T_LEDGER:
 		snprintf(it->text, sizeof(it->text), "%s", *(const char *const *)field);
+		break;
+	case T_MIGRATION_FORMAT:
+		snprintf(it->text, sizeof(it->text), "%s",
+			 *(const char *const *)field ? *(const char *const *)field
+						     : "auto");
 		break;
 	}
 }

@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    37 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    38 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -51,6 +51,7 @@ struct config {
 	long long migrations_mode;	  /* enum migrations_mode */
 	const char *migrations_ledger;	  /* "auto" or a ledger shape's name */
 	bool allow_out_of_order;	  /* holes applied first, not refused */
+	const char *migrations_format;	  /* a format's name; NULL: auto */
 	/* [snapshot] */
 	char *snapshot_dir;
 	long long snapshot_keep;

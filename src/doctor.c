@@ -245,7 +245,8 @@ static void check_migrations(struct doctor *d, const char *name)
 	const struct config *c = s->c;
 	int rc = c->migrations_mode == MODE_REBUILD
 			 ? rebuild_load(&s->set, c->migrations_dir)
-			 : migrations_load(&s->set, c->migrations_dir);
+			 : migrations_load_as(&s->set, c->migrations_dir,
+					      c->migrations_format);
 
 	s->have_set = true; /* released by session_close, whatever was read */
 	if (rc) {

@@ -4,8 +4,9 @@
  * claims, how an entry's name gives a version, how a file gives its SQL
  * and directives. The loader reads the entries once, lets the formats
  * claim them, refuses a directory of two formats, then reads the one
- * format's migrations. ferry's and golang-migrate's formats live here;
- * the later ones (dbmate, goose, Flyway, diesel) are a file and a row each.
+ * format's migrations. ferry's format lives here; the others
+ * (golang-migrate, dbmate, goose, Flyway, diesel) are a file fmt_NAME.c
+ * and a row each.
  */
 #include "migrations.h"
 #include "rebuild.h"
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,7 +54,7 @@ size_t migrations_normalise(char *text, size_t len)
 	return w;
 }
 
-static bool ends_with(const char *s, const char *suffix)
+bool migrations_ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
 	return a >= b && !strcmp(s + a - b, suffix);
@@ -96,8 +98,7 @@ static int read_text(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-/* The 1-based line of the byte at offset at. */
-static int line_at(const char *text, size_t at)
+int migrations_line_at(const char *text, size_t at)
 {
 	int line = 1;
 
@@ -149,23 +150,63 @@ static int check_bytes(struct migration *m, const char *text, size_t len)
 			"migration '%s' has a NUL byte at offset %zu (line %d): SQLite "
 			"and PostgreSQL stop reading a script there, so what follows "
 			"would never run; remove it (nothing was changed)",
-			m->path, at, line_at(text, at));
+			m->path, at, migrations_line_at(text, at));
 	}
 	m->not_utf8_at = first_not_utf8(text, len);
 	if (m->not_utf8_at < len)
-		m->not_utf8_line = line_at(text, m->not_utf8_at);
+		m->not_utf8_line = migrations_line_at(text, m->not_utf8_at);
 	return 0;
+}
+
+int migrations_read_beside(const char *path, char **text)
+{
+	struct migration probe = { .path = (char *)path };
+	size_t len;
+	int e = read_text(path, text, &len);
+
+	if (e == ENOENT)
+		return 1;
+	if (e)
+		return error("cannot read '%s': %s", path, strerror(e));
+	if (check_bytes(&probe, *text, len) < 0) {
+		free(*text);
+		*text = NULL;
+		return -1;
+	}
+	migrations_normalise(*text, len);
+	return 0;
+}
+
+bool migrations_blank_or_comment(const char *line, size_t len)
+{
+	size_t i = strspn(line, " \t");
+
+	return i >= len || (len - i >= 2 && line[i] == '-' && line[i + 1] == '-');
+}
+
+bool migrations_any_line(const char *text, bool (*is)(const char *line, size_t len))
+{
+	for (const char *p = text; *p;) {
+		size_t len = strcspn(p, "\n");
+
+		if (is(p, len))
+			return true;
+		p += len + (p[len] == '\n');
+	}
+	return false;
+}
+
+void migrations_cut(struct migration *m, size_t up_end, size_t down_at)
+{
+	free(m->down_sql);
+	m->down_sql = xstrdup(m->sql + down_at);
+	m->sql[up_end] = '\0';
 }
 
 /* ---- the formats ---------------------------------------------------------- */
 
-/*
- * "0002_add_tags.sql" with a suffix of 4 -> 2, "0002_add_tags": digits (at
- * most 31, a value of at most 18 digits: ledgers keep an INTEGER), '_',
- * a name, the suffix. -1 for anything else.
- */
-static int parse_numbered(const char *entry, size_t suffix_len, struct version *v,
-			  char **name)
+int migrations_parse_numbered(const char *entry, size_t suffix_len, struct version *v,
+			      char **name)
 {
 	size_t digits = strspn(entry, "0123456789");
 	size_t stem = strlen(entry) - suffix_len;
@@ -181,53 +222,20 @@ static int parse_numbered(const char *entry, size_t suffix_len, struct version *
 	return 0;
 }
 
-/* golang-migrate: 000001_name.up.sql, and its .down.sql, which ferry skips */
-static bool golang_claims(const char *entry, const char *text)
-{
-	(void)text;
-	return ends_with(entry, ".up.sql") || ends_with(entry, ".down.sql");
-}
-
-static int golang_parse_name(const char *entry, struct version *v, char **name,
-			     bool *is_up)
-{
-	*is_up = !ends_with(entry, ".down.sql");
-	if (!*is_up)
-		return 0;
-	return parse_numbered(entry, strlen(".up.sql"), v, name);
-}
-
-/* The whole file migrates up, with no directive. */
-static int read_plain(struct migration *m, size_t len)
-{
-	(void)m;
-	(void)len;
-	return 0;
-}
-
-static const struct format format_golang_migrate = {
-	.name = "golang-migrate",
-	.example = "000001_name.up.sql",
-	.up_files = "*.up.sql",
-	.claims = golang_claims,
-	.parse_name = golang_parse_name,
-	.read = read_plain,
-};
-
 /* ferry: 0001_name.sql, up only; first line "-- ferry:no-transaction" */
 static bool ferry_claims(const char *entry, const char *text)
 {
 	size_t digits = strspn(entry, "0123456789");
 
 	(void)text;
-	return digits > 0 && entry[digits] == '_' && ends_with(entry, ".sql");
+	return digits > 0 && entry[digits] == '_' && migrations_ends_with(entry, ".sql");
 }
 
-static int ferry_parse_name(const char *entry, struct version *v, char **name,
-			    bool *is_up)
+int migrations_parse_sql_name(const char *entry, struct version *v, char **name,
+			      bool *is_up)
 {
 	*is_up = true;
-	return parse_numbered(entry, strlen(".sql"), v, name);
+	return migrations_parse_numbered(entry, strlen(".sql"), v, name);
 }
 
 static int ferry_read(struct migration *m, size_t len)
@@ -246,7 +254,7 @@ static const struct format format_ferry = {
 	.example = "0001_name.sql",
 	.up_files = "*.sql",
 	.claims = ferry_claims,
-	.parse_name = ferry_parse_name,
+	.parse_name = migrations_parse_sql_name,
 	.read = ferry_read,
 };
 
@@ -254,12 +262,17 @@ static const struct format format_ferry = {
  * In claim order: an entry belongs to the first format that claims it, so
  * a more specific rule comes before a broader one it overlaps. The last
  * row is the format of a directory where no format claims anything.
- * Formats defined in files of their own are declared here:
- * extern const struct format format_NAME;
+ * Formats defined in files of their own are declared here. dbmate and
+ * goose claim by content, and Flyway's and diesel's names overlap no
+ * other's, so only golang-migrate's .up.sql must come before ferry's
+ * .sql and the content claims before ferry.
  */
+extern const struct format format_golang_migrate, format_dbmate, format_goose,
+	format_flyway, format_diesel;
+
 static const struct format *const formats[] = {
-	&format_golang_migrate,
-	&format_ferry,
+	&format_golang_migrate, &format_dbmate, &format_goose,
+	&format_flyway,		&format_diesel, &format_ferry,
 };
 
 #define N_FORMATS (sizeof(formats) / sizeof(formats[0]))
@@ -281,8 +294,12 @@ struct entries {
 	size_t n, cap;
 };
 
-static const struct format *claimer(const char *name, const char *text, bool is_dir)
+/* The format that claims an entry: forced first when there is one. */
+static const struct format *claimer(const struct format *forced, const char *name,
+				    const char *text, bool is_dir)
 {
+	if (forced && !forced->member == !is_dir && forced->claims(name, text))
+		return forced;
 	for (size_t i = 0; i < N_FORMATS; i++)
 		if (!formats[i]->member == !is_dir && formats[i]->claims(name, text))
 			return formats[i];
@@ -296,10 +313,11 @@ static const struct format *claimer(const char *name, const char *text, bool is_
  * (refused later); anything else is ignored, as are entries stat()
  * cannot follow.
  */
-static void collect_one(struct entries *es, const char *dir, const char *name)
+static void collect_one(struct entries *es, const struct format *forced, const char *dir,
+			const char *name)
 {
 	struct entry e = { .path = xasprintf("%s/%s", dir, name) };
-	bool sql = ends_with(name, ".sql");
+	bool sql = migrations_ends_with(name, ".sql");
 	struct stat st;
 
 	if (stat(e.path, &st) < 0)
@@ -307,10 +325,10 @@ static void collect_one(struct entries *es, const char *dir, const char *name)
 	if (S_ISREG(st.st_mode)) {
 		if (sql)
 			e.read_errno = read_text(e.path, &e.text, &e.len);
-		e.f = claimer(name, e.text, false);
+		e.f = claimer(forced, name, e.text, false);
 		if (!e.f && !sql)
 			goto skip;
-	} else if (S_ISDIR(st.st_mode) && (e.f = claimer(name, NULL, true))) {
+	} else if (S_ISDIR(st.st_mode) && (e.f = claimer(forced, name, NULL, true))) {
 		char *up = xasprintf("%s/%s", e.path, e.f->member);
 
 		free(e.path);
@@ -341,10 +359,13 @@ static void entries_release(struct entries *es)
 }
 
 /*
- * The directory's format: the one format that claimed entries, the last
- * row when none did; files of two formats are refused, one of each named.
+ * The directory's format: forced when there is one (an entry another
+ * format claims is refused), else the one format that claimed entries,
+ * the last row when none did; files of two formats are refused, one of
+ * each named.
  */
-static int detect(const struct entries *es, const char *dir, const struct format **out)
+static int detect(const struct entries *es, const struct format *forced, const char *dir,
+		  const struct format **out)
 {
 	const struct entry *first = NULL;
 
@@ -353,6 +374,14 @@ static int detect(const struct entries *es, const char *dir, const struct format
 
 		if (!e->f)
 			continue;
+		if (forced && e->f != forced) {
+			error("[migrations] format = %s, but '%s/%s' is a %s migration (%s "
+			      "expects %s); set the format the directory holds, or auto "
+			      "(nothing was changed)",
+			      forced->name, dir, e->name, e->f->name, forced->name,
+			      forced->example);
+			return EXIT_DATA;
+		}
 		if (!first) {
 			first = e;
 		} else if (e->f != first->f) {
@@ -363,40 +392,65 @@ static int detect(const struct entries *es, const char *dir, const struct format
 			return EXIT_DATA;
 		}
 	}
-	*out = first ? first->f : formats[N_FORMATS - 1];
+	*out = forced ? forced : first ? first->f : formats[N_FORMATS - 1];
 	return 0;
 }
 
 /*
- * Reads one up file into *m (which it then owns: path and text move
- * there). Returns 0, 1 for an entry the format skips, or EXIT_DATA after
- * one log line.
+ * Reads an entry's file into *text (normalised; it then owns it) and its
+ * length. Returns 0, or logs one line naming path and returns -1.
+ */
+static int read_entry(struct entry *e, struct migration *m, size_t *len)
+{
+	if (!e->text && !e->read_errno)
+		e->read_errno = read_text(e->path, &e->text, &e->len);
+	if (e->read_errno)
+		return error("cannot read migration '%s': %s", e->path,
+			     strerror(e->read_errno));
+	m->path = e->path, m->sql = e->text;
+	e->path = e->text = NULL;
+	if (check_bytes(m, m->sql, e->len) < 0)
+		return -1;
+	*len = migrations_normalise(m->sql, e->len);
+	return 0;
+}
+
+static void migration_free(struct migration *m)
+{
+	free(m->name), free(m->path), free(m->sql), free(m->down_sql);
+	memset(m, 0, sizeof(*m));
+}
+
+/* What load_one() read. */
+enum { LOADED_UP, LOADED_SKIP, LOADED_DOWN, LOADED_REPEATABLE };
+
+/*
+ * Reads one entry into *m (which it then owns: path and text move there).
+ * Returns LOADED_UP, LOADED_REPEATABLE, LOADED_DOWN for a down file of its
+ * own (m->version, m->path and m->sql, its down SQL), LOADED_SKIP for an
+ * entry the format skips, or EXIT_DATA after one log line.
  */
 static int load_one(const struct format *f, struct entry *e, struct migration *m)
 {
 	bool is_up = true;
-	size_t len;
+	size_t len = 0;
+	int rc = -1;
 
 	memset(m, 0, sizeof(*m));
-	if (e->f != f || f->parse_name(e->name, &m->version, &m->name, &is_up) < 0) {
+	if (e->f == f)
+		rc = f->parse_name(e->name, &m->version, &m->name, &is_up);
+	if (rc < 0) {
 		error("migration '%s': cannot read a version from the name (%s format "
 		      "expects %s)",
 		      e->path, f->name, f->example);
 		return EXIT_DATA;
 	}
+	if (rc == NAME_SKIP)
+		return LOADED_SKIP;
+	if (read_entry(e, m, &len) < 0)
+		goto fail;
 	if (!is_up)
-		return 1;
-	if (!e->text && !e->read_errno)
-		e->read_errno = read_text(e->path, &e->text, &e->len);
-	if (e->read_errno) {
-		error("cannot read migration '%s': %s", e->path, strerror(e->read_errno));
-		goto fail;
-	}
-	m->path = e->path, m->sql = e->text;
-	e->path = e->text = NULL;
-	if (check_bytes(m, m->sql, e->len) < 0)
-		goto fail;
-	len = migrations_normalise(m->sql, e->len);
+		return LOADED_DOWN;
 	if (m->sql[strspn(m->sql, " \t\n\r")] == '\0') {
 		error("migration '%s' is empty", m->path);
 		goto fail;
@@ -404,10 +458,9 @@ static int load_one(const struct format *f, struct entry *e, struct migration *m
 	sha256_hex(m->sql, len, m->sha256);
 	if (f->read(m, len) < 0)
 		goto fail;
-	return 0;
+	return rc == NAME_REPEATABLE ? LOADED_REPEATABLE : LOADED_UP;
 fail:
-	free(m->name), free(m->path), free(m->sql);
-	memset(m, 0, sizeof(*m));
+	migration_free(m);
 	return EXIT_DATA;
 }
 
@@ -417,26 +470,96 @@ static int by_version(const void *a, const void *b)
 	return version_cmp(&x->version, &y->version);
 }
 
-/* Reads the format's up files into set, sorted; 65 for a duplicate version. */
+static int by_name(const void *a, const void *b)
+{
+	const struct migration *x = a, *y = b;
+	return strcmp(x->name, y->name);
+}
+
+static void push(struct migration **items, size_t *n, size_t *cap,
+		 const struct migration *m)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 16;
+		*items = xrealloc(*items, *cap * sizeof(**items));
+	}
+	(*items)[(*n)++] = *m;
+}
+
+/* Sorts the repeatables by name; 65 for two of one name. */
+static int sort_repeatables(struct migration_set *set)
+{
+	qsort(set->repeatables, set->n_repeatables, sizeof(*set->repeatables), by_name);
+	for (size_t i = 1; i < set->n_repeatables; i++)
+		if (!strcmp(set->repeatables[i].name, set->repeatables[i - 1].name)) {
+			error("repeatable migrations '%s' and '%s' have the same "
+			      "description '%s'",
+			      set->repeatables[i - 1].path, set->repeatables[i].path,
+			      set->repeatables[i].name);
+			return EXIT_DATA;
+		}
+	return 0;
+}
+
+static void downs_free(struct migration *downs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		migration_free(&downs[i]);
+	free(downs);
+}
+
+/*
+ * Gives each down file (read by load_one) to the up migration of its
+ * version; a second down file for one version is refused (65), one with
+ * no up migration ignored.
+ */
+static int attach_downs(struct migration_set *set, struct migration *downs, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct migration *up =
+			(struct migration *)migrations_find(set, &downs[i].version);
+
+		if (up && up->down_sql && rc == 0) {
+			error("migration '%s' is a second down file for version %s; keep "
+			      "one (nothing was changed)",
+			      downs[i].path, version_str(&up->version));
+			rc = EXIT_DATA;
+		} else if (up && !up->down_sql) {
+			up->down_sql = downs[i].sql;
+			downs[i].sql = NULL;
+		}
+	}
+	downs_free(downs, n);
+	return rc;
+}
+
+/* Reads the format's files into set, sorted; 65 for a duplicate version. */
 static int load_all(struct migration_set *set, const struct format *f, struct entries *es)
 {
-	size_t cap = 0;
+	struct migration *downs = NULL;
+	size_t cap = 0, n_downs = 0, downs_cap = 0, rcap = 0;
 
 	for (size_t i = 0; i < es->n; i++) {
 		struct migration m;
 		int rc = load_one(f, &es->items[i], &m);
 
-		if (rc == 1)
+		if (rc == LOADED_SKIP)
 			continue;
-		if (rc)
+		if (rc == LOADED_DOWN) {
+			push(&downs, &n_downs, &downs_cap, &m);
+		} else if (rc == LOADED_REPEATABLE) {
+			push(&set->repeatables, &set->n_repeatables, &rcap, &m);
+		} else if (rc == LOADED_UP) {
+			push(&set->items, &set->n, &cap, &m);
+		} else {
+			downs_free(downs, n_downs);
 			return rc;
-		if (set->n == cap) {
-			cap = cap ? 2 * cap : 16;
-			set->items = xrealloc(set->items, cap * sizeof(*set->items));
 		}
-		set->items[set->n++] = m;
 	}
 	if (set->n == 0) {
+		downs_free(downs, n_downs);
 		error("[migrations] dir '%s' holds no migrations (no %s file): this image "
 		      "ships nothing to bring a database to; check that it copies its "
 		      "migrations there (nothing was changed)",
@@ -447,19 +570,37 @@ static int load_all(struct migration_set *set, const struct format *f, struct en
 	for (size_t i = 1; i < set->n; i++) {
 		if (version_cmp(&set->items[i].version, &set->items[i - 1].version) ==
 		    0) {
+			downs_free(downs, n_downs);
 			error("migrations '%s' and '%s' have the same version %s",
 			      set->items[i - 1].path, set->items[i].path,
 			      version_str(&set->items[i].version));
 			return EXIT_DATA;
 		}
 	}
-	return 0;
+	if (sort_repeatables(set)) {
+		downs_free(downs, n_downs);
+		return EXIT_DATA;
+	}
+	return attach_downs(set, downs, n_downs);
+}
+
+const char *migrations_format_name(const char *name)
+{
+	for (size_t i = 0; i < N_FORMATS; i++)
+		if (!strcasecmp(formats[i]->name, name))
+			return formats[i]->name;
+	return NULL;
 }
 
 int migrations_load(struct migration_set *set, const char *dir)
 {
+	return migrations_load_as(set, dir, NULL);
+}
+
+int migrations_load_as(struct migration_set *set, const char *dir, const char *format)
+{
+	const struct format *f, *forced = NULL;
 	struct entries es = { 0 };
-	const struct format *f;
 	struct dirent *e;
 	DIR *d;
 	int rc;
@@ -471,11 +612,14 @@ int migrations_load(struct migration_set *set, const char *dir)
 		error_errno("[migrations] dir '%s'", dir);
 		return EXIT_CONFIG;
 	}
+	for (size_t i = 0; format && i < N_FORMATS; i++)
+		if (!strcasecmp(formats[i]->name, format))
+			forced = formats[i];
 	while ((e = readdir(d)))
 		if (e->d_name[0] != '.')
-			collect_one(&es, dir, e->d_name);
+			collect_one(&es, forced, dir, e->d_name);
 	closedir(d);
-	rc = detect(&es, dir, &f);
+	rc = detect(&es, forced, dir, &f);
 	if (rc == 0) {
 		set->format = f->name;
 		rc = load_all(set, f, &es);
@@ -486,12 +630,12 @@ int migrations_load(struct migration_set *set, const char *dir)
 
 void migrations_release(struct migration_set *set)
 {
-	for (size_t i = 0; i < set->n; i++) {
-		free(set->items[i].name);
-		free(set->items[i].path);
-		free(set->items[i].sql);
-	}
+	for (size_t i = 0; i < set->n; i++)
+		migration_free(&set->items[i]);
 	free(set->items);
+	for (size_t i = 0; i < set->n_repeatables; i++)
+		migration_free(&set->repeatables[i]);
+	free(set->repeatables);
 	free(set->dir);
 	rebuild_release(set->rebuild);
 	memset(set, 0, sizeof(*set));

@@ -19,6 +19,11 @@ struct migration {
 			    line ends), for ferry and golang-migrate the file */
 	char sha256[65]; /* of the whole normalised file */
 	bool no_transaction;
+	/* the SQL that migrates down, normalised: golang-migrate's .down.sql,
+	 * a down section, diesel's down.sql ("" for an empty one); NULL when
+	 * the migration has no down part (ferry, Flyway) */
+	char *down_sql;
+	bool down_no_transaction;
 	/* the first byte that is not UTF-8: its line (0: the whole file is
 	 * UTF-8) and its offset in the file */
 	int not_utf8_line;
@@ -28,10 +33,14 @@ struct migration {
 struct rebuild;
 
 struct migration_set {
-	const char *format; /* "ferry", "golang-migrate", "rebuild" */
+	const char *format; /* a format's name ("ferry", "goose"), "rebuild" */
 	char *dir;
 	struct migration *items; /* sorted by version */
 	size_t n;
+	/* Flyway's R__name.sql: no version, name the description, sorted by
+	 * name; applied after the versioned ones when their sha256 changed */
+	struct migration *repeatables;
+	size_t n_repeatables;
 	/* rebuild mode (rebuild.h): items is schema.sql alone, these are the
 	 * transforms; NULL in-place */
 	struct rebuild *rebuild;
@@ -73,22 +82,62 @@ struct format {
 	 */
 	bool (*claims)(const char *entry, const char *text);
 	/*
-	 * Reads a claimed entry's name: 0 with *v, *name (the migration's
-	 * name, malloc'd) and *is_up true for an up migration; 0 with *is_up
-	 * false for an entry the loader skips (golang-migrate's .down.sql);
-	 * -1 when the name holds no version the format accepts (the loader
-	 * logs "cannot read a version from the name", 65). No log.
+	 * Reads a claimed entry's name: NAME_MIGRATION with *v, *name (the
+	 * migration's name, malloc'd) and *is_up true for an up migration;
+	 * NAME_MIGRATION with *v and *is_up false for a down file of its own
+	 * (golang-migrate's .down.sql: the loader reads it into the down_sql
+	 * of the up migration of version *v; no *name); NAME_REPEATABLE with
+	 * *name for a migration without version (Flyway's R__name.sql, into
+	 * set->repeatables); NAME_SKIP for an entry the loader skips; -1 when
+	 * the name holds no version the format accepts (the loader logs
+	 * "cannot read a version from the name", 65). No log.
 	 */
 	int (*parse_name)(const char *entry, struct version *v, char **name, bool *is_up);
 	/*
 	 * Reads an up file: m->path is set, m->sql holds its normalised text
 	 * (len bytes, NUL-terminated, not empty), m->sha256 that text's sum.
 	 * Leaves in m->sql the SQL that migrates up (it may cut it in place,
-	 * at a down section) and sets the directives (m->no_transaction).
-	 * Returns 0, or logs one line naming m->path and returns -1 (65).
+	 * at a down section), sets the directives (m->no_transaction) and the
+	 * down part (m->down_sql: a section, a file beside it). Returns 0, or
+	 * logs one line naming m->path (and a line) and returns -1 (65).
 	 */
 	int (*read)(struct migration *m, size_t len);
 };
+
+enum { NAME_MIGRATION = 0, NAME_SKIP = 1, NAME_REPEATABLE = 2 };
+
+/* ---- for the formats (fmt_*.c) ---- */
+bool migrations_ends_with(const char *s, const char *suffix);
+/*
+ * "0002_add_tags.sql" with a suffix of 4 -> 2, "0002_add_tags": digits (at
+ * most 31, a value of at most 18 digits: ledgers keep an INTEGER), '_',
+ * a name, the suffix. -1 for anything else.
+ */
+int migrations_parse_numbered(const char *entry, size_t suffix_len, struct version *v,
+			      char **name);
+/* parse_name for NNN_name.sql (ferry's, dbmate's, goose's names) */
+int migrations_parse_sql_name(const char *entry, struct version *v, char **name,
+			      bool *is_up);
+/* Is the line (len bytes, no '\n') blank or an SQL "--" comment? */
+bool migrations_blank_or_comment(const char *line, size_t len);
+/* Is some line of text one that is() accepts? */
+bool migrations_any_line(const char *text, bool (*is)(const char *line, size_t len));
+/*
+ * Reads a file a migration has beside its up file (diesel's down.sql,
+ * metadata.toml): 0 with *text normalised (malloc'd), 1 when there is no
+ * such file, or -1 after one line naming path (unreadable, a NUL byte).
+ */
+int migrations_read_beside(const char *path, char **text);
+/*
+ * Cuts m->sql: the down part (from down_at to the end) is copied to
+ * m->down_sql, then m->sql ends at up_end.
+ */
+void migrations_cut(struct migration *m, size_t up_end, size_t down_at);
+/* The 1-based line of the byte at offset at. */
+int migrations_line_at(const char *text, size_t at);
+
+/* The format called name (ASCII case ignored): its own name, or NULL. */
+const char *migrations_format_name(const char *name);
 
 /*
  * Reads dir. Returns 0, or logs one line naming the file and returns the
@@ -97,6 +146,11 @@ struct format {
  * a duplicate version) or files of two formats.
  */
 int migrations_load(struct migration_set *set, const char *dir);
+/*
+ * The same in format (a format's name; NULL: detected): an entry another
+ * format claims is refused (65, naming it and its format).
+ */
+int migrations_load_as(struct migration_set *set, const char *dir, const char *format);
 void migrations_release(struct migration_set *set);
 /* The migration of version v (1.0 finds 1), NULL when none is shipped. */
 const struct migration *migrations_find(const struct migration_set *set,

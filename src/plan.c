@@ -176,15 +176,20 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 			p->n_unknown++;
 	}
 	/*
-	 * only what comes after the highest applied version is pending; out
-	 * of order allowed, also the versions below it never applied (holes),
-	 * which version order puts first
+	 * only what comes after the highest applied version is pending; a
+	 * version 0 (diesel's 00000000000000_diesel_initial_setup) comes
+	 * first, pending until its row is there; out of order allowed, also
+	 * the versions below the highest never applied (holes), which version
+	 * order puts first
 	 */
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
-		bool above = version_cmp(&m->version, &p->db_version) > 0;
+		bool first = version_is_zero(&m->version) &&
+			     version_is_zero(&p->db_version) &&
+			     !ledger_find(l, &m->version);
+		bool hole = out_of_order && !ledger_find(l, &m->version);
 
-		if ((above || (out_of_order && !ledger_find(l, &m->version))) &&
+		if ((first || hole || version_cmp(&m->version, &p->db_version) > 0) &&
 		    version_cmp(&m->version, &p->image_version) <= 0)
 			p->pending[p->n_pending++] = m;
 	}

@@ -52,7 +52,8 @@ static int load_migrations(struct session *s)
 	s->have_set = true;
 	rc = c->migrations_mode == MODE_REBUILD
 		     ? rebuild_load(&s->set, c->migrations_dir)
-		     : migrations_load(&s->set, c->migrations_dir);
+		     : migrations_load_as(&s->set, c->migrations_dir,
+					  c->migrations_format);
 	if (rc)
 		return rc;
 	if (!version_is_zero(&c->target_version) &&

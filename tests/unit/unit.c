@@ -392,17 +392,10 @@ static void version_tests(void)
 }
 
 /* Writes the files (name=content pairs, NULL-terminated; a name ending in
- * '/' is a directory) into a fresh directory and loads it: want is the
- * status, want_log a text of the one log line, want_format the format. */
-static void loads(const char *const *files, int want, const char *want_log,
-		  const char *want_format, const char *what)
+ * '/' is a directory) into dir, a fresh directory. */
+static void write_files(char *dir, const char *const *files)
 {
-	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", msg[1600];
-	FILE *logf = tmpfile();
-	struct migration_set set;
-	int rc;
-
-	if (!mkdtemp(dir) || !logf)
+	if (!mkdtemp(dir))
 		abort();
 	for (size_t i = 0; files[i]; i += 2) {
 		char *path = xasprintf("%s/%s", dir, files[i]);
@@ -417,8 +410,47 @@ static void loads(const char *const *files, int want, const char *want_log,
 		}
 		free(path);
 	}
+}
+
+/* Removes what write_files() wrote, in reverse (files before their
+ * directories), and dir. */
+static void remove_files(const char *dir, const char *const *files)
+{
+	size_t count = 0;
+
+	while (files[count])
+		count += 2;
+	while (count > 0) {
+		char *path;
+
+		count -= 2;
+		path = xasprintf("%s/%s", dir, files[count]);
+		if (remove(path) < 0)
+			abort();
+		free(path);
+	}
+	if (rmdir(dir) < 0)
+		abort();
+}
+
+/* The format loads() forces: NULL for auto */
+static const char *load_format;
+
+/* Loads the files (see write_files): want is the status, want_log a text
+ * of the one log line, want_format the format. */
+static void loads(const char *const *files, int want, const char *want_log,
+		  const char *want_format, const char *what)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", log[1024] = "", msg[1600];
+	FILE *logf = tmpfile();
+	struct migration_set set;
+	int rc;
+
+	if (!logf)
+		abort();
+	write_files(dir, files);
 	log_set_fd(fileno(logf));
-	rc = migrations_load(&set, dir);
+	rc = migrations_load_as(&set, dir, load_format);
 	log_set_fd(2);
 	rewind(logf);
 	if (!fgets(log, sizeof(log), logf))
@@ -431,15 +463,49 @@ static void loads(const char *const *files, int want, const char *want_log,
 		   (!want_format || (set.format && !strcmp(set.format, want_format))),
 	   msg);
 	migrations_release(&set);
-	for (size_t i = 0; files[i]; i += 2) {
-		char *path = xasprintf("%s/%s", dir, files[i]);
+	remove_files(dir, files);
+}
 
-		if (remove(path) < 0)
-			abort();
-		free(path);
+/*
+ * Loads the files (they must load) and compares what each migration holds,
+ * "|"-joined, with want: "VERSION:NAME up=UP down=DOWN", UP and DOWN the
+ * SQL with '\n' as '/', "-" for no down part, "!" after one that runs
+ * without a transaction; then the repeatables, "R:NAME up=UP".
+ */
+static void loads_parts(const char *const *files, const char *want, const char *what)
+{
+	char dir[] = "/tmp/ferry-unit-XXXXXX", got[2048] = "", msg[4200];
+	struct migration_set set;
+	int rc;
+
+	write_files(dir, files);
+	rc = migrations_load(&set, dir);
+	for (size_t i = 0; rc == 0 && i < set.n; i++) {
+		const struct migration *m = &set.items[i];
+		char *one = xasprintf("%s%s:%s up=%s%s down=%s%s", i ? "|" : "",
+				      version_str(&m->version), m->name, m->sql,
+				      m->no_transaction ? "!" : "",
+				      m->down_sql ? m->down_sql : "-",
+				      m->down_no_transaction ? "!" : "");
+
+		strncat(got, one, sizeof(got) - strlen(got) - 1);
+		free(one);
 	}
-	if (rmdir(dir) < 0)
-		abort();
+	for (size_t i = 0; rc == 0 && i < set.n_repeatables; i++) {
+		char *one = xasprintf("|R:%s up=%s", set.repeatables[i].name,
+				      set.repeatables[i].sql);
+
+		strncat(got, one, sizeof(got) - strlen(got) - 1);
+		free(one);
+	}
+	for (char *c = got; *c; c++)
+		if (*c == '\n')
+			*c = '/';
+	snprintf(msg, sizeof(msg), "parts of %s: %s (got status %d, %s)", what, want, rc,
+		 got);
+	ok(rc == 0 && !strcmp(got, want), msg);
+	migrations_release(&set);
+	remove_files(dir, files);
 }
 
 static void format_tests(void)
@@ -479,6 +545,26 @@ static void format_tests(void)
 					   "SELECT 2;\n", NULL };
 	static const char *const big[] = { "1000000000000000000_a.sql", "SELECT 1;\n",
 					   NULL };
+	static const char *const golang_downs[] = { "000001_a.up.sql",
+						    "SELECT 1;\n",
+						    "1_other_name.down.sql",
+						    "SELECT 0;\r\n",
+						    "000002_b.up.sql",
+						    "SELECT 2;\n",
+						    "000003_c.down.sql",
+						    "",
+						    "3_c.up.sql",
+						    "SELECT 3;\n",
+						    "000009_gone.down.sql",
+						    "SELECT 9;\n",
+						    NULL };
+	static const char *const golang_two_downs[] = { "000001_a.up.sql",
+							"SELECT 1;\n",
+							"000001_a.down.sql",
+							"SELECT 0;\n",
+							"01_a.down.sql",
+							"SELECT 0;\n",
+							NULL };
 	static const char *const dir_only[] = { "0001_a.up.sql/", "", "0002_b.sql",
 						"SELECT 2;\n", NULL };
 
@@ -499,6 +585,16 @@ static void format_tests(void)
 	loads(dup, 65, "have the same version 1", NULL, "0001 and 1");
 	loads(big, 65, "cannot read a version", NULL, "19 digits");
 	loads(dir_only, 0, NULL, "ferry", "a directory named like a golang-migrate file");
+	loads(golang_two_downs, 65, "is a second down file for version 1", NULL,
+	      "two .down.sql files of one version");
+	loads_parts(golang_downs,
+		    "1:000001_a up=SELECT 1;/ down=SELECT 0;/|"
+		    "2:000002_b up=SELECT 2;/ down=-|3:3_c up=SELECT 3;/ down=",
+		    "golang-migrate, down files by version");
+	loads_parts(
+		ferry3,
+		"1:0001_a up=SELECT 1;/ down=-|3:03_c up=-- ferry:no-transaction/SELECT 3;/! down=-",
+		"ferry files: no down part");
 	{
 		struct migration_set set;
 		char dir[] = "/tmp/ferry-unit-XXXXXX", *p;
@@ -732,6 +828,208 @@ static void journal_tests(void)
 	rmdir(dir);
 }
 
+/* dbmate, goose, Flyway and diesel directories (format_tests: ferry's and
+ * golang-migrate's) */
+static void more_format_tests(void)
+{
+	static const char *const dbmate[] = {
+		"20240101120000_a.sql",
+		"-- a comment\n-- migrate:up\nCREATE TABLE t (x);\n\n"
+		"-- migrate:down\nDROP TABLE t;\n",
+		"20240102120000_b.sql",
+		"--migrate:down transaction:false\nSELECT 0;\n"
+		"-- migrate:up transaction:false\nVACUUM;\n",
+		"20240103120000_c.sql",
+		"-- migrate:up\nSELECT 3;\n",
+		NULL
+	};
+	static const char *const dbmate_before[] = {
+		"1_a.sql", "SELECT 0;\n-- migrate:up\nSELECT 1;\n", NULL
+	};
+	static const char *const dbmate_two[] = {
+		"1_a.sql", "-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n", NULL
+	};
+	static const char *const dbmate_no_up[] = { "1_a.sql",
+						    "-- migrate:down\nSELECT 1;\n",
+						    NULL };
+	static const char *const goose[] = {
+		"00001_a.sql",
+		"-- +goose Up\nCREATE TABLE t (x);\n-- +goose StatementBegin\n"
+		"CREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END;\n"
+		"-- +goose StatementEnd\n-- +goose Down\nDROP TABLE t;\n",
+		"20240101120000_b.sql",
+		"-- +goose NO TRANSACTION\n-- +GOOSE UP\nVACUUM;\n", NULL
+	};
+	static const char *const goose_envsub[] = {
+		"1_a.sql", "-- +goose Up\n-- +goose ENVSUB ON\nSELECT '${X}';\n", NULL
+	};
+	static const char *const goose_open[] = {
+		"1_a.sql",
+		"-- +goose Up\n-- +goose StatementBegin\nSELECT 1;\n-- +goose Down\n",
+		NULL
+	};
+	static const char *const goose_unknown[] = {
+		"1_a.sql", "-- +goose Up\n-- +goose Sideways\nSELECT 1;\n", NULL
+	};
+	static const char *const goose_before[] = {
+		"1_a.sql", "SELECT 0;\n-- +goose Up\nSELECT 1;\n", NULL
+	};
+	static const char *const flyway[] = { "V1.10__d.sql",
+					      "SELECT 110;\n",
+					      "V1_1__b.sql",
+					      "SELECT 11;\n",
+					      "V1__a.sql",
+					      "SELECT 1;\n",
+					      "V1.2__c.sql",
+					      "SELECT 12;\n",
+					      "R__views.sql",
+					      "SELECT 'v';\n",
+					      "R__a_b.sql",
+					      "SELECT 'a';\n",
+					      NULL };
+	static const char *const flyway_dup[] = { "V1_1__b.sql", "SELECT 11;\n",
+						  "V1.1__c.sql", "SELECT 11;\n", NULL };
+	static const char *const flyway_undo[] = { "V1__a.sql", "SELECT 1;\n",
+						   "U1__a.sql", "SELECT 0;\n", NULL };
+	static const char *const flyway_conf[] = {
+		"V1__a.sql",
+		"SELECT 1;\n",
+		"V2__b.sql",
+		"VACUUM;\n",
+		"V2__b.sql.conf",
+		"# flyway\nencoding=UTF-8\nexecuteInTransaction = false\n",
+		NULL
+	};
+	static const char *const flyway_bad_conf[] = { "V2__b.sql", "VACUUM;\n",
+						       "V2__b.sql.conf",
+						       "executeInTransaction=no\n",
+						       NULL };
+	static const char *const flyway_base[] = { "B2__all.sql", "SELECT 2;\n", NULL };
+	static const char *const diesel[] = {
+		"00000000000000_diesel_initial_setup/",
+		"",
+		"00000000000000_diesel_initial_setup/up.sql",
+		"SELECT 0;\n",
+		"00000000000000_diesel_initial_setup/down.sql",
+		"SELECT -0;\n",
+		"2024-01-01-120000_b/",
+		"",
+		"2024-01-01-120000_b/up.sql",
+		"VACUUM;\n",
+		"2024-01-01-120000_b/metadata.toml",
+		"# diesel\nrun_in_transaction = false # no tx\n[other]\nx = \"y\"\n",
+		"20240102120000_c/",
+		"",
+		"20240102120000_c/up.sql",
+		"SELECT 3;\n",
+		NULL
+	};
+	static const char *const diesel_bad_toml[] = {
+		"2024-01-01-120000_b/",
+		"",
+		"2024-01-01-120000_b/up.sql",
+		"SELECT 1;\n",
+		"2024-01-01-120000_b/metadata.toml",
+		"\nrun_in_transaction\n",
+		NULL
+	};
+	static const char *const diesel_bad_value[] = {
+		"2024-01-01-120000_b/",
+		"",
+		"2024-01-01-120000_b/up.sql",
+		"SELECT 1;\n",
+		"2024-01-01-120000_b/metadata.toml",
+		"run_in_transaction = 0\n",
+		NULL
+	};
+	static const char *const diesel_no_up[] = { "2024-01-01-120000_b/", "",
+						    "2024-01-01-120000_b/down.sql",
+						    "SELECT 1;\n", NULL };
+	static const char *const dbmate_goose[] = { "1_a.sql",
+						    "-- migrate:up\nSELECT 1;\n",
+						    "2_b.sql",
+						    "-- +goose Up\nSELECT 2;\n", NULL };
+	static const char *const ferry1[] = { "0001_a.sql", "SELECT 1;\n", NULL };
+
+	loads_parts(dbmate,
+		    "20240101120000:20240101120000_a up=-- a comment/-- migrate:up/"
+		    "CREATE TABLE t (x);// down=-- migrate:down/DROP TABLE t;/|"
+		    "20240102120000:20240102120000_b up=-- migrate:up "
+		    "transaction:false/VACUUM;/! down=--migrate:down "
+		    "transaction:false/SELECT 0;/!|"
+		    "20240103120000:20240103120000_c up=-- migrate:up/SELECT 3;/ down=-",
+		    "dbmate: sections, either order, transaction:false");
+	loads(dbmate, 0, NULL, "dbmate", "dbmate files");
+	loads(dbmate_before, 65, "1_a.sql' line 1: SQL before the first", NULL,
+	      "dbmate: SQL before the marker");
+	loads(dbmate_two, 65, "1_a.sql' line 3: a second '-- migrate:up'", NULL,
+	      "dbmate: two up markers");
+	loads(dbmate_no_up, 65, "1_a.sql' has no '-- migrate:up' section", NULL,
+	      "dbmate: no up section");
+	loads_parts(goose,
+		    "1:00001_a up=-- +goose Up/CREATE TABLE t (x);/-- +goose "
+		    "StatementBegin/CREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT 1; "
+		    "SELECT 2; END;/-- +goose StatementEnd/ down=-- +goose Down/DROP "
+		    "TABLE t;/|20240101120000:20240101120000_b up=-- +goose NO "
+		    "TRANSACTION/-- +GOOSE UP/VACUUM;/! down=-!",
+		    "goose: sections, StatementBegin/End, NO TRANSACTION");
+	loads(goose, 0, NULL, "goose", "goose files");
+	loads(goose_envsub, 65, "1_a.sql' line 2: '-- +goose ENVSUB ON'", NULL,
+	      "goose: ENVSUB ON refused");
+	loads(goose_open, 65, "1_a.sql' line 2: '-- +goose StatementBegin' without", NULL,
+	      "goose: StatementBegin not ended");
+	loads(goose_unknown, 65, "line 2: an annotation goose does not know", NULL,
+	      "goose: unknown annotation");
+	loads(goose_before, 65, "line 1: SQL before '-- +goose Up'", NULL,
+	      "goose: SQL before Up");
+	loads_parts(flyway,
+		    "1:V1__a up=SELECT 1;/ down=-|1.1:V1_1__b up=SELECT 11;/ down=-|"
+		    "1.2:V1.2__c up=SELECT 12;/ down=-|1.10:V1.10__d up=SELECT 110;/ "
+		    "down=-|R:a_b up=SELECT 'a';/|R:views up=SELECT 'v';/",
+		    "Flyway: 1 < 1.1 (V1_1) < 1.2 < 1.10, repeatables by name");
+	loads(flyway, 0, NULL, "flyway", "Flyway files");
+	loads(flyway_dup, 65, "have the same version 1.1", NULL, "Flyway: V1_1 == V1.1");
+	loads(flyway_undo, 65, "U1__a.sql' is a Flyway undo script", NULL,
+	      "Flyway: undo refused");
+	loads_parts(flyway_conf,
+		    "1:V1__a up=SELECT 1;/ down=-|2:V2__b up=VACUUM;/! down=-",
+		    "Flyway: executeInTransaction=false in V2__b.sql.conf");
+	loads(flyway_bad_conf, 65,
+	      "V2__b.sql.conf' line 1: executeInTransaction must be true or false", NULL,
+	      "Flyway: executeInTransaction=no");
+	loads(flyway_base, 65, "B2__all.sql' is a Flyway baseline script", NULL,
+	      "Flyway: baseline refused");
+	loads_parts(diesel,
+		    "0:00000000000000_diesel_initial_setup up=SELECT 0;/ down=SELECT "
+		    "-0;/|20240101120000:2024-01-01-120000_b up=VACUUM;/! down=-!|"
+		    "20240102120000:20240102120000_c up=SELECT 3;/ down=-",
+		    "diesel: up.sql, down.sql, metadata.toml");
+	loads(diesel, 0, NULL, "diesel", "diesel directories");
+	loads(diesel_bad_toml, 65, "metadata.toml' line 2: not a line of TOML", NULL,
+	      "diesel: a malformed metadata.toml line");
+	loads(diesel_bad_value, 65, "line 1: run_in_transaction must be true or false",
+	      NULL, "diesel: run_in_transaction = 0");
+	loads(diesel_no_up, 65, "up.sql': No such file", NULL, "diesel: no up.sql");
+	loads(dbmate_goose, 65, "mixes two formats", NULL, "dbmate and goose files");
+	load_format = "goose";
+	loads(ferry1, 65, "[migrations] format = goose, but '", NULL,
+	      "forced goose, a ferry file");
+	loads(goose, 0, NULL, "goose", "forced goose, goose files");
+	load_format = "dbmate";
+	loads(goose, 65, "is a goose migration (dbmate expects 20240101120000_name.sql)",
+	      NULL, "forced dbmate, goose files");
+	load_format = "ferry";
+	loads(dbmate, 0, NULL, "ferry", "forced ferry: a dbmate marker is a comment");
+	load_format = "diesel";
+	loads(ferry1, 65, "0001_a.sql' is a ferry migration", NULL,
+	      "forced diesel, a ferry file");
+	load_format = NULL;
+	ok(migrations_format_name("Goose") &&
+		   !strcmp(migrations_format_name("Goose"), "goose") &&
+		   !migrations_format_name("auto") && !migrations_format_name("sqitch"),
+	   "format names: Goose is goose; auto and sqitch are none");
+}
+
 int main(void)
 {
 	bool st[256];
@@ -883,6 +1181,7 @@ int main(void)
 	pid1_hook_tests();
 	version_tests();
 	format_tests();
+	more_format_tests();
 	ledger_find_tests();
 	ledger_record_tests();
 	ledger_read_tests();
