@@ -109,6 +109,8 @@ static int ferry_record(struct store *s, const struct migration *m, long long ms
 	time_t now = time(NULL);
 	struct tm tm;
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
 	if (ferry_version(s, m, version, sizeof(version)) < 0)
 		return -1;
 	gmtime_r(&now, &tm);
@@ -263,7 +265,7 @@ const char *ledger_shape_name(const struct store *s)
 
 struct tables {
 	bool found[NSHAPES];
-	bool side;
+	bool side, reps;
 	struct ledger *l;
 };
 
@@ -277,6 +279,8 @@ static int see_table(void *arg, const char *name, bool in_schema)
 			t->found[i] = known = true;
 	if (in_schema && !strcmp(name, SIDE_TABLE))
 		t->side = known = true;
+	if (in_schema && !strcmp(name, REPEATABLES_TABLE))
+		t->reps = known = true;
 	if (!known)
 		t->l->has_user_tables = true;
 	return 0;
@@ -375,7 +379,18 @@ void ledger_release(struct ledger *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->rows[i].name);
 	free(l->rows);
+	for (size_t i = 0; i < l->n_rep_current; i++)
+		free(l->rep_current[i]);
+	free(l->rep_current);
 	memset(l, 0, sizeof(*l));
+}
+
+bool ledger_rep_current(const struct ledger *l, const char *name)
+{
+	for (size_t i = 0; i < l->n_rep_current; i++)
+		if (!strcmp(l->rep_current[i], name))
+			return true;
+	return false;
 }
 
 const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v)

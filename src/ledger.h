@@ -32,6 +32,10 @@ struct ledger {
 	struct ledger_row *rows; /* by version */
 	size_t n;
 	const char *shape, *table; /* "golang-migrate", "schema_migrations" */
+	/* the repeatables (set->repeatables' names) whose last recorded
+	 * checksum is the shipped file's: not to run again */
+	char **rep_current;
+	size_t n_rep_current;
 	/* a dirty row: what to do, when the shape says more than rollback */
 	char dirty_hint[512];
 };
@@ -55,6 +59,8 @@ int ledger_read(struct store *s, struct ledger *l);
 void ledger_release(struct ledger *l);
 /* The row of version v (1.0 finds 1), NULL when none. */
 const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v);
+/* Is the repeatable called name applied as shipped? */
+bool ledger_rep_current(const struct ledger *l, const char *name);
 /* The highest version applied, zero for an empty ledger. */
 struct version ledger_top(const struct ledger *l);
 

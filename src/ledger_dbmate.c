@@ -37,6 +37,9 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	char version[VERSION_INPUT_MAX + 1];
 	const char *params[] = { version };
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
+
 	/* dbmate has no dirty state: the row goes in once the step is done */
 	if (dirty)
 		return ledger_side_record(s, m, ms);

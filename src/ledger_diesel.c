@@ -34,6 +34,9 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	char version[VERSION_INPUT_MAX + 1];
 	const char *params[] = { version };
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
+
 	if (!dirty) {
 		ledger_file_version(m, version, sizeof(version));
 		if (s->ops->sql_exec(s,

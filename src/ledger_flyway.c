@@ -49,6 +49,15 @@ static const char *const select_sql[SQL_DIALECTS] = {
 		"ORDER BY installed_rank",
 };
 
+static const char *const reps_sql[SQL_DIALECTS] = {
+	[SQL_SQLITE] =
+		"SELECT script, checksum FROM flyway_schema_history WHERE version IS NULL "
+		"AND type = 'SQL' AND success = 1 ORDER BY installed_rank",
+	[SQL_POSTGRES] =
+		"SELECT script, checksum FROM flyway_schema_history WHERE version IS NULL "
+		"AND type = 'SQL' AND success ORDER BY installed_rank",
+};
+
 /* the failed row of a version goes when it is recorded again */
 static const char *const forget_failed[SQL_DIALECTS] = {
 	[SQL_SQLITE] =
@@ -179,10 +188,53 @@ static int add_row(void *arg, int ncols, const char *const *v)
 	return 0;
 }
 
+/* The repeatables' rows, oldest first: the last of a script says whether
+ * the shipped file is the one applied */
+struct reps {
+	struct store *s;
+	bool *current;
+};
+
+static int rep_row(void *arg, int ncols, const char *const *v)
+{
+	struct reps *r = arg;
+	const struct migration_set *set = r->s->ledger_set;
+	long long stored;
+	int sum;
+
+	for (size_t i = 0; ncols >= 2 && v[0] && i < set->n_repeatables; i++)
+		if (!strcmp(ledger_script(&set->repeatables[i]), v[0]))
+			r->current[i] = v[1] &&
+					parse_ll(v[1], INT32_MIN, INT32_MAX, &stored) &&
+					file_checksum(&set->repeatables[i], &sum) &&
+					sum == stored;
+	return 0;
+}
+
+static int read_repeatables(struct store *s, struct ledger *l)
+{
+	const struct migration_set *set = s->ledger_set;
+	struct reps r = { s, NULL };
+	int rc;
+
+	if (!set || !set->n_repeatables)
+		return 0;
+	r.current = xcalloc(set->n_repeatables, sizeof(*r.current));
+	rc = s->ops->sql_query(s, reps_sql[s->ops->dialect], 0, NULL, rep_row, &r);
+	for (size_t i = 0; rc == 0 && i < set->n_repeatables; i++)
+		if (r.current[i])
+			ledger_rep_add(l, set->repeatables[i].name);
+	free(r.current);
+	return rc;
+}
+
 static int read_rows(struct store *s, struct ledger *l)
 {
 	struct reading rd = { s, l, "" };
 	int rc = s->ops->sql_query(s, select_sql[s->ops->dialect], 0, NULL, add_row, &rd);
+
+	if (rc == 0)
+		rc = read_repeatables(s, l);
 
 	if (rc < 0 && rd.bad[0])
 		snprintf(s->err, sizeof(s->err),
@@ -215,9 +267,19 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	const char *params[] = { version };
 	int crc;
 
-	ledger_file_version(m, version, sizeof(version));
 	if (file_checksum(m, &crc))
 		snprintf(sum, sizeof(sum), "%d", crc);
+	/* a repeatable: a row without version, each time it is applied */
+	if (ledger_is_repeatable(s, m)) {
+		size_t i;
+
+		for (i = 0; m->name[i] && i + 1 < sizeof(desc); i++)
+			desc[i] = m->name[i] == '_' ? ' ' : m->name[i];
+		desc[i] = '\0';
+		return insert_row(s, NULL, desc, "SQL", ledger_script(m), sum, ms,
+				  !dirty);
+	}
+	ledger_file_version(m, version, sizeof(version));
 	if (s->ops->sql_exec(s, forget_failed[s->ops->dialect], 1, params) < 0)
 		return -1;
 	ledger_description(m, desc, sizeof(desc));

@@ -131,6 +131,9 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	long long n;
 	char version[24];
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
+
 	if (!version_to_ll(&m->version, &n)) {
 		snprintf(s->err, sizeof(s->err),
 			 "version %s is not an integer: golang-migrate's "

@@ -101,6 +101,9 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	char version[24];
 	const char *params[] = { version };
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
+
 	if (!version_to_ll(&m->version, &n)) {
 		snprintf(s->err, sizeof(s->err),
 			 "version %s is not an integer: goose's goose_db_version "

@@ -13,7 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SIDE_TABLE "ferry_checksums"
+#define SIDE_TABLE	  "ferry_checksums"
+#define REPEATABLES_TABLE "ferry_repeatables"
 
 struct ledger_shape {
 	const char *name;  /* [migrations] ledger, messages */
@@ -63,6 +64,15 @@ int ledger_delete_version(struct store *s, const char *sql, const struct version
 const char *ledger_bool(bool b);
 /* Does table have a column called column? */
 bool ledger_has_column(struct store *s, const char *table, const char *column);
+/* Is m one of the image's repeatables (Flyway's R__name.sql)? */
+bool ledger_is_repeatable(const struct store *s, const struct migration *m);
+/* A repeatable applied: its sha256 in ferry_repeatables (every shape but
+ * Flyway's, which keeps them in its own table) */
+int ledger_repeatable_record(struct store *s, const struct migration *m, long long ms);
+/* ferry_repeatables read into l->rep_current */
+int ledger_repeatables_read(struct store *s, struct ledger *l);
+/* Adds name to l->rep_current */
+void ledger_rep_add(struct ledger *l, const char *name);
 /* Flyway's checksum of a script's text: CRC-32 of its lines. */
 int ledger_flyway_checksum(const char *text, size_t len);
 /* The whole file at path, malloc'd (*len), NULL when unreadable. */

@@ -234,6 +234,83 @@ int ledger_delete_version(struct store *s, const char *sql, const struct version
 	return side ? ledger_side_forget(s, v) : 0;
 }
 
+bool ledger_is_repeatable(const struct store *s, const struct migration *m)
+{
+	const struct migration_set *set = s->ledger_set;
+
+	return set && set->n_repeatables && m >= set->repeatables &&
+	       m < set->repeatables + set->n_repeatables;
+}
+
+/* clang-format off */
+static const char *const reps_ddl[SQL_DIALECTS] = {
+	[SQL_SQLITE] =
+		"CREATE TABLE IF NOT EXISTS " REPEATABLES_TABLE " ("
+		"name TEXT PRIMARY KEY, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL, "
+		"duration_ms INTEGER NOT NULL)",
+	[SQL_POSTGRES] =
+		"CREATE TABLE IF NOT EXISTS " REPEATABLES_TABLE " ("
+		"name text PRIMARY KEY, sha256 text NOT NULL, "
+		"applied_at timestamptz NOT NULL DEFAULT now(), "
+		"duration_ms bigint NOT NULL DEFAULT 0)",
+};
+/* clang-format on */
+
+int ledger_repeatable_record(struct store *s, const struct migration *m, long long ms)
+{
+	char dur[24], stamp[32];
+	const char *params[] = { m->name, m->sha256, stamp, dur };
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(dur, sizeof(dur), "%lld", ms);
+	if (s->ops->sql_exec(s, reps_ddl[s->ops->dialect], 0, NULL) < 0)
+		return -1;
+	return s->ops->sql_exec(
+		s,
+		"INSERT INTO " REPEATABLES_TABLE
+		" (name, sha256, applied_at, duration_ms) VALUES ($1, $2, $3, "
+		"$4) ON CONFLICT (name) DO UPDATE SET sha256 = excluded.sha256, "
+		"applied_at = excluded.applied_at, "
+		"duration_ms = excluded.duration_ms",
+		4, params);
+}
+
+void ledger_rep_add(struct ledger *l, const char *name)
+{
+	l->rep_current = xrealloc(l->rep_current,
+				  (l->n_rep_current + 1) * sizeof(*l->rep_current));
+	l->rep_current[l->n_rep_current++] = xstrdup(name);
+}
+
+struct reps_reading {
+	struct store *s;
+	struct ledger *l;
+};
+
+static int rep_row(void *arg, int ncols, const char *const *v)
+{
+	struct reps_reading *rd = arg;
+	const struct migration_set *set = rd->s->ledger_set;
+
+	for (size_t i = 0; set && ncols >= 2 && v[0] && v[1] && i < set->n_repeatables;
+	     i++)
+		if (!strcmp(set->repeatables[i].name, v[0]) &&
+		    !strcmp(set->repeatables[i].sha256, v[1]))
+			ledger_rep_add(rd->l, v[0]);
+	return 0;
+}
+
+int ledger_repeatables_read(struct store *s, struct ledger *l)
+{
+	struct reps_reading rd = { s, l };
+
+	return s->ops->sql_query(s, "SELECT name, sha256 FROM " REPEATABLES_TABLE, 0,
+				 NULL, rep_row, &rd);
+}
+
 static int any_row(void *arg, int ncols, const char *const *v)
 {
 	(void)ncols;

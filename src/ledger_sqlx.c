@@ -127,6 +127,9 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 	char *sql;
 	int rc;
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
+
 	if (!version_to_ll(&m->version, &n) || !file_sum(m, sum)) {
 		snprintf(s->err, sizeof(s->err),
 			 "version %s: sqlx's _sqlx_migrations keeps integer versions "

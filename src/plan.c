@@ -164,7 +164,7 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 		p->image_version = *target;
 	else
 		p->image_version = migrations_latest(set);
-	p->pending = xcalloc(set->n + 1, sizeof(*p->pending));
+	p->pending = xcalloc(set->n + set->n_repeatables + 1, sizeof(*p->pending));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 
@@ -193,6 +193,10 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 		    version_cmp(&m->version, &p->image_version) <= 0)
 			p->pending[p->n_pending++] = m;
 	}
+	/* Flyway's repeatables after them, in name order, when changed */
+	for (size_t i = 0; i < set->n_repeatables; i++)
+		if (!ledger_rep_current(l, set->repeatables[i].name))
+			p->pending[p->n_pending++] = &set->repeatables[i];
 
 	if (!db_exists) {
 		if (!refuse_pending(p))
