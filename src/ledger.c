@@ -215,6 +215,7 @@ static const struct ledger_shape ledger_ferry = {
 	NULL,
 	ferry_read,
 	false,
+	true,
 	{ "ferry_migrations", ferry_prepare, ferry_record, ferry_progress_write,
 	  ferry_forget },
 };
@@ -256,6 +257,15 @@ void ledger_configure(struct store *s, const char *want, const struct migration_
 	if (!shape && set)
 		shape = shape_named(set->format);
 	s->recorder = &(shape ? shape : &ledger_ferry)->recorder;
+}
+
+void ledger_describe(const struct store *s, struct ledger *l)
+{
+	const struct ledger_shape *shape = shape_of(s);
+
+	if (!l->table)
+		l->table = shape->table;
+	l->integer_versions = shape->integer_versions;
 }
 
 const char *ledger_shape_name(const struct store *s)

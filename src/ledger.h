@@ -36,6 +36,7 @@ struct ledger {
 	 * checksum is the shipped file's: not to run again */
 	char **rep_current;
 	size_t n_rep_current;
+	bool integer_versions; /* the table keeps integers only (not 1.2) */
 	/* a dirty row: what to do, when the shape says more than rollback */
 	char dirty_hint[512];
 };
@@ -51,6 +52,9 @@ void ledger_attach(struct store *s);
  * the shape of the table it finds.
  */
 void ledger_configure(struct store *s, const char *want, const struct migration_set *set);
+/* The attached shape's table and whether it keeps integer versions only
+ * into l (for the plan of a database that has no ledger yet) */
+void ledger_describe(const struct store *s, struct ledger *l);
 /* The attached shape's name: "ferry", "golang-migrate" ... */
 const char *ledger_shape_name(const struct store *s);
 /* Reads the ledger of the open database, rows sorted by version; -1

@@ -59,7 +59,11 @@ static int forget(struct store *s, const struct version *v)
 }
 
 const struct ledger_shape ledger_dbmate = {
-	"dbmate", "schema_migrations",
-	is_mine,  read_rows,
-	true,	  { "schema_migrations", prepare, record, NULL, forget },
+	"dbmate",
+	"schema_migrations",
+	is_mine,
+	read_rows,
+	true,
+	false,
+	{ "schema_migrations", prepare, record, NULL, forget },
 };

@@ -55,7 +55,11 @@ static int forget(struct store *s, const struct version *v)
 }
 
 const struct ledger_shape ledger_diesel = {
-	"diesel", "__diesel_schema_migrations",
-	NULL,	  read_rows,
-	true,	  { "__diesel_schema_migrations", prepare, record, NULL, forget },
+	"diesel",
+	"__diesel_schema_migrations",
+	NULL,
+	read_rows,
+	true,
+	false,
+	{ "__diesel_schema_migrations", prepare, record, NULL, forget },
 };

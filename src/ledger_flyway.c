@@ -293,7 +293,11 @@ static int forget(struct store *s, const struct version *v)
 }
 
 const struct ledger_shape ledger_flyway = {
-	"flyway", "flyway_schema_history",
-	NULL,	  read_rows,
-	false,	  { "flyway_schema_history", prepare, record, NULL, forget },
+	"flyway",
+	"flyway_schema_history",
+	NULL,
+	read_rows,
+	false,
+	false,
+	{ "flyway_schema_history", prepare, record, NULL, forget },
 };

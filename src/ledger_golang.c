@@ -166,5 +166,6 @@ const struct ledger_shape ledger_golang_migrate = {
 	is_mine,
 	read_rows,
 	true,
+	true,
 	{ "schema_migrations", prepare, record, NULL, forget },
 };

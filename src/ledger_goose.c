@@ -128,7 +128,11 @@ static int forget(struct store *s, const struct version *v)
 }
 
 const struct ledger_shape ledger_goose = {
-	"goose", "goose_db_version",
-	NULL,	 read_rows,
-	true,	 { "goose_db_version", prepare, record, NULL, forget },
+	"goose",
+	"goose_db_version",
+	NULL,
+	read_rows,
+	true,
+	true,
+	{ "goose_db_version", prepare, record, NULL, forget },
 };

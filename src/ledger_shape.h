@@ -24,7 +24,8 @@ struct ledger_shape {
 	bool (*is_mine)(struct store *s);
 	/* Reads the rows into l (unsorted), -1 with s->err set */
 	int (*read)(struct store *s, struct ledger *l);
-	bool side; /* the checksums live in ferry_checksums */
+	bool side;	       /* the checksums live in ferry_checksums */
+	bool integer_versions; /* dotted versions cannot be kept */
 	struct store_recorder recorder;
 };
 

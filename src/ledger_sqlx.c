@@ -155,7 +155,11 @@ static int forget(struct store *s, const struct version *v)
 }
 
 const struct ledger_shape ledger_sqlx = {
-	"sqlx", "_sqlx_migrations",
-	NULL,	read_rows,
-	false,	{ "_sqlx_migrations", prepare, record, NULL, forget },
+	"sqlx",
+	"_sqlx_migrations",
+	NULL,
+	read_rows,
+	false,
+	true,
+	{ "_sqlx_migrations", prepare, record, NULL, forget },
 };

@@ -137,11 +137,22 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 		version_str(top), hole->name, version_str(top));
 }
 
-/* A migration about to run that the engines would not read as written. */
-static bool refuse_pending(struct plan *p)
+/* A migration about to run that the engines would not read as written,
+ * or whose version the ledger cannot keep. */
+static bool refuse_pending(struct plan *p, const struct ledger *l)
 {
 	for (size_t i = 0; i < p->n_pending; i++) {
 		const struct migration *m = p->pending[i];
+
+		if (l->integer_versions && !version_is_integer(&m->version))
+			return refuse(
+				p,
+				"migration '%s' has the dotted version %s, which the "
+				"ledger %s cannot keep (integer versions only): use "
+				"[migrations] ledger = flyway (flyway_schema_history keeps "
+				"versions as text), or give it an integer version",
+				m->path, version_str(&m->version),
+				l->table ? l->table : "ferry_migrations");
 
 		if (m->not_utf8_line)
 			return refuse(
@@ -199,12 +210,12 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 			p->pending[p->n_pending++] = &set->repeatables[i];
 
 	if (!db_exists) {
-		if (!refuse_pending(p))
+		if (!refuse_pending(p, l))
 			p->kind = PLAN_CREATE;
 		return;
 	}
 	if (refuse_ledger(p, set, l) || (!out_of_order && refuse_holes(p, set, l)) ||
-	    refuse_pending(p))
+	    refuse_pending(p, l))
 		return;
 	p->kind = p->n_pending ? PLAN_UPGRADE : PLAN_CURRENT;
 }

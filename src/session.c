@@ -196,6 +196,7 @@ int session_read_plan(struct session *s)
 		if (ledger_read(&s->store, &s->ledger) < 0)
 			return EXIT_DATA;
 	}
+	ledger_describe(&s->store, &s->ledger);
 	plan_make(&s->plan, &s->set, &s->ledger, s->db_exists, &s->c->target_version,
 		  s->c->allow_out_of_order);
 	return 0;
