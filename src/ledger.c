@@ -374,6 +374,9 @@ int ledger_read(struct store *s, struct ledger *l)
 	if (l->exists &&
 	    (shape->read(s, l) < 0 || (shape->side && t.side && side_read(s, l) < 0)))
 		goto fail;
+	/* Flyway's shape reads its own repeatables' rows */
+	if (t.reps && shape != &ledger_flyway && ledger_repeatables_read(s, l) < 0)
+		goto fail;
 	/* the order of versions, whatever order the table's column gives */
 	if (l->n)
 		qsort(l->rows, l->n, sizeof(*l->rows), by_version);
