@@ -270,6 +270,9 @@ static void check_migrations(struct doctor *d, const char *name)
 		}
 	}
 	d->set_ok = true;
+	/* the tools' ledgers read with the image's migrations (their names,
+	 * golang-migrate's versions below the current one) */
+	ledger_configure(&s->store, s->c->migrations_ledger, &s->set);
 	report(d, DOCTOR_OK, name, "%zu in '%s' (%s format), up to version %s", s->set.n,
 	       s->set.dir, s->set.format,
 	       version_str(&s->set.items[s->set.n - 1].version));

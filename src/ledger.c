@@ -268,6 +268,12 @@ void ledger_describe(const struct store *s, struct ledger *l)
 	l->integer_versions = shape->integer_versions;
 }
 
+bool ledger_own_table(const struct store *s, const char *name)
+{
+	return (s->recorder && !strcmp(name, s->recorder->table)) ||
+	       !strcmp(name, SIDE_TABLE) || !strcmp(name, REPEATABLES_TABLE);
+}
+
 const char *ledger_shape_name(const struct store *s)
 {
 	return shape_of(s)->name;

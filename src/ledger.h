@@ -55,6 +55,9 @@ void ledger_configure(struct store *s, const char *want, const struct migration_
 /* The attached shape's table and whether it keeps integer versions only
  * into l (for the plan of a database that has no ledger yet) */
 void ledger_describe(const struct store *s, struct ledger *l);
+/* Is the table called name the ledger's: the attached shape's table, or
+ * ferry's side tables of checksums and repeatables? */
+bool ledger_own_table(const struct store *s, const char *name);
 /* The attached shape's name: "ferry", "golang-migrate" ... */
 const char *ledger_shape_name(const struct store *s);
 /* Reads the ledger of the open database, rows sorted by version; -1

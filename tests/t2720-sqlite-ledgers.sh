@@ -58,6 +58,10 @@ data_ok golang-migrate
 fy "$DB" "$G" status
 expect_status 0 "golang-migrate: status reads the ledger"
 like "$out" "3 +000003_posts +applied" "golang-migrate: status shows 3 applied"
+fy "$DB" "$G" doctor --deep
+expect_status 0 "golang-migrate: doctor --deep: ledger and drift fine"
+like "$out" "ledger: 3 applied" "golang-migrate: doctor reads migrate's ledger"
+like "$out" "schema drift: the schema is what the 3 applied" "golang-migrate: drift leaves the ledger tables out"
 
 # checksum change after adoption: refused, for a version migrate applied and one ferry applied
 for f in 000001_users 000002_email; do
