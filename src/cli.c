@@ -52,7 +52,8 @@ enum {
 	TAKES_DEEP = 1 << 8,
 	TAKES_OUTPUT = 1 << 9,	 /* -o FILE */
 	TAKES_RESTORE = 1 << 10, /* FILE --mode M --keep-owners */
-	TAKES_VERSION = 1 << 11, /* --version V */
+	TAKES_TO = 1 << 11,	 /* --to V, required */
+	TAKES_VERSION = 1 << 12, /* --version V */
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -80,6 +81,16 @@ static const struct command commands[] = {
 	  "Take a snapshot of the database now (<db>.pre-upgrade)." },
 	{ "rollback", cmd_rollback, 0, NEED_DATABASE, "rollback",
 	  "Restore the database from the latest pre-upgrade snapshot." },
+	{ "downgrade", cmd_downgrade, TAKES_TO | TAKES_DRY_RUN,
+	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK, "downgrade --to V [--dry-run]",
+	  "Run the down parts of the migrations above V, newest first.\n"
+	  "Run it with the NEWER image (it ships the down parts) before starting an\n"
+	  "older image that expects version V: unlike rollback, the data written\n"
+	  "since the upgrade is kept. A snapshot is taken first; each down part\n"
+	  "runs in a transaction with the removal of its ledger row; a failure\n"
+	  "restores the snapshot (exit 70). Refused, changing nothing, when a\n"
+	  "migration above V has no down part. --to 0 undoes every migration.\n"
+	  "With --dry-run print what would be undone and change nothing." },
 	{ "cleanup", cmd_cleanup, TAKES_FAILURES,
 	  NEED_DATABASE | TAKE_LOCK | NO_UNFINISHED, "cleanup [--failures]",
 	  "Delete snapshots and leftovers of finished upgrades.\n"
@@ -273,6 +284,10 @@ static int take_archive_opt(const struct command *cmd, int argc, char **argv, in
 		target = &o->args.version;
 	else if (cmd->takes & TAKES_RESTORE && !strcmp(a, "--keep-owners"))
 		return o->args.keep_owners = true, 1;
+	else if (cmd->takes & TAKES_TO && !strncmp(a, "--to=", 5))
+		return o->args.to = a + 5, 1;
+	else if (cmd->takes & TAKES_TO && !strcmp(a, "--to"))
+		target = &o->args.to;
 	if (!target)
 		return 0;
 	if (*i + 1 >= argc) {
@@ -342,6 +357,8 @@ static int parse_command_args(const struct command *cmd, int argc, char **argv, 
 	o->args.rest = argv + i;
 	if (cmd->takes & NEEDS_ARGV && !o->args.rest[0])
 		return usage_error("%s needs a COMMAND to supervise", cmd->name);
+	if (cmd->takes & TAKES_TO && !o->args.to)
+		return usage_error("%s needs --to VERSION", cmd->name);
 	return 0;
 }
 

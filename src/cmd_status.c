@@ -365,7 +365,9 @@ static void print_text(const struct status *x)
 		printf("journal: %s (%s interrupted; the next ferry migrate or run "
 		       "finishes it)\n",
 		       phase_name(x->j.phase),
-		       x->j.kind == KIND_ROLLBACK ? "a rollback was" : "an upgrade was");
+		       x->j.kind == KIND_ROLLBACK    ? "a rollback was"
+		       : x->j.kind == KIND_DOWNGRADE ? "a downgrade was"
+						     : "an upgrade was");
 	if (!x->have_latest)
 		printf("snapshot: none\n");
 	for (size_t i = 0; i < x->n_snaps; i++)

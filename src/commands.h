@@ -18,6 +18,7 @@ struct cmd_args {
 	const char *mode;    /* restore --mode verify|replace */
 	const char *file;    /* restore FILE */
 	bool keep_owners;    /* restore --keep-owners */
+	const char *to;	     /* downgrade --to V */
 	const char *version; /* baseline --version V */
 	char **rest;	     /* run: the server command; help: the command asked about */
 };
@@ -27,6 +28,7 @@ int cmd_migrate(struct session *s, const struct cmd_args *a);
 int cmd_status(struct session *s, const struct cmd_args *a);
 int cmd_snapshot(struct session *s, const struct cmd_args *a);
 int cmd_rollback(struct session *s, const struct cmd_args *a);
+int cmd_downgrade(struct session *s, const struct cmd_args *a);
 int cmd_cleanup(struct session *s, const struct cmd_args *a);
 int cmd_version(struct session *s, const struct cmd_args *a);
 int cmd_health(struct session *s, const struct cmd_args *a);

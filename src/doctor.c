@@ -382,7 +382,8 @@ static void check_journal(struct doctor *d, const char *name)
 	if (j.kind == KIND_ROLLBACK)
 		snprintf(what, sizeof(what), "a rollback (kind rollback)");
 	else
-		snprintf(what, sizeof(what), "an upgrade from %s to %s (kind %s)",
+		snprintf(what, sizeof(what), "%s from %s to %s (kind %s)",
+			 j.kind == KIND_DOWNGRADE ? "a downgrade" : "an upgrade",
 			 version_str(&j.from), version_str(&j.to), kind_name(j.kind));
 	/* while it is written, or put back, a snapshot may be missing */
 	gone = j.phase != PHASE_SNAPSHOTTING && j.phase != PHASE_RESTORING &&

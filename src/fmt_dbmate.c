@@ -117,10 +117,11 @@ static int dbmate_read(struct migration *m, size_t len)
 	if (at[0] < at[1]) {
 		migrations_cut(m, at[1], at[1]);
 	} else {
-		/* down first: the up section is the file's end */
+		/* down first: the up section (the file's end) follows the
+		 * comments before the down marker */
 		free(m->down_sql);
 		m->down_sql = xasprintf("%.*s", (int)(at[0] - at[1]), m->sql + at[1]);
-		memmove(m->sql, m->sql + at[0], len - at[0] + 1);
+		memmove(m->sql + at[1], m->sql + at[0], len - at[0] + 1);
 	}
 	return 0;
 }
@@ -128,7 +129,7 @@ static int dbmate_read(struct migration *m, size_t len)
 const struct format format_dbmate = {
 	.name = "dbmate",
 	.example = "20240101120000_name.sql",
-	.up_files = "*.sql with a '-- migrate:up' line",
+	.up_files = "*.sql",
 	.claims = dbmate_claims,
 	.parse_name = migrations_parse_sql_name,
 	.read = dbmate_read,

@@ -154,7 +154,7 @@ static int goose_read(struct migration *m, size_t len)
 const struct format format_goose = {
 	.name = "goose",
 	.example = "00001_name.sql",
-	.up_files = "*.sql with a '-- +goose Up' line",
+	.up_files = "*.sql",
 	.claims = goose_claims,
 	.parse_name = migrations_parse_sql_name,
 	.read = goose_read,

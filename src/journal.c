@@ -46,6 +46,7 @@ static const struct {
 static const char *const kind_names[KIND_COUNT] = {
 	[KIND_UPGRADE] = "upgrade",
 	[KIND_ROLLBACK] = "rollback",
+	[KIND_DOWNGRADE] = "downgrade",
 };
 
 const char *phase_name(enum phase p)

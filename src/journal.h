@@ -54,6 +54,9 @@ enum phase {
 enum journal_kind {
 	KIND_UPGRADE,  /* an upgrade of the schema from `from` to `to` */
 	KIND_ROLLBACK, /* ferry rollback: the snapshot put back by hand */
+	/* ferry downgrade: down parts undoing `from` down to `to`, through the
+	 * upgrade's phases (the ledger at `from` or `to` decides the same way) */
+	KIND_DOWNGRADE,
 	KIND_COUNT
 };
 

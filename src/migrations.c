@@ -489,7 +489,9 @@ static void push(struct migration **items, size_t *n, size_t *cap,
 /* Sorts the repeatables by name; 65 for two of one name. */
 static int sort_repeatables(struct migration_set *set)
 {
-	qsort(set->repeatables, set->n_repeatables, sizeof(*set->repeatables), by_name);
+	if (set->n_repeatables > 1)
+		qsort(set->repeatables, set->n_repeatables, sizeof(*set->repeatables),
+		      by_name);
 	for (size_t i = 1; i < set->n_repeatables; i++)
 		if (!strcmp(set->repeatables[i].name, set->repeatables[i - 1].name)) {
 			error("repeatable migrations '%s' and '%s' have the same "

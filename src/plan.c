@@ -61,9 +61,12 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 			p,
 			"the database is at %s but this image knows migrations "
 			"up to %s: the image was rolled back without restoring the "
-			"database; run `ferry rollback` or use an image that ships %s",
+			"database; to keep the data written since, run `ferry "
+			"downgrade --to %s` with the newer image (it ships the down "
+			"parts), or restore the snapshot with `ferry rollback`, or use "
+			"an image that ships %s",
 			version_str(&p->db_version), version_str(&p->image_version),
-			version_str(&p->db_version));
+			version_str(&p->image_version), version_str(&p->db_version));
 	/* rebuild mode ships no history to compare: schema.sql is the truth */
 	if (set->rebuild)
 		return false;

@@ -116,8 +116,9 @@ int session_check_finished(struct session *s)
 	if (rc < 0)
 		return journal_status(rc);
 	if (j.phase != PHASE_NONE) {
-		log_error("an upgrade from %s to %s was interrupted (phase %s): run "
+		log_error("%s from %s to %s was interrupted (phase %s): run "
 			  "`ferry migrate` to resolve it first",
+			  j.kind == KIND_DOWNGRADE ? "a downgrade" : "an upgrade",
 			  version_str(&j.from), version_str(&j.to), phase_name(j.phase));
 		return EXIT_TEMPFAIL;
 	}

@@ -28,6 +28,17 @@
 	.event = (e), .from = version_str(&(j)->from), .to = version_str(&(j)->to),      \
 	.snapshot = (j)->snapshot
 
+/* "an upgrade" or "a downgrade" was interrupted; its failure's event */
+static const char *work(const struct journal *j)
+{
+	return j->kind == KIND_DOWNGRADE ? "a downgrade" : "an upgrade";
+}
+
+static const char *failed_event(const struct journal *j)
+{
+	return j->kind == KIND_DOWNGRADE ? "downgrade_failed" : "upgrade_failed";
+}
+
 /* Puts the snapshot back, journalled so a crash midway is finished later. */
 static int restore(struct session *b, struct journal *j)
 {
@@ -102,10 +113,10 @@ static int forget(struct session *b)
 static int resolve_snapshotting(struct session *b, const struct journal *j)
 {
 	snapshot_discard_partial(&b->store, j->snapshot);
-	log_info("an upgrade from %s to %s was interrupted while writing its "
+	log_info("%s from %s to %s was interrupted while writing its "
 		 "snapshot; the database was not touched: discarded the partial "
 		 "snapshot",
-		 version_str(&j->from), version_str(&j->to));
+		 work(j), version_str(&j->from), version_str(&j->to));
 	return forget(b);
 }
 
@@ -117,16 +128,16 @@ static int resolve_changed(struct session *b, struct journal *j)
 	/* a restore would also undo what others wrote since the crash */
 	switch (standing(b, j)) {
 	case AT_FROM:
-		log_info("an upgrade from %s to %s was interrupted (phase %s) before "
+		log_info("%s from %s to %s was interrupted (phase %s) before "
 			 "it committed anything: the database is still at version %s, "
 			 "nothing to undo",
-			 from, to, phase_name(j->phase), from);
+			 work(j), from, to, phase_name(j->phase), from);
 		return forget(b);
 	case AT_TO:
 		if (j->phase == PHASE_DONE) {
-			log_info("an upgrade from %s to %s was interrupted after it was "
+			log_info("%s from %s to %s was interrupted after it was "
 				 "verified and committed: the database is at version %s",
-				 from, to, to);
+				 work(j), from, to, to);
 			return forget(b);
 		}
 		break;
@@ -149,9 +160,9 @@ static int resolve(struct session *b, struct journal *j)
 	case PHASE_SNAPSHOTTING:
 		return resolve_snapshotting(b, j);
 	case PHASE_SNAPSHOTTED:
-		log_info("an upgrade from %s to %s was interrupted before it changed "
+		log_info("%s from %s to %s was interrupted before it changed "
 			 "anything (phase %s): nothing to undo",
-			 from, to, phase_name(j->phase));
+			 work(j), from, to, phase_name(j->phase));
 		return forget(b);
 	case PHASE_MIGRATING:
 	case PHASE_VERIFYING:
@@ -164,9 +175,9 @@ static int resolve(struct session *b, struct journal *j)
 	}
 	if (rc >= 0)
 		return rc;
-	log_info("an upgrade from %s to %s was interrupted (phase %s): restoring the "
+	log_info("%s from %s to %s was interrupted (phase %s): restoring the "
 		 "database from %s",
-		 from, to, phase_name(j->phase), j->snapshot);
+		 work(j), from, to, phase_name(j->phase), j->snapshot);
 	rc = restore(b, j);
 	if (rc == 0)
 		log_event(LOG_INFO,
@@ -402,7 +413,7 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	if (!may_have_committed || standing(b, j) == AT_FROM) {
 		log_event(
 			LOG_ERROR,
-			LOG_FIELDS(EV_JOURNAL("upgrade_failed", j),
+			LOG_FIELDS(EV_JOURNAL(failed_event(j), j),
 				   .exit = LOG_NUM(s->status == EXIT_TEMPFAIL
 							   ? EXIT_TEMPFAIL
 							   : EXIT_UPGRADE_FAILED)),
@@ -422,13 +433,12 @@ static int undo(struct session *b, struct journal *j, const char *why,
 	if (rc == 0 && s->ops->unhold)
 		s->ops->unhold(s);
 	if (rc)
-		log_event(
-			LOG_ERROR,
-			LOG_FIELDS(EV_JOURNAL("upgrade_failed", j), .exit = LOG_NUM(rc)),
-			"%s — and the restore failed too", why);
+		log_event(LOG_ERROR,
+			  LOG_FIELDS(EV_JOURNAL(failed_event(j), j), .exit = LOG_NUM(rc)),
+			  "%s — and the restore failed too", why);
 	else
 		log_event(LOG_ERROR,
-			  LOG_FIELDS(EV_JOURNAL("upgrade_failed", j),
+			  LOG_FIELDS(EV_JOURNAL(failed_event(j), j),
 				     .exit = LOG_NUM(EXIT_UPGRADE_FAILED)),
 			  "%s — database restored from %s, still at version %s", why,
 			  j->snapshot, version_str(&j->from));
@@ -844,4 +854,15 @@ int upgrade_rollback(struct session *b, const char *path)
 
 	snprintf(j.snapshot, sizeof(j.snapshot), "%s", path);
 	return restore(b, &j);
+}
+
+int upgrade_take_snapshot(struct session *b, struct journal *j, bool exclusive)
+{
+	return take_snapshot(b, j, exclusive);
+}
+
+int upgrade_undo(struct session *b, struct journal *j, const char *why,
+		 bool may_have_committed)
+{
+	return undo(b, j, why, may_have_committed);
 }

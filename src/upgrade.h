@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+struct journal;
 struct session;
 
 /* ferry run and ferry migrate: bring the database to the image's version.
@@ -29,5 +30,15 @@ int upgrade_reject(struct session *s, const char *why, const char *probe);
 int upgrade_undo_unverified(struct session *s);
 /* What an upgrade of s->plan would refuse before its first write (65). */
 int upgrade_check_pending(struct session *s);
+/*
+ * For ferry downgrade, the upgrade's own steps: the snapshot of the
+ * database at s->plan.db_version into j->snapshot, journalled
+ * (snapshotting -> snapshotted) with others kept out from then on; and
+ * the undo of a failure after it (rolled back, or the snapshot restored
+ * when something may have been committed): the exit status.
+ */
+int upgrade_take_snapshot(struct session *s, struct journal *j, bool exclusive);
+int upgrade_undo(struct session *s, struct journal *j, const char *why,
+		 bool may_have_committed);
 
 #endif

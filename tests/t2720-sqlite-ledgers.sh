@@ -135,6 +135,20 @@ expect_status 0 "golang-migrate: a new database"
 is "$(q "$DB" 'SELECT version, dirty FROM schema_migrations')" "3|0" "golang-migrate: a new database gets migrate's ledger"
 is "$(columns schema_migrations)" "$cols_before" "golang-migrate: created with migrate's columns"
 
+# downgrade on migrate's ledger: the previous version becomes current, as
+# `migrate down` leaves it, and the side table forgets the undone ones
+printf 'ALTER TABLE users DROP COLUMN email;\n' >"$G/000002_email.down.sql"
+printf 'DROP TABLE posts;\n' >"$G/000003_posts.down.sql"
+fy "$DB" "$G" downgrade --to 1
+expect_status 0 "golang-migrate: downgrade --to 1"
+is "$(q "$DB" 'SELECT version, dirty FROM schema_migrations')" "1|0" "golang-migrate: schema_migrations at 1, clean"
+is "$(q "$DB" 'SELECT version FROM ferry_checksums ORDER BY version' | tr '\n' ' ')" "1 " \
+	"golang-migrate: the side table forgot 2 and 3"
+fy "$DB" "$G" downgrade --to 0
+expect_status 0 "golang-migrate: downgrade --to 0"
+is "$(q "$DB" 'SELECT count(*) FROM schema_migrations')" 0 "golang-migrate: no row at all, migrate's no version"
+rm -f "$G/000002_email.down.sql" "$G/000003_posts.down.sql"
+
 # ---- dbmate ----------------------------------------------------------------------
 D=$TMP/d
 mkset "$D" 20240101120000_users 20240102093000_email 20240103000000_posts

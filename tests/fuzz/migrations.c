@@ -6,11 +6,14 @@
  * subdirectory). Properties: the status is 0, 65 or 78, and a refusal is
  * exactly one log line; an accepted set is in strictly increasing version
  * order, each version is canonical (its text parses back to it), each
- * item has a name and a path in the
- * directory, and its sha256 is that of its text.
+ * item has a name and a path in the directory, and its sha256 is that of
+ * the whole file: its up SQL, or its up and down sections joined in
+ * either order (dbmate, goose), every byte kept; the repeatables (Flyway's
+ * R__) have the zero version, strictly increasing names, and no down part.
  */
 #include "fuzz.h"
 #include "migrations.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -103,6 +106,32 @@ static void add_file(const char *name, size_t nlen, const char *content, size_t 
 	close(fd);
 }
 
+/* Is m->sha256 that of its file: the up SQL, or (a format of sections)
+ * the up SQL with the down part put back somewhere in it? */
+static bool whole_file(const char *format, const struct migration *m)
+{
+	bool sections = !strcmp(format, "dbmate") || !strcmp(format, "goose");
+	size_t len = strlen(m->sql);
+	char sum[65];
+
+	if (!sections || !m->down_sql) {
+		sha256_hex(m->sql, len, sum);
+		return !strcmp(sum, m->sha256);
+	}
+	for (size_t k = 0; k <= len; k++) {
+		char *file =
+			xasprintf("%.*s%s%s", (int)k, m->sql, m->down_sql, m->sql + k);
+		bool same;
+
+		sha256_hex(file, strlen(file), sum);
+		same = !strcmp(sum, m->sha256);
+		free(file);
+		if (same)
+			return true;
+	}
+	return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *p = (const char *)data, *end = p + size;
@@ -140,7 +169,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const struct migration *m = &set.items[i];
 		const char *text = version_str(&m->version);
 		struct version back;
-		char sum[65];
 
 		if (i > 0 && version_cmp(&m->version, &set.items[i - 1].version) <= 0)
 			fuzz_fail("versions are not strictly increasing", log, len);
@@ -153,9 +181,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_fail(
 				"a migration without name, text or path in the directory",
 				log, len);
-		sha256_hex(m->sql, strlen(m->sql), sum);
-		if (!nul_in_text && strcmp(sum, m->sha256))
-			fuzz_fail("a migration's sha256 is not that of its text", m->sql,
+		if (!nul_in_text && !whole_file(set.format, m))
+			fuzz_fail("a migration's sha256 is not that of its file", m->sql,
+				  strlen(m->sql));
+	}
+	for (size_t i = 0; rc == 0 && i < set.n_repeatables; i++) {
+		const struct migration *m = &set.repeatables[i];
+
+		if (!version_is_zero(&m->version) || !m->name || !m->sql || m->down_sql ||
+		    (i > 0 && strcmp(set.repeatables[i - 1].name, m->name) >= 0))
+			fuzz_fail("a repeatable with a version, a down part, or out of "
+				  "name order",
+				  log, len);
+		if (!nul_in_text && !whole_file(set.format, m))
+			fuzz_fail("a repeatable's sha256 is not that of its file", m->sql,
 				  strlen(m->sql));
 	}
 	free(log);

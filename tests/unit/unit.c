@@ -843,6 +843,12 @@ static void more_format_tests(void)
 		"-- migrate:up\nSELECT 3;\n",
 		NULL
 	};
+	/* the fuzzer's find: the comment before a down-first file's marker
+	 * stays (with the up part) */
+	static const char *const dbmate_down_first[] = {
+		"1_a.sql", "-- x\n-- migrate:down\nSELECT 0;\n-- migrate:up\nSELECT 1;\n",
+		NULL
+	};
 	static const char *const dbmate_before[] = {
 		"1_a.sql", "SELECT 0;\n-- migrate:up\nSELECT 1;\n", NULL
 	};
@@ -960,6 +966,10 @@ static void more_format_tests(void)
 		    "20240103120000:20240103120000_c up=-- migrate:up/SELECT 3;/ down=-",
 		    "dbmate: sections, either order, transaction:false");
 	loads(dbmate, 0, NULL, "dbmate", "dbmate files");
+	loads_parts(
+		dbmate_down_first,
+		"1:1_a up=-- x/-- migrate:up/SELECT 1;/ down=-- migrate:down/SELECT 0;/",
+		"dbmate: a comment, then the down section first");
 	loads(dbmate_before, 65, "1_a.sql' line 1: SQL before the first", NULL,
 	      "dbmate: SQL before the marker");
 	loads(dbmate_two, 65, "1_a.sql' line 3: a second '-- migrate:up'", NULL,
