@@ -66,6 +66,15 @@ static const char *const forget_failed[SQL_DIALECTS] = {
 		"DELETE FROM flyway_schema_history WHERE version = $1 AND NOT success",
 };
 
+static const char *const forget_failed_repeatable[SQL_DIALECTS] = {
+	[SQL_SQLITE] =
+		"DELETE FROM flyway_schema_history WHERE version IS NULL AND script = $1 "
+		"AND success = 0",
+	[SQL_POSTGRES] =
+		"DELETE FROM flyway_schema_history WHERE version IS NULL AND script = $1 "
+		"AND NOT success",
+};
+
 static const char *const insert_sql[SQL_DIALECTS] = {
 	[SQL_SQLITE] =
 		"INSERT INTO flyway_schema_history (installed_rank, version, "
@@ -271,7 +280,12 @@ static int record(struct store *s, const struct migration *m, long long ms, bool
 		snprintf(sum, sizeof(sum), "%d", crc);
 	/* a repeatable: a row without version, each time it is applied */
 	if (ledger_is_repeatable(s, m)) {
+		const char *script[] = { ledger_script(m) };
 		size_t i;
+
+		if (s->ops->sql_exec(s, forget_failed_repeatable[s->ops->dialect], 1,
+				     script) < 0)
+			return -1;
 
 		for (i = 0; m->name[i] && i + 1 < sizeof(desc); i++)
 			desc[i] = m->name[i] == '_' ? ' ' : m->name[i];
