@@ -13,6 +13,7 @@
 int cmd_cleanup(struct session *s, const struct cmd_args *a)
 {
 	struct failure f;
+	char what[APP_IDENTITY_MAX + 64];
 	int n;
 
 	if (a->failures) {
@@ -22,11 +23,10 @@ int cmd_cleanup(struct session *s, const struct cmd_args *a)
 		}
 		if (failure_clear(&s->state) < 0)
 			return EXIT_CANTCREAT;
-		log_info(
-			"cleanup: forgot the failed upgrade from %s to %s (%lld attempt%s: "
-			"%s); the next boot tries it again",
-			version_str(&f.from), version_str(&f.to), f.attempts,
-			f.attempts == 1 ? "" : "s", f.reason);
+		log_info("cleanup: forgot the failed upgrade %s (%lld attempt%s: %s); "
+			 "the next boot tries it again",
+			 failure_what(&f, what, sizeof(what)), f.attempts,
+			 f.attempts == 1 ? "" : "s", f.reason);
 		return 0;
 	}
 	n = snapshot_remove_all(s->c, &s->store);

@@ -15,6 +15,16 @@ static void print_plan(const struct session *b)
 
 	printf("database: %s (%s)\n", b->store.url_redacted,
 	       b->db_exists ? "exists" : "does not exist yet");
+	if (p->app_identity) {
+		printf("app identity: %s recorded, the image is '%s'\n",
+		       b->app.recorded[0] ? b->app.recorded : "none", p->app_identity);
+		printf("plan: %s\n",
+		       p->kind == PLAN_CURRENT ? "nothing to do"
+		       : p->kind == PLAN_CREATE
+			       ? "new database: the server's migrations, no snapshot"
+			       : "snapshot, then the server's migrations");
+		return;
+	}
 	printf("database version: %s\n", version_str(&p->db_version));
 	printf("image version: %s (%zu migrations in %s, %s format)\n",
 	       version_str(&p->image_version), b->set.n, b->set.dir, b->set.format);

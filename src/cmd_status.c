@@ -275,6 +275,16 @@ static void print_json(const struct status *x)
 		json_snapshot(&js, NULL, &x->snaps[i]);
 	json_end(&js, ']');
 	json_failure(&js, x);
+	if (s->plan.app_identity) {
+		json_object(&js, "app");
+		json_str(&js, "recorded", s->app.recorded[0] ? s->app.recorded : NULL);
+		json_str(&js, "recorded_at",
+			 s->app.recorded_at[0] ? s->app.recorded_at : NULL);
+		json_str(&js, "current", s->app.current);
+		json_end(&js, '}');
+	} else {
+		json_null(&js, "app");
+	}
 	json_end(&js, '}');
 }
 
@@ -326,9 +336,15 @@ static void print_failure(const struct status *x)
 	}
 	reason = one_line(f->reason);
 	probe = one_line(f->probe);
-	printf("failed upgrade: %s -> %s at %s (%lld attempt%s): %s\n",
-	       version_str(&f->from), version_str(&f->to), f->time[0] ? f->time : "?",
-	       f->attempts, f->attempts == 1 ? "" : "s", reason);
+	if (f->identity[0])
+		printf("failed upgrade: to app identity '%s' at %s (%lld attempt%s): %s\n",
+		       f->identity, f->time[0] ? f->time : "?", f->attempts,
+		       f->attempts == 1 ? "" : "s", reason);
+	else
+		printf("failed upgrade: %s -> %s at %s (%lld attempt%s): %s\n",
+		       version_str(&f->from), version_str(&f->to),
+		       f->time[0] ? f->time : "?", f->attempts,
+		       f->attempts == 1 ? "" : "s", reason);
 	if (probe[0])
 		printf("failed upgrade probe: %s\n", probe);
 	free(reason);
@@ -344,8 +360,14 @@ static void print_text(const struct status *x)
 	printf("database: %s%s\n", s->store.url_redacted,
 	       s->db_exists ? "" : " (does not exist yet)");
 	printf("database version: %s\n", version_str(&p->db_version));
-	printf("image version: %s (%s, %s format)\n", version_str(&p->image_version),
-	       s->set.dir, s->set.format);
+	if (p->app_identity)
+		printf("app identity: %s recorded%s%s, the image is '%s'\n",
+		       s->app.recorded[0] ? s->app.recorded : "none",
+		       s->app.recorded_at[0] ? " at " : "", s->app.recorded_at,
+		       p->app_identity);
+	else
+		printf("image version: %s (%s, %s format)\n",
+		       version_str(&p->image_version), s->set.dir, s->set.format);
 	printf("pending: %zu", p->n_pending);
 	for (size_t i = 0; i < p->n_pending; i++)
 		printf("%s%s", i ? ", " : " (", p->pending[i]->name);

@@ -60,6 +60,7 @@ static const struct key keys[] = {
 	{ "migrations", "ledger", T_LEDGER, OFF(migrations_ledger), 0, 0, 0 },
 	{ "migrations", "allow_out_of_order", T_BOOL, OFF(allow_out_of_order), 0, 0, 0 },
 	{ "migrations", "format", T_MIGRATION_FORMAT, OFF(migrations_format), 0, 0, 0 },
+	{ "migrations", "command", T_STR, OFF(migrations_command), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
 	{ "snapshot", "keep", T_INT, OFF(snapshot_keep), 1, 100, 0 },
 	{ "run", "user", T_STR, OFF(run_user), 0, 0, 0 },
@@ -83,6 +84,9 @@ static const struct key keys[] = {
 	{ "backup", "max_bytes", T_INT, OFF(backup_max_bytes), 1, 1LL << 50, 0 },
 	{ "backup", "max_members", T_INT, OFF(backup_max_members), 1, 100000000, 0 },
 	{ "doctor", "checks_dir", T_STR, OFF(doctor_checks_dir), 0, 0, 0 },
+	{ "app", "version", T_STR, OFF(app_version), 0, 0, 0 },
+	{ "app", "version_env", T_STR, OFF(app_version_env), 0, 0, 0 },
+	{ "app", "version_from_file", T_STR, OFF(app_version_from_file), 0, 0, 0 },
 	{ "log", "level", T_LEVEL, OFF(log_level), 0, 0, 0 },
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0, 0 },
 };
@@ -282,12 +286,10 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 			v = MODE_IN_PLACE;
 		else if (!strcasecmp(value, "rebuild"))
 			v = MODE_REBUILD;
+		else if (!strcasecmp(value, "app"))
+			v = MODE_APP;
 		else {
-			snprintf(why, whysize,
-				 !strcasecmp(value, "app")
-					 ? "app is not supported yet: expected in-place "
-					   "or rebuild"
-					 : "expected in-place or rebuild");
+			snprintf(why, whysize, "expected in-place, rebuild or app");
 			return -1;
 		}
 		*(long long *)field = v;
@@ -833,9 +835,11 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 		snprintf(it->text, sizeof(it->text), "%s", version_str(field));
 		break;
 	case T_MODE:
+		v = *(const long long *)field;
 		snprintf(it->text, sizeof(it->text), "%s",
-			 *(const long long *)field == MODE_REBUILD ? "rebuild"
-								   : "in-place");
+			 v == MODE_REBUILD ? "rebuild"
+			 : v == MODE_APP   ? "app"
+					   : "in-place");
 		break;
 	case T_LEDGER:
 		snprintf(it->text, sizeof(it->text), "%s", *(const char *const *)field);

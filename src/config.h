@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    38 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    42 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -34,6 +34,7 @@ struct config_source {
 enum migrations_mode {
 	MODE_IN_PLACE, /* the pending migrations, in order */
 	MODE_REBUILD,  /* a fresh database from schema.sql, the old data copied in */
+	MODE_APP, /* the server migrates itself: snapshot when its identity changes */
 };
 
 struct config {
@@ -52,6 +53,7 @@ struct config {
 	const char *migrations_ledger;	  /* "auto" or a ledger shape's name */
 	bool allow_out_of_order;	  /* holes applied first, not refused */
 	const char *migrations_format;	  /* a format's name; NULL: auto */
+	char *migrations_command;	  /* mode = app: the server's own migrate step */
 	/* [snapshot] */
 	char *snapshot_dir;
 	long long snapshot_keep;
@@ -79,6 +81,10 @@ struct config {
 	long long backup_max_bytes, backup_max_members; /* restore limits */
 	/* [doctor] */
 	char *doctor_checks_dir;
+	/* [app] the image's identity, for mode = app: one of the three */
+	char *app_version;	     /* a literal */
+	char *app_version_env;	     /* the variable that holds it */
+	char *app_version_from_file; /* its sha256 */
 	/* [log] */
 	long long log_level;  /* enum log_level */
 	long long log_format; /* enum log_format */

@@ -243,11 +243,18 @@ static void check_migrations(struct doctor *d, const char *name)
 {
 	struct session *s = d->s;
 	const struct config *c = s->c;
-	int rc = c->migrations_mode == MODE_REBUILD
-			 ? rebuild_load(&s->set, c->migrations_dir)
-			 : migrations_load_as(&s->set, c->migrations_dir,
-					      c->migrations_format);
+	int rc;
 
+	if (c->migrations_mode == MODE_APP) { /* README: "Apps that migrate themselves" */
+		report(d, DOCTOR_OK, name,
+		       "mode = app: the server's own, compiled in (none read from '%s')",
+		       c->migrations_dir);
+		return;
+	}
+	rc = c->migrations_mode == MODE_REBUILD
+		     ? rebuild_load(&s->set, c->migrations_dir)
+		     : migrations_load_as(&s->set, c->migrations_dir,
+					  c->migrations_format);
 	s->have_set = true; /* released by session_close, whatever was read */
 	if (rc) {
 		report(d, DOCTOR_FAIL, name, "%s", d->err);
@@ -404,6 +411,7 @@ static void check_journal(struct doctor *d, const char *name)
 static void check_failure(struct doctor *d, const char *name)
 {
 	struct failure f;
+	char what[APP_IDENTITY_MAX + 64];
 	int rc = failure_read(&d->s->state, &f);
 
 	if (rc < 0)
@@ -412,9 +420,8 @@ static void check_failure(struct doctor *d, const char *name)
 		report(d, DOCTOR_OK, name, "none");
 	else
 		report(d, DOCTOR_WARN, name,
-		       "the upgrade from %s to %s failed (%lld attempt%s, last at %s): "
-		       "%s%s",
-		       version_str(&f.from), version_str(&f.to), f.attempts,
+		       "the upgrade %s failed (%lld attempt%s, last at %s): %s%s",
+		       failure_what(&f, what, sizeof(what)), f.attempts,
 		       f.attempts == 1 ? "" : "s", f.time, f.reason,
 		       d->have_plan && failure_same(&f, &d->s->plan)
 			       ? " (this image's upgrade: it is not tried again "

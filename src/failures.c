@@ -22,24 +22,44 @@ static char *record_path(const struct state *st)
 	return xasprintf("%s/failed-upgrade", st->dir);
 }
 
-/* sha256 over "name sha256\n" of each pending migration, in order */
+/* line (freed) appended to text[0, *len) */
+static char *append(char *text, size_t *len, char *line)
+{
+	size_t n = strlen(line);
+
+	text = xrealloc(text, *len + n + 1);
+	memcpy(text + *len, line, n + 1);
+	*len += n;
+	free(line);
+	return text;
+}
+
+/* sha256 over "name sha256\n" of each pending migration, in order, then
+ * "app IDENTITY\n" in mode = app */
 static void migrations_key(const struct plan *p, char out[65])
 {
-	size_t len = 0, cap = 1;
-	char *text = xmalloc(cap);
+	size_t len = 0;
+	char *text = xmalloc(1);
 
-	for (size_t i = 0; i < p->n_pending; i++) {
-		char *line =
-			xasprintf("%s %s\n", p->pending[i]->name, p->pending[i]->sha256);
-		size_t n = strlen(line);
-
-		text = xrealloc(text, cap = len + n + 1);
-		memcpy(text + len, line, n + 1);
-		len += n;
-		free(line);
-	}
+	text[0] = '\0';
+	for (size_t i = 0; i < p->n_pending; i++)
+		text = append(
+			text, &len,
+			xasprintf("%s %s\n", p->pending[i]->name, p->pending[i]->sha256));
+	if (p->app_identity)
+		text = append(text, &len, xasprintf("app %s\n", p->app_identity));
 	sha256_hex(text, len, out);
 	free(text);
+}
+
+const char *failure_what(const struct failure *f, char *buf, size_t size)
+{
+	if (f->identity[0])
+		snprintf(buf, size, "to app identity '%s'", f->identity);
+	else
+		snprintf(buf, size, "from %s to %s", version_str(&f->from),
+			 version_str(&f->to));
+	return buf;
 }
 
 bool failure_same(const struct failure *f, const struct plan *p)
@@ -67,6 +87,8 @@ static void set_field(struct failure *f, const char *key, const char *v)
 		snprintf(f->reason, sizeof(f->reason), "%s", v);
 	else if (!strcmp(key, "probe"))
 		snprintf(f->probe, sizeof(f->probe), "%s", v);
+	else if (!strcmp(key, "identity"))
+		snprintf(f->identity, sizeof(f->identity), "%s", v);
 }
 
 int failure_read(const struct state *st, struct failure *f)
@@ -128,11 +150,12 @@ int failure_record(const struct state *st, const struct plan *p, const char *rea
 	strftime(f.time, sizeof(f.time), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	one_line(f.reason, sizeof(f.reason), reason);
 	one_line(f.probe, sizeof(f.probe), probe);
+	one_line(f.identity, sizeof(f.identity), p->app_identity);
 	text = xasprintf(
 		"from=%s\nto=%s\nmigrations=%s\nattempts=%lld\ntime=%s\nreason=%s\n"
-		"probe=%s\n",
+		"probe=%s\nidentity=%s\n",
 		version_str(&f.from), version_str(&f.to), f.migrations, f.attempts,
-		f.time, f.reason, f.probe);
+		f.time, f.reason, f.probe, f.identity);
 	rc = mkdir_p(st->dir, 0700) < 0
 		     ? -1
 		     : write_file_atomic(path, text, strlen(text), 0600);

@@ -4,13 +4,17 @@
  * boot with the same image does not snapshot, migrate and restore again
  * forever (the crash-loop guard, DESIGN.md promise 7). The same upgrade
  * means the same from and to versions and the same migrations (names and
- * checksums): an image with other migrations is a new upgrade.
+ * checksums): an image with other migrations is a new upgrade. In mode =
+ * app the image's identity is part of it: an image that fixes the server
+ * is a new upgrade too.
  */
 #ifndef FERRY_FAILURES_H
 #define FERRY_FAILURES_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
+#include "journal.h"
 #include "version.h"
 
 struct plan;
@@ -23,6 +27,7 @@ struct failure {
 	char time[32];	     /* of the last failure, UTC */
 	char reason[1024];   /* one line */
 	char probe[512];     /* the health probe's last answer, "" for none */
+	char identity[APP_IDENTITY_MAX + 1]; /* mode = app: the image's, else "" */
 };
 
 /* 1 and *f filled when there is a record, 0 when none, -1 logged. */
@@ -37,6 +42,9 @@ int failure_record(const struct state *st, const struct plan *p, const char *rea
 		   const char *probe, struct failure *out);
 /* Forgets the record (a later upgrade succeeded, or cleanup --failures). */
 int failure_clear(const struct state *st);
+/* "from 3 to 4", or "to app identity '1.4.2'" in mode = app: the upgrade
+ * f names, for messages; returns buf */
+const char *failure_what(const struct failure *f, char *buf, size_t size);
 /* Is f a failure of the very upgrade p plans? */
 bool failure_same(const struct failure *f, const struct plan *p);
 

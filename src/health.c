@@ -226,58 +226,15 @@ out:
 	return rc;
 }
 
-/*
- * The command's words: split on blanks, with the quoting a reader of the
- * ini file expects ('single' quotes literal, "double" quotes with \" and
- * \\, a backslash escaping the next character), so that
- * sh -c 'curl -f ... || exit 1' works; no expansion of any kind. NULL with
- * why filled for an unclosed quote.
- */
+/* The command's words (words_split), the reason named as [health]'s. */
 static char **split_words(const char *command, char *why, size_t size)
 {
-	char **argv = xcalloc(strlen(command) / 2 + 2, sizeof(*argv));
-	char *word = xmalloc(strlen(command) + 1);
-	size_t n = 0;
+	char reason[64];
+	char **argv = words_split(command, reason, sizeof(reason));
 
-	for (const char *p = command; *p;) {
-		size_t len = 0;
-		char quote = 0;
-
-		p += strspn(p, " \t");
-		if (!*p)
-			break;
-		for (; *p && (quote || (*p != ' ' && *p != '\t')); p++) {
-			if (!quote && (*p == '\'' || *p == '"'))
-				quote = *p;
-			else if (quote && *p == quote)
-				quote = 0;
-			else if (*p == '\\' && quote != '\'' && p[1])
-				word[len++] = *++p;
-			else
-				word[len++] = *p;
-		}
-		if (quote) {
-			snprintf(why, size, "[health] command: an unclosed %c quote",
-				 quote);
-			word[0] = '\0';
-			argv[n] = NULL;
-			for (size_t k = 0; k < n; k++)
-				free(argv[k]);
-			free(argv);
-			free(word);
-			return NULL;
-		}
-		argv[n++] = xasprintf("%.*s", (int)len, word);
-	}
-	free(word);
+	if (!argv)
+		snprintf(why, size, "[health] command: %s", reason);
 	return argv;
-}
-
-static void free_words(char **argv)
-{
-	for (char **a = argv; *a; a++)
-		free(*a);
-	free(argv);
 }
 
 /* Waits for pid until the deadline; kills it after. */
@@ -307,10 +264,10 @@ int health_check_command(const char *command, char *why, size_t size)
 	if (!argv)
 		return -1;
 	if (!argv[0]) {
-		free_words(argv);
+		words_free(argv);
 		return snprintf(why, size, "[health] command is empty"), -1;
 	}
-	free_words(argv);
+	words_free(argv);
 	return 0;
 }
 
@@ -353,7 +310,7 @@ static int probe_command(const char *command, double timeout, char *answer, size
 			 WTERMSIG(status)),
 			rc = 1;
 out:
-	free_words(argv);
+	words_free(argv);
 	return rc;
 }
 

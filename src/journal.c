@@ -47,6 +47,7 @@ static const char *const kind_names[KIND_COUNT] = {
 	[KIND_UPGRADE] = "upgrade",
 	[KIND_ROLLBACK] = "rollback",
 	[KIND_DOWNGRADE] = "downgrade",
+	[KIND_APP] = "app",
 };
 
 const char *phase_name(enum phase p)
@@ -106,6 +107,10 @@ static void parse(const char *text, struct journal *j)
 			version_parse(&j->to, v, strlen(v));
 		} else if (!strcmp(line, "snapshot")) {
 			snprintf(j->snapshot, sizeof(j->snapshot), "%s", v);
+		} else if (!strcmp(line, "app_from")) {
+			snprintf(j->app_from, sizeof(j->app_from), "%s", v);
+		} else if (!strcmp(line, "app_to")) {
+			snprintf(j->app_to, sizeof(j->app_to), "%s", v);
 		}
 	}
 	/* written before kinds existed: a rollback's from and to were equal */
@@ -159,7 +164,7 @@ static int state_usable(const struct state *st)
 
 int journal_read(const struct state *st, struct journal *j)
 {
-	char text[PATH_MAX + 512];
+	char text[PATH_MAX + 2 * APP_IDENTITY_MAX + 512];
 	int rc;
 
 	memset(j, 0, sizeof(*j));
@@ -188,7 +193,7 @@ int journal_status(int rc)
 
 int journal_write(const struct state *st, struct journal *j, enum phase phase)
 {
-	char buf[PATH_MAX + 256], point[64];
+	char buf[PATH_MAX + 2 * APP_IDENTITY_MAX + 256], point[64];
 	int n;
 
 	if (!(phases[j->phase].next & TO(phase)))
@@ -201,6 +206,10 @@ int journal_write(const struct state *st, struct journal *j, enum phase phase)
 		     kind_names[j->kind], phase_name(j->phase), version_str(&j->from),
 		     version_str(&j->to), j->snapshot, (int)getpid(),
 		     (long long)time(NULL));
+	/* identities are one printable line each (appmode.c checks) */
+	if (j->kind == KIND_APP)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n,
+			      "app_from=%s\napp_to=%s\n", j->app_from, j->app_to);
 	if (st->store && st->store->ops->journal_save) {
 		if (st->store->ops->journal_save(st->store, buf) < 0)
 			return -1;

@@ -35,6 +35,11 @@
  *   restoring     the snapshot was going back: it is put back again.
  *
  * A rollback (`ferry rollback`) goes from none straight to restoring.
+ * An app upgrade (kind app) goes through the same phases, migrating while
+ * the server's own migrate command runs (or the server itself, gated); in
+ * migrating, verifying, done and applied the identity recorded in the
+ * database decides instead of the ledger: app_to recorded, the upgrade is
+ * kept; anything else, the snapshot goes back.
  * Each phase is durable before the work it names starts; the legal
  * transitions are journal.c's table, and journal_write refuses others.
  */
@@ -57,14 +62,21 @@ enum journal_kind {
 	/* ferry downgrade: down parts undoing `from` down to `to`, through the
 	 * upgrade's phases (the ledger at `from` or `to` decides the same way) */
 	KIND_DOWNGRADE,
+	KIND_APP, /* mode = app: the image's identity changed, from app_from
+		   * to app_to; the server's own migrations run (appmode.h) */
 	KIND_COUNT
 };
+
+/* The longest image identity of mode = app ([app] version and friends) */
+#define APP_IDENTITY_MAX 200
 
 struct journal {
 	enum journal_kind kind;
 	enum phase phase;
 	struct version from, to; /* as text in the file: "from=3", "to=1.2" */
 	char snapshot[PATH_MAX];
+	/* kind app: the identities, "" for none recorded */
+	char app_from[APP_IDENTITY_MAX + 1], app_to[APP_IDENTITY_MAX + 1];
 };
 
 struct store;

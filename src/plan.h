@@ -25,6 +25,9 @@ struct plan {
 	size_t n_unknown; /* applied versions the image does not ship */
 	size_t n_dirty;
 	char why[768]; /* PLAN_REFUSE: what is wrong and what to do */
+	/* mode = app: the image's identity, what the upgrade is keyed by
+	 * instead of versions (NULL otherwise; appmode.c's plan) */
+	const char *app_identity;
 };
 
 /* target zero (or NULL): the highest version shipped. db_exists false: first

@@ -119,7 +119,9 @@ int session_check_finished(struct session *s)
 		log_error("%s from %s to %s was interrupted (phase %s): run "
 			  "`ferry migrate` to resolve it first",
 			  j.kind == KIND_DOWNGRADE ? "a downgrade" : "an upgrade",
-			  version_str(&j.from), version_str(&j.to), phase_name(j.phase));
+			  j.kind == KIND_APP ? j.app_from : version_str(&j.from),
+			  j.kind == KIND_APP ? j.app_to : version_str(&j.to),
+			  phase_name(j.phase));
 		return EXIT_TEMPFAIL;
 	}
 	return 0;
@@ -159,11 +161,15 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 			  "--database-url");
 		return EXIT_CONFIG;
 	}
+	if ((rc = app_check_config(c)))
+		return rc;
 	s->have_store = true; /* released whatever store_init got to */
 	if (store_init(st, c->database_url) < 0)
 		return EXIT_CONFIG;
 	ledger_attach(st);
-	if ((flags & NEED_MIGRATIONS) && (rc = load_migrations(s)))
+	/* mode = app: the migrations are the server's, compiled in */
+	if ((flags & NEED_MIGRATIONS) && c->migrations_mode != MODE_APP &&
+	    (rc = load_migrations(s)))
 		return rc;
 	ledger_configure(st, c->migrations_ledger,
 			 (flags & NEED_MIGRATIONS) ? &s->set : NULL);
@@ -189,6 +195,8 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 
 int session_read_plan(struct session *s)
 {
+	if (s->c->migrations_mode == MODE_APP)
+		return app_read_plan(s);
 	plan_release(&s->plan);
 	ledger_release(&s->ledger);
 	if (s->db_exists) {

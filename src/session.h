@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "appmode.h"
 #include "config.h"
 #include "journal.h"
 #include "ledger.h"
@@ -43,6 +44,8 @@ struct session {
 	/* [run] user when ferry runs as root: the files ferry creates for the
 	 * database are given to it (owner.c), also when the session closes */
 	struct run_user owner;
+	/* [migrations] mode = app: the image's and the recorded identity */
+	struct app_identity app;
 };
 
 /* Opens what flags ask for; returns 0 or the exit status (logged). */

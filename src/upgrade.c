@@ -7,6 +7,7 @@
  * crashes.
  */
 #include "upgrade.h"
+#include "appmode.h"
 #include "commands.h"
 #include "exits.h"
 #include "failures.h"
@@ -150,7 +151,9 @@ static int resolve_changed(struct session *b, struct journal *j)
 /* The one switch over the phases: what a boot does with a journal. */
 static int resolve(struct session *b, struct journal *j)
 {
-	const char *from = version_str(&j->from), *to = version_str(&j->to);
+	bool app = j->kind == KIND_APP;
+	const char *from = app ? j->app_from : version_str(&j->from),
+		   *to = app ? j->app_to : version_str(&j->to);
 	int rc = -1;
 
 	switch (j->phase) {
@@ -168,7 +171,7 @@ static int resolve(struct session *b, struct journal *j)
 	case PHASE_VERIFYING:
 	case PHASE_DONE:
 	case PHASE_APPLIED:
-		rc = resolve_changed(b, j);
+		rc = j->kind == KIND_APP ? app_resolve(b, j) : resolve_changed(b, j);
 		break;
 	case PHASE_RESTORING:
 		break;
@@ -529,6 +532,8 @@ static int await_health(struct session *b, struct journal *j, double t0)
 
 int upgrade_accept(struct session *b)
 {
+	if (b->gated_journal.kind == KIND_APP)
+		return app_accept(b);
 	if (journal_clear(&b->state) < 0)
 		return EXIT_CANTCREAT;
 	failure_clear(&b->state);
@@ -545,6 +550,8 @@ int upgrade_reject(struct session *b, const char *why, const char *probe)
 	struct journal *j = &b->gated_journal;
 	int rc;
 
+	if (j->kind == KIND_APP)
+		return app_reject(b, why, probe);
 	b->gated = false;
 	failure_record(&b->state, &b->plan, why, probe, NULL);
 	rc = restore(b, j);
@@ -578,6 +585,8 @@ int upgrade_undo_unverified(struct session *b)
 	struct journal *j = &b->gated_journal;
 	int rc;
 
+	if (j->kind == KIND_APP)
+		return app_undo_unverified(b);
 	b->gated = false;
 	rc = restore(b, j);
 	if (rc == 0 && b->store.ops->unhold)
@@ -669,8 +678,9 @@ static bool rebuild_fits(const struct session *b)
 static int rebuild(struct session *b)
 {
 	const struct plan *p = &b->plan;
-	struct journal j = { KIND_UPGRADE, PHASE_NONE, p->db_version, p->image_version,
-			     "" };
+	struct journal j = { .kind = KIND_UPGRADE,
+			     .from = p->db_version,
+			     .to = p->image_version };
 	struct store *s = &b->store;
 	struct rebuild_job job;
 	double t0 = now_seconds();
@@ -723,6 +733,7 @@ static const struct strategy {
 	bool (*fits)(const struct session *b);
 	int (*run)(struct session *b);
 } strategies[] = {
+	{ "app", app_fits, app_upgrade },
 	{ "create", create_fits, create },
 	{ "rebuild", rebuild_fits, rebuild },
 	{ "one transaction", one_transaction_fits, one_transaction },
@@ -736,6 +747,14 @@ static int preflight(struct session *b, bool for_run)
 	struct store *s = &b->store;
 	int rc;
 
+	if (for_run && p->kind == PLAN_UPGRADE && !b->c->auto_upgrade &&
+	    p->app_identity) {
+		log_error("the app identity changed (%s recorded, the image is %s): run "
+			  "`ferry migrate`, then start again ([migrations] auto_upgrade "
+			  "= false)",
+			  b->app.recorded[0] ? b->app.recorded : "none", p->app_identity);
+		return EXIT_TEMPFAIL;
+	}
 	if (for_run && p->kind == PLAN_UPGRADE && !b->c->auto_upgrade) {
 		log_error(
 			"%zu migration%s pending (database at %s, image at %s): run "
@@ -763,25 +782,39 @@ static int crash_loop_guard(struct session *b)
 {
 	const char *retry = getenv("FERRY_RETRY_FAILED_UPGRADE");
 	struct failure f;
+	char what[APP_IDENTITY_MAX + 128], at[APP_IDENTITY_MAX + 64];
 
 	if (failure_read(&b->state, &f) != 1 || !failure_same(&f, &b->plan))
 		return 0;
+	failure_what(&f, what, sizeof(what));
+	if (f.identity[0])
+		snprintf(at, sizeof(at), "at app identity '%s'",
+			 b->app.recorded[0] ? b->app.recorded : "(none recorded)");
+	else
+		snprintf(at, sizeof(at), "at version %s", version_str(&f.from));
 	if (retry && !strcmp(retry, "1")) {
-		log_info("the upgrade from %s to %s failed before (%s); trying it again "
+		log_info("the upgrade %s failed before (%s); trying it again "
 			 "(FERRY_RETRY_FAILED_UPGRADE=1)",
-			 version_str(&f.from), version_str(&f.to), f.reason);
+			 what, f.reason);
 		return 0;
 	}
 	if (f.attempts < b->c->health_max_attempts)
 		return 0;
-	log_error(
-		"the upgrade from %s to %s failed %lld time%s already (last at %s: %s): "
-		"not trying it again, the database is untouched at version %s. Pin the "
-		"previous image tag, or retry with FERRY_RETRY_FAILED_UPGRADE=1 or "
-		"`ferry cleanup --failures`",
-		version_str(&f.from), version_str(&f.to), f.attempts,
-		f.attempts == 1 ? "" : "s", f.time, f.reason, version_str(&f.from));
+	log_error("the upgrade %s failed %lld time%s already (last at %s: %s): not "
+		  "trying it again, the database is untouched %s. Pin the previous "
+		  "image tag, or retry with FERRY_RETRY_FAILED_UPGRADE=1 or `ferry "
+		  "cleanup --failures`",
+		  what, f.attempts, f.attempts == 1 ? "" : "s", f.time, f.reason, at);
 	return EXIT_TEMPFAIL;
+}
+
+static void log_current(const struct session *b)
+{
+	if (b->plan.app_identity)
+		app_log_current(b);
+	else
+		log_info("schema up to date: database and image at version %s",
+			 version_str(&b->plan.db_version));
 }
 
 /* The plan made under the lock, carried out. */
@@ -791,8 +824,7 @@ static int carry_out(struct session *b, bool for_run)
 
 	switch (b->plan.kind) {
 	case PLAN_CURRENT:
-		log_info("schema up to date: database and image at version %s",
-			 version_str(&b->plan.db_version));
+		log_current(b);
 		return 0;
 	case PLAN_REFUSE:
 		log_error("%s (nothing was changed)", b->plan.why);
@@ -802,7 +834,7 @@ static int carry_out(struct session *b, bool for_run)
 		break;
 	}
 	rc = preflight(b, for_run);
-	if (rc == 0 && b->plan.kind == PLAN_UPGRADE)
+	if (rc == 0 && (b->plan.kind == PLAN_UPGRADE || b->plan.app_identity))
 		rc = crash_loop_guard(b);
 	if (rc)
 		return rc;
@@ -826,8 +858,7 @@ int upgrade_boot(struct session *b, bool for_run)
 		if (rc)
 			return rc;
 		if (b->plan.kind == PLAN_CURRENT) {
-			log_info("schema up to date: database and image at version %s",
-				 version_str(&b->plan.db_version));
+			log_current(b);
 			return 0;
 		}
 	}
@@ -846,6 +877,11 @@ int upgrade_boot(struct session *b, bool for_run)
 	if (rc)
 		return rc;
 	return carry_out(b, for_run);
+}
+
+int upgrade_restore(struct session *b, struct journal *j)
+{
+	return restore(b, j);
 }
 
 int upgrade_rollback(struct session *b, const char *path)

@@ -31,7 +31,8 @@ int upgrade_undo_unverified(struct session *s);
 /* What an upgrade of s->plan would refuse before its first write (65). */
 int upgrade_check_pending(struct session *s);
 /*
- * For ferry downgrade, the upgrade's own steps: the snapshot of the
+ * For strategies and commands kept in files of their own (downgrade.c,
+ * appmode.c), the upgrade's own steps: the snapshot of the
  * database at s->plan.db_version into j->snapshot, journalled
  * (snapshotting -> snapshotted) with others kept out from then on; and
  * the undo of a failure after it (rolled back, or the snapshot restored
@@ -40,5 +41,8 @@ int upgrade_check_pending(struct session *s);
 int upgrade_take_snapshot(struct session *s, struct journal *j, bool exclusive);
 int upgrade_undo(struct session *s, struct journal *j, const char *why,
 		 bool may_have_committed);
+
+/* The snapshot put back, journalled restoring (0, or 74 logged). */
+int upgrade_restore(struct session *s, struct journal *j);
 
 #endif

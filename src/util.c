@@ -341,3 +341,50 @@ int wait_for(const struct wait *w)
 	}
 	return rc;
 }
+
+/* util.h says what it accepts; hand-written: no linked library splits words */
+char **words_split(const char *command, char *why, size_t size)
+{
+	char **argv = xcalloc(strlen(command) / 2 + 2, sizeof(*argv));
+	char *word = xmalloc(strlen(command) + 1);
+	size_t n = 0;
+
+	for (const char *p = command; *p;) {
+		size_t len = 0;
+		char quote = 0;
+
+		p += strspn(p, " \t");
+		if (!*p)
+			break;
+		for (; *p && (quote || (*p != ' ' && *p != '\t')); p++) {
+			if (!quote && (*p == '\'' || *p == '"'))
+				quote = *p;
+			else if (quote && *p == quote)
+				quote = 0;
+			else if (*p == '\\' && quote != '\'' && p[1])
+				word[len++] = *++p;
+			else
+				word[len++] = *p;
+		}
+		if (quote) {
+			snprintf(why, size, "an unclosed %c quote", quote);
+			word[0] = '\0';
+			argv[n] = NULL;
+			for (size_t k = 0; k < n; k++)
+				free(argv[k]);
+			free(argv);
+			free(word);
+			return NULL;
+		}
+		argv[n++] = xasprintf("%.*s", (int)len, word);
+	}
+	free(word);
+	return argv;
+}
+
+void words_free(char **argv)
+{
+	for (char **a = argv; *a; a++)
+		free(*a);
+	free(argv);
+}

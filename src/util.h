@@ -71,3 +71,13 @@ int copy_fd(int in, int out, unsigned long long size, const char *label,
 /* Test-only fault injection: kill -9 ourselves when FERRY_TEST_CRASH_AT
  * names this point. */
 void crash_point(const char *name);
+
+/*
+ * A command's words: split on blanks, with the quoting a reader of the
+ * ini file expects ('single' quotes literal, "double" quotes with \" and
+ * \\, a backslash escaping the next character), no expansion of any
+ * kind; NULL-terminated, words_free() frees them. NULL with why filled
+ * ("an unclosed ' quote") when a quote is not closed.
+ */
+char **words_split(const char *command, char *why, size_t size);
+void words_free(char **argv);

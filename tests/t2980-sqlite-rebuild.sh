@@ -231,10 +231,10 @@ is "$(dump "$DB")" "$before" "the old database is back as it was"
 # ---- the mode key -------------------------------------------------------------
 v1 mode
 FERRY_MIGRATIONS_MODE=app fy "$DB" "$TMP/r3" migrate
-expect_status 78 "mode = app"
-like "$err" "app is not supported yet" "it says app is not supported yet"
+expect_status 78 "mode = app without an identity"
+like "$err" "mode = app needs exactly one of \[app\] version" "it names the [app] keys (t2760 tests app mode)"
 FERRY_MIGRATIONS_MODE=sideways fy "$DB" "$TMP/r3" migrate
 expect_status 78 "an unknown mode"
-like "$err" "FERRY_MIGRATIONS_MODE.*expected in-place or rebuild" "it names the variable and the choices"
+like "$err" "FERRY_MIGRATIONS_MODE.*expected in-place, rebuild or app" "it names the variable and the choices"
 
 done_testing

@@ -8,10 +8,11 @@ import sys
 
 TOP = ["database", "exists", "database_version", "image_version", "plan",
        "pending", "unknown", "dirty", "refusal", "snapshot", "journal",
-       "migrations", "snapshots", "failed_upgrade"]
+       "migrations", "snapshots", "failed_upgrade", "app"]
 ROW = ["version", "name", "state", "applied_at", "duration_ms"]
 SNAP = ["path", "bytes", "age_seconds"]
 FAIL = ["from", "to", "attempts", "time", "reason", "probe"]
+APP = ["recorded", "recorded_at", "current"]
 STATES = {"applied", "pending", "dirty", "changed", "unknown", "above-target"}
 NOT_APPLIED = {"pending", "above-target"}
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -142,6 +143,16 @@ def main():
                 j["snapshots"][0].get("path") != j["snapshot"].get("path")):
             bad("snapshots", "does not start with the latest snapshot")
     failure("failed_upgrade", j["failed_upgrade"])
+    a = j["app"]  # null unless [migrations] mode = app
+    if a is not None and keys("app", a, APP):
+        if not isinstance(a.get("current"), str) or not a["current"]:
+            bad("app.current", "not an identity: %r" % (a.get("current"),))
+        if a.get("recorded") is not None and not isinstance(a["recorded"], str):
+            bad("app.recorded", "not a string or null")
+        at = a.get("recorded_at")
+        if (at is None) != (a.get("recorded") is None) or (
+                at is not None and not STAMP.match(str(at))):
+            bad("app.recorded_at", "a UTC time exactly when recorded: %r" % (at,))
     print("\n".join(problems) if problems else "ok")
 
 
