@@ -53,6 +53,7 @@ enum {
 	TAKES_OUTPUT = 1 << 9,	 /* -o FILE */
 	TAKES_RESTORE = 1 << 10, /* FILE --mode M --keep-owners */
 	TAKES_TO = 1 << 11,	 /* --to V, required */
+	TAKES_VERSION = 1 << 12, /* --version V */
 };
 
 static int cmd_help(struct session *s, const struct cmd_args *a);
@@ -113,6 +114,16 @@ static const struct command commands[] = {
 	  "and changes nothing. --mode replace extracts into staging beside each\n"
 	  "target, verifies it all, then swaps database and data paths in by\n"
 	  "journalled renames. Files go to [run] user unless --keep-owners." },
+	{ "baseline", cmd_baseline, TAKES_VERSION,
+	  NEED_DATABASE | NEED_MIGRATIONS | TAKE_LOCK | NO_UNFINISHED,
+	  "baseline --version V",
+	  "Adopt a database no tool tracked: record versions up to V as applied.\n"
+	  "For a database whose schema is already that of version V of the image's\n"
+	  "migrations (built by hand, or by a tool whose ledger was lost): prints\n"
+	  "the migrations it will record, then writes them to the ledger\n"
+	  "([migrations] ledger: ferry's own, or the format's tool's) without\n"
+	  "running them. Refused when the database already has a ledger or V is\n"
+	  "not a version the image ships." },
 	{ "doctor", cmd_doctor, TAKES_DEEP | TAKES_JSON, NEED_DATABASE,
 	  "doctor [--deep] [--json]",
 	  "Check the database, its ledger, journal and snapshots; read-only.\n"
@@ -269,6 +280,8 @@ static int take_archive_opt(const struct command *cmd, int argc, char **argv, in
 		target = &o->args.output;
 	else if (cmd->takes & TAKES_RESTORE && !strcmp(a, "--mode"))
 		target = &o->args.mode;
+	else if (cmd->takes & TAKES_VERSION && !strcmp(a, "--version"))
+		target = &o->args.version;
 	else if (cmd->takes & TAKES_RESTORE && !strcmp(a, "--keep-owners"))
 		return o->args.keep_owners = true, 1;
 	else if (cmd->takes & TAKES_TO && !strncmp(a, "--to=", 5))

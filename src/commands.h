@@ -12,14 +12,15 @@ struct session;
 
 struct cmd_args {
 	bool dry_run, json, deep;
-	bool failures;	    /* cleanup --failures */
-	bool exit_code;	    /* status: 1 unless up to date and clean */
-	const char *output; /* backup -o FILE|- */
-	const char *mode;   /* restore --mode verify|replace */
-	const char *file;   /* restore FILE */
-	bool keep_owners;   /* restore --keep-owners */
-	const char *to;	    /* downgrade --to V */
-	char **rest;	    /* run: the server command; help: the command asked about */
+	bool failures;	     /* cleanup --failures */
+	bool exit_code;	     /* status: 1 unless up to date and clean */
+	const char *output;  /* backup -o FILE|- */
+	const char *mode;    /* restore --mode verify|replace */
+	const char *file;    /* restore FILE */
+	bool keep_owners;    /* restore --keep-owners */
+	const char *to;	     /* downgrade --to V */
+	const char *version; /* baseline --version V */
+	char **rest;	     /* run: the server command; help: the command asked about */
 };
 
 int cmd_run(struct session *s, const struct cmd_args *a);
@@ -39,6 +40,7 @@ int backup_write(struct session *s, const char *out);
  * ledger read; 0 (also when off) or the exit status */
 int backup_before_upgrade(struct session *s);
 int cmd_doctor(struct session *s, const struct cmd_args *a);
+int cmd_baseline(struct session *s, const struct cmd_args *a);
 int cmd_config(struct session *s, const struct cmd_args *a);
 
 #endif

@@ -27,6 +27,7 @@ enum type {
 	T_STATUSES,
 	T_VERSION,
 	T_MODE,
+	T_LEDGER,
 	T_MIGRATION_FORMAT,
 };
 
@@ -56,6 +57,8 @@ static const struct key keys[] = {
 	{ "migrations", "statement_lock_timeout", T_INT, OFF(statement_lock_timeout), 1, 3600, 0 },
 	{ "migrations", "target_version", T_VERSION, OFF(target_version), 0, 0, 0 },
 	{ "migrations", "mode", T_MODE, OFF(migrations_mode), 0, 0, 0 },
+	{ "migrations", "ledger", T_LEDGER, OFF(migrations_ledger), 0, 0, 0 },
+	{ "migrations", "allow_out_of_order", T_BOOL, OFF(allow_out_of_order), 0, 0, 0 },
 	{ "migrations", "format", T_MIGRATION_FORMAT, OFF(migrations_format), 0, 0, 0 },
 	{ "migrations", "command", T_STR, OFF(migrations_command), 0, 0, 0 },
 	{ "snapshot", "dir", T_STR, OFF(snapshot_dir), 0, 0, 0 },
@@ -88,6 +91,11 @@ static const struct key keys[] = {
 	{ "log", "format", T_FORMAT, OFF(log_format), 0, 0, 0 },
 };
 
+/* [migrations] ledger: auto, then the ledger shapes of ledger.c */
+static const char *const ledgers[] = {
+	"auto", "ferry", "golang-migrate", "dbmate", "goose", "flyway", "diesel", "sqlx",
+};
+
 /* Sections of DESIGN.md whose keys arrive with later features. */
 static const char *const sections[] = {
 	"database", "migrations", "snapshot", "run", "health",
@@ -109,6 +117,7 @@ void config_defaults(struct config *c)
 	c->lock_timeout_seconds = 300;
 	c->auto_upgrade = true;
 	c->statement_lock_timeout = 5;
+	c->migrations_ledger = ledgers[0];
 	c->snapshot_keep = 1;
 	c->grace_seconds = 10;
 	c->health_interval_seconds = 2;
@@ -285,6 +294,16 @@ static int set_value(struct config *c, const struct key *k, const char *value, c
 		}
 		*(long long *)field = v;
 		return 0;
+	case T_LEDGER:
+		for (size_t i = 0; i < sizeof(ledgers) / sizeof(ledgers[0]); i++)
+			if (!strcasecmp(value, ledgers[i])) {
+				*(const char **)field = ledgers[i];
+				return 0;
+			}
+		snprintf(why, whysize,
+			 "expected auto, ferry, golang-migrate, dbmate, goose, flyway, "
+			 "diesel or sqlx");
+		return -1;
 	case T_MIGRATION_FORMAT:
 		if (!strcasecmp(value, "auto")) {
 			*(const char **)field = NULL;
@@ -821,6 +840,9 @@ void config_item(const struct config *c, size_t i, struct config_item *it)
 			 v == MODE_REBUILD ? "rebuild"
 			 : v == MODE_APP   ? "app"
 					   : "in-place");
+		break;
+	case T_LEDGER:
+		snprintf(it->text, sizeof(it->text), "%s", *(const char *const *)field);
 		break;
 	case T_MIGRATION_FORMAT:
 		snprintf(it->text, sizeof(it->text), "%s",

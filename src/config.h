@@ -13,7 +13,7 @@
 #include "version.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/ferry/ferry.ini"
-#define CONFIG_NKEYS	    40 /* rows of config.c's key table */
+#define CONFIG_NKEYS	    42 /* rows of config.c's key table */
 
 /* Where a key's value came from, for `ferry config`. */
 enum config_origin {
@@ -50,6 +50,8 @@ struct config {
 	struct version target_version;	  /* zero: the highest shipped */
 	long long statement_lock_timeout; /* seconds, PostgreSQL */
 	long long migrations_mode;	  /* enum migrations_mode */
+	const char *migrations_ledger;	  /* "auto" or a ledger shape's name */
+	bool allow_out_of_order;	  /* holes applied first, not refused */
 	const char *migrations_format;	  /* a format's name; NULL: auto */
 	char *migrations_command;	  /* mode = app: the server's own migrate step */
 	/* [snapshot] */

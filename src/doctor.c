@@ -277,6 +277,9 @@ static void check_migrations(struct doctor *d, const char *name)
 		}
 	}
 	d->set_ok = true;
+	/* the tools' ledgers read with the image's migrations (their names,
+	 * golang-migrate's versions below the current one) */
+	ledger_configure(&s->store, s->c->migrations_ledger, &s->set);
 	report(d, DOCTOR_OK, name, "%zu in '%s' (%s format), up to version %s", s->set.n,
 	       s->set.dir, s->set.format,
 	       version_str(&s->set.items[s->set.n - 1].version));
@@ -341,7 +344,7 @@ static void check_ledger(struct doctor *d, const char *name)
 		       l->n, version_str(&top));
 		return;
 	}
-	plan_make(p, &s->set, l, true, &s->c->target_version);
+	plan_make(p, &s->set, l, true, &s->c->target_version, s->c->allow_out_of_order);
 	d->have_plan = true;
 	if (ledger_faults(d, buf, sizeof(buf)))
 		report(d, DOCTOR_FAIL, name, "%s", buf);

@@ -23,7 +23,7 @@ struct object {
 };
 
 struct schema {
-	const char *skip; /* the ledger's table */
+	const struct store *st; /* its ledger's tables are left out */
 	struct object *items;
 	size_t n, cap;
 };
@@ -32,7 +32,7 @@ static int add_object(void *arg, int ncols, const char *const *v)
 {
 	struct schema *sc = arg;
 
-	if (ncols < 3 || !v[1] || (v[0] && !strcmp(v[0], sc->skip)))
+	if (ncols < 3 || !v[1] || (v[0] && ledger_own_table(sc->st, v[0])))
 		return 0;
 	if (sc->n == sc->cap) {
 		sc->cap = sc->cap ? 2 * sc->cap : 64;
@@ -51,7 +51,7 @@ static int by_key(const void *a, const void *b)
 
 static int describe(struct store *st, struct schema *sc)
 {
-	sc->skip = st->recorder ? st->recorder->table : "";
+	sc->st = st;
 	if (st->ops->describe_schema(st, add_object, sc) < 0)
 		return -1;
 	if (sc->n)

@@ -5,6 +5,7 @@
  * Parameters are text, written $1, $2 ... for every engine.
  */
 #include "ledger.h"
+#include "ledger_shape.h"
 #include "log.h"
 #include "migrations.h"
 #include "store.h"
@@ -108,6 +109,8 @@ static int ferry_record(struct store *s, const struct migration *m, long long ms
 	time_t now = time(NULL);
 	struct tm tm;
 
+	if (ledger_is_repeatable(s, m))
+		return ledger_repeatable_record(s, m, ms);
 	if (ferry_version(s, m, version, sizeof(version)) < 0)
 		return -1;
 	gmtime_r(&now, &tm);
@@ -203,40 +206,156 @@ static int ferry_read(struct store *s, struct ledger *l)
  * The shapes of ledger ferry reads and writes. A shape names its table,
  * reads its rows into struct ledger, creates the table, and records a
  * migration (and, where the engine runs statement by statement, its
- * progress) inside the backend's transaction.
+ * progress) inside the backend's transaction. ferry's own is the first:
+ * the one of a new database whose format names no other tool.
  */
-static const struct ledger_shape {
-	const char *name;
-	const char *table;
-	int (*read)(struct store *s, struct ledger *l);
-	struct store_recorder recorder;
-} shapes[] = {
-	{ "ferry",
-	  "ferry_migrations",
-	  ferry_read,
-	  { "ferry_migrations", ferry_prepare, ferry_record, ferry_progress_write,
-	    ferry_forget } },
+static const struct ledger_shape ledger_ferry = {
+	"ferry",
+	"ferry_migrations",
+	NULL,
+	ferry_read,
+	false,
+	true,
+	{ "ferry_migrations", ferry_prepare, ferry_record, ferry_progress_write,
+	  ferry_forget },
 };
+
+static const struct ledger_shape *const shapes[] = {
+	&ledger_ferry,	&ledger_golang_migrate, &ledger_dbmate, &ledger_goose,
+	&ledger_flyway, &ledger_diesel,		&ledger_sqlx,
+};
+#define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
+
+static const struct ledger_shape *shape_named(const char *name)
+{
+	for (size_t i = 0; name && i < NSHAPES; i++)
+		if (!strcmp(shapes[i]->name, name))
+			return shapes[i];
+	return NULL;
+}
+
+static const struct ledger_shape *shape_of(const struct store *s)
+{
+	for (size_t i = 0; i < NSHAPES; i++)
+		if (s->recorder == &shapes[i]->recorder)
+			return shapes[i];
+	return &ledger_ferry;
+}
 
 void ledger_attach(struct store *s)
 {
-	s->recorder = &shapes[0].recorder;
+	s->recorder = &ledger_ferry.recorder;
+}
+
+void ledger_configure(struct store *s, const char *want, const struct migration_set *set)
+{
+	const struct ledger_shape *shape = shape_named(want);
+
+	s->ledger_want = want && strcmp(want, "auto") ? want : NULL;
+	s->ledger_set = set;
+	/* a new database: the format's own tool's ledger */
+	if (!shape && set)
+		shape = shape_named(set->format);
+	s->recorder = &(shape ? shape : &ledger_ferry)->recorder;
+}
+
+void ledger_describe(const struct store *s, struct ledger *l)
+{
+	const struct ledger_shape *shape = shape_of(s);
+
+	if (!l->table)
+		l->table = shape->table;
+	l->integer_versions = shape->integer_versions;
+}
+
+bool ledger_own_table(const struct store *s, const char *name)
+{
+	return (s->recorder && !strcmp(name, s->recorder->table)) ||
+	       !strcmp(name, SIDE_TABLE) || !strcmp(name, REPEATABLES_TABLE);
+}
+
+const char *ledger_shape_name(const struct store *s)
+{
+	return shape_of(s)->name;
 }
 
 struct tables {
-	const char *ledger;
+	bool found[NSHAPES];
+	bool side, reps;
 	struct ledger *l;
 };
 
 static int see_table(void *arg, const char *name, bool in_schema)
 {
 	struct tables *t = arg;
+	bool known = false;
 
-	if (in_schema && !strcmp(name, t->ledger))
-		t->l->exists = true;
-	else
+	for (size_t i = 0; in_schema && i < NSHAPES; i++)
+		if (!strcmp(name, shapes[i]->table))
+			t->found[i] = known = true;
+	if (in_schema && !strcmp(name, SIDE_TABLE))
+		t->side = known = true;
+	if (in_schema && !strcmp(name, REPEATABLES_TABLE))
+		t->reps = known = true;
+	if (!known)
 		t->l->has_user_tables = true;
 	return 0;
+}
+
+/*
+ * The shape of the database's ledger: the one [migrations] ledger names,
+ * else the one whose table is there (two: refused, naming both), else the
+ * attached one (the format's). NULL with s->err set.
+ */
+static const struct ledger_shape *choose(struct store *s, struct tables *t)
+{
+	const struct ledger_shape *want = shape_named(s->ledger_want), *found = NULL;
+
+	for (size_t i = 0; i < NSHAPES; i++) {
+		const struct ledger_shape *sh = shapes[i];
+
+		if (!t->found[i] || (sh->is_mine && !sh->is_mine(s)))
+			continue;
+		if (want && sh != want) {
+			/* another tool's table: the app's own, for this ledger */
+			t->l->has_user_tables = true;
+			continue;
+		}
+		if (found && !want) {
+			snprintf(s->err, sizeof(s->err),
+				 "the database has two ledgers, %s's %s and %s's %s: set "
+				 "[migrations] ledger to the one that is current",
+				 found->name, found->table, sh->name, sh->table);
+			return NULL;
+		}
+		found = sh;
+	}
+	if (found)
+		t->l->exists = true;
+	return found ? found : want ? want : shape_of(s);
+}
+
+/* ferry_checksums' rows onto the ledger's: what was applied by ferry */
+static int side_row(void *arg, int ncols, const char *const *v)
+{
+	struct ledger *l = arg;
+	struct version ver;
+
+	if (ncols < 2 || !v[0] || !v[1] || !version_parse(&ver, v[0], strlen(v[0])))
+		return 0;
+	for (size_t i = 0; i < l->n; i++)
+		if (!version_cmp(&l->rows[i].version, &ver)) {
+			snprintf(l->rows[i].sha256, sizeof(l->rows[i].sha256), "%s",
+				 v[1]);
+			l->rows[i].trusted = false;
+		}
+	return 0;
+}
+
+static int side_read(struct store *s, struct ledger *l)
+{
+	return s->ops->sql_query(s, "SELECT version, sha256 FROM " SIDE_TABLE, 0, NULL,
+				 side_row, l);
 }
 
 static int by_version(const void *a, const void *b)
@@ -247,22 +366,31 @@ static int by_version(const void *a, const void *b)
 
 int ledger_read(struct store *s, struct ledger *l)
 {
-	const struct ledger_shape *shape = &shapes[0];
-	struct tables t = { shape->table, l };
+	const struct ledger_shape *shape;
+	struct tables t = { .l = l };
 
 	memset(l, 0, sizeof(*l));
 	if (!s->db && s->ops->open(s) < 0)
 		return -1;
-	if (s->ops->list_tables(s, see_table, &t) < 0 ||
-	    (l->exists && shape->read(s, l) < 0)) {
-		error("cannot read the ledger of %s: %s", s->url_redacted, s->err);
-		ledger_release(l);
-		return -1;
-	}
+	if (s->ops->list_tables(s, see_table, &t) < 0 || !(shape = choose(s, &t)))
+		goto fail;
+	s->recorder = &shape->recorder;
+	l->shape = shape->name;
+	l->table = shape->table;
+	if (l->exists &&
+	    (shape->read(s, l) < 0 || (shape->side && t.side && side_read(s, l) < 0)))
+		goto fail;
+	/* Flyway's shape reads its own repeatables' rows */
+	if (t.reps && shape != &ledger_flyway && ledger_repeatables_read(s, l) < 0)
+		goto fail;
 	/* the order of versions, whatever order the table's column gives */
 	if (l->n)
 		qsort(l->rows, l->n, sizeof(*l->rows), by_version);
 	return 0;
+fail:
+	error("cannot read the ledger of %s: %s", s->url_redacted, s->err);
+	ledger_release(l);
+	return -1;
 }
 
 void ledger_release(struct ledger *l)
@@ -270,7 +398,18 @@ void ledger_release(struct ledger *l)
 	for (size_t i = 0; i < l->n; i++)
 		free(l->rows[i].name);
 	free(l->rows);
+	for (size_t i = 0; i < l->n_rep_current; i++)
+		free(l->rep_current[i]);
+	free(l->rep_current);
 	memset(l, 0, sizeof(*l));
+}
+
+bool ledger_rep_current(const struct ledger *l, const char *name)
+{
+	for (size_t i = 0; i < l->n_rep_current; i++)
+		if (!strcmp(l->rep_current[i], name))
+			return true;
+	return false;
 }
 
 const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v)

@@ -37,12 +37,17 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 {
 	if (!l->exists && l->has_user_tables)
 		return refuse(
-			p, "the database has tables but no ferry_migrations ledger, so "
-			   "its schema version is unknown: refusing to migrate it (adopt "
-			   "it by creating the ledger for the versions it already has)");
+			p,
+			"the database has tables but no %s ledger, so its schema "
+			"version is unknown: refusing to migrate it. If its schema is "
+			"that of version V of the image's migrations, adopt it with "
+			"`ferry baseline --version V`",
+			l->table ? l->table : "ferry_migrations");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 
+		if (r->dirty && l->dirty_hint[0])
+			return refuse(p, "%s", l->dirty_hint);
 		if (r->dirty)
 			return refuse(
 				p,
@@ -128,16 +133,29 @@ static bool refuse_holes(struct plan *p, const struct migration_set *set,
 		"before it%s: ferry applies only versions above the highest applied "
 		"one (%s), never one out of order. If %s is new, give it a version "
 		"above %s; if the database already has its changes, its ledger row "
-		"was lost: put it back, or restore the database from a backup",
+		"was lost: put it back, or restore the database from a backup; to "
+		"apply it anyway, before the newer ones, set [migrations] "
+		"allow_out_of_order = true",
 		version_str(above), version_str(&hole->version), hole->name, more,
 		version_str(top), hole->name, version_str(top));
 }
 
-/* A migration about to run that the engines would not read as written. */
-static bool refuse_pending(struct plan *p)
+/* A migration about to run that the engines would not read as written,
+ * or whose version the ledger cannot keep. */
+static bool refuse_pending(struct plan *p, const struct ledger *l)
 {
 	for (size_t i = 0; i < p->n_pending; i++) {
 		const struct migration *m = p->pending[i];
+
+		if (l->integer_versions && !version_is_integer(&m->version))
+			return refuse(
+				p,
+				"migration '%s' has the dotted version %s, which the "
+				"ledger %s cannot keep (integer versions only): use "
+				"[migrations] ledger = flyway (flyway_schema_history keeps "
+				"versions as text), or give it an integer version",
+				m->path, version_str(&m->version),
+				l->table ? l->table : "ferry_migrations");
 
 		if (m->not_utf8_line)
 			return refuse(
@@ -153,14 +171,14 @@ static bool refuse_pending(struct plan *p)
 }
 
 void plan_make(struct plan *p, const struct migration_set *set, const struct ledger *l,
-	       bool db_exists, const struct version *target)
+	       bool db_exists, const struct version *target, bool out_of_order)
 {
 	memset(p, 0, sizeof(*p));
 	if (target && !version_is_zero(target))
 		p->image_version = *target;
 	else
 		p->image_version = migrations_latest(set);
-	p->pending = xcalloc(set->n + 1, sizeof(*p->pending));
+	p->pending = xcalloc(set->n + set->n_repeatables + 1, sizeof(*p->pending));
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];
 
@@ -171,26 +189,36 @@ void plan_make(struct plan *p, const struct migration_set *set, const struct led
 		if (!migrations_find(set, &r->version))
 			p->n_unknown++;
 	}
-	/* only what comes after the highest applied version is pending; a
+	/*
+	 * only what comes after the highest applied version is pending; a
 	 * version 0 (diesel's 00000000000000_diesel_initial_setup) comes
-	 * first, pending until its row is there */
+	 * first, pending until its row is there; out of order allowed, also
+	 * the versions below the highest never applied (holes), which version
+	 * order puts first
+	 */
 	for (size_t i = 0; i < set->n; i++) {
 		const struct migration *m = &set->items[i];
 		bool first = version_is_zero(&m->version) &&
 			     version_is_zero(&p->db_version) &&
 			     !ledger_find(l, &m->version);
+		bool hole = out_of_order && !ledger_find(l, &m->version);
 
-		if ((first || version_cmp(&m->version, &p->db_version) > 0) &&
+		if ((first || hole || version_cmp(&m->version, &p->db_version) > 0) &&
 		    version_cmp(&m->version, &p->image_version) <= 0)
 			p->pending[p->n_pending++] = m;
 	}
+	/* Flyway's repeatables after them, in name order, when changed */
+	for (size_t i = 0; i < set->n_repeatables; i++)
+		if (!ledger_rep_current(l, set->repeatables[i].name))
+			p->pending[p->n_pending++] = &set->repeatables[i];
 
 	if (!db_exists) {
-		if (!refuse_pending(p))
+		if (!refuse_pending(p, l))
 			p->kind = PLAN_CREATE;
 		return;
 	}
-	if (refuse_ledger(p, set, l) || refuse_holes(p, set, l) || refuse_pending(p))
+	if (refuse_ledger(p, set, l) || (!out_of_order && refuse_holes(p, set, l)) ||
+	    refuse_pending(p, l))
 		return;
 	p->kind = p->n_pending ? PLAN_UPGRADE : PLAN_CURRENT;
 }

@@ -30,9 +30,11 @@ struct plan {
 	const char *app_identity;
 };
 
-/* target zero (or NULL): the highest version shipped. db_exists false: first boot. */
+/* target zero (or NULL): the highest version shipped. db_exists false: first
+ * boot. out_of_order: versions below the highest applied one that were never
+ * applied are pending too (first, in version order), not refused. */
 void plan_make(struct plan *p, const struct migration_set *set, const struct ledger *l,
-	       bool db_exists, const struct version *target);
+	       bool db_exists, const struct version *target, bool out_of_order);
 void plan_release(struct plan *p);
 
 #endif

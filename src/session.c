@@ -171,6 +171,8 @@ int session_open(struct session *s, const struct config *c, unsigned flags)
 	if ((flags & NEED_MIGRATIONS) && c->migrations_mode != MODE_APP &&
 	    (rc = load_migrations(s)))
 		return rc;
+	ledger_configure(st, c->migrations_ledger,
+			 (flags & NEED_MIGRATIONS) ? &s->set : NULL);
 	st->wait_seconds = c->wait_seconds;
 	st->lock_timeout = c->lock_timeout_seconds;
 	st->statement_lock_timeout = c->statement_lock_timeout;
@@ -203,6 +205,8 @@ int session_read_plan(struct session *s)
 		if (ledger_read(&s->store, &s->ledger) < 0)
 			return EXIT_DATA;
 	}
-	plan_make(&s->plan, &s->set, &s->ledger, s->db_exists, &s->c->target_version);
+	ledger_describe(&s->store, &s->ledger);
+	plan_make(&s->plan, &s->set, &s->ledger, s->db_exists, &s->c->target_version,
+		  s->c->allow_out_of_order);
 	return 0;
 }

@@ -443,12 +443,15 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 			 char *msg, size_t size)
 {
 	double t0 = now_seconds();
+	char point[96];
 
 	if (sq_exec(s, "BEGIN IMMEDIATE", msg, size) < 0 ||
 	    ledger_prepare(s, msg, size) < 0 ||
 	    ledger_write(s, m, 0, true, msg, size) < 0 ||
 	    sq_exec(s, "COMMIT", msg, size) < 0)
 		return -1;
+	snprintf(point, sizeof(point), "migration:%s:dirty", version_str(&m->version));
+	crash_point(point);
 	/* foreign_keys = ON in the script (diesel's table rebuilds end so)
 	 * would hold for the migrations after it: off again, then checked */
 	if (run_script(s, m->sql, msg, size) < 0 ||

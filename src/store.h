@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 struct migration;
+struct migration_set;
 struct rebuild_job;
 
 /* How a snapshot was taken, for the log line. */
@@ -203,6 +204,11 @@ struct store {
 	void *db;	    /* the backend's handle */
 	void *priv;	    /* more backend state */
 	const struct store_recorder *recorder; /* the ledger's, ledger_attach() */
+	/* the ledger layer's (ledger_configure): [migrations] ledger (NULL:
+	 * auto), the image's migrations, side table filled */
+	const char *ledger_want;
+	const struct migration_set *ledger_set;
+	bool ledger_backfilled;
 	long long busy_ms;
 	long long lock_timeout; /* seconds to wait for other processes */
 	long long wait_seconds; /* for a database that is not up yet */

@@ -182,6 +182,8 @@ printf 'ALTER TABLE notes ADD COLUMN done INTEGER NOT NULL DEFAULT 0;\n' >"$TMP/
 printf 'garbage that is not SQL\n' >"$TMP/mgm/000003_done.down.sql"
 printf 'not a migration\n' >"$TMP/mgm/README.md"
 new_db gm
+# [migrations] ledger = ferry: ferry's own ledger, not migrate's (t2720)
+export FERRY_MIGRATIONS_LEDGER=ferry
 fy "$DB" "$TMP/mgm" migrate
 expect_status 0 "golang-migrate format: first boot"
 is "$(q "$DB" 'SELECT body, done FROM notes ORDER BY id' | tr '\n' ' ')" "one|0 two|0 " \
@@ -191,6 +193,7 @@ is "$(q "$DB" 'SELECT version, name FROM ferry_migrations ORDER BY version' | tr
 fy "$DB" "$TMP/mgm" migrate
 expect_status 0 "golang-migrate format: again"
 like "$err" "up to date" "up to date"
+unset FERRY_MIGRATIONS_LEDGER
 
 # ---- no-transaction migration ------------------------------------------------------------
 cp -r "$TMP/m3" "$TMP/mnt"

@@ -8,6 +8,8 @@
 # -9 at every crash point leaves the old or the new version next boot.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/sqlite-lib.sh"
+# downgrade on ferry's own ledger (the tools' ledgers forget versions: t2720)
+export FERRY_MIGRATIONS_LEDGER=ferry
 
 # ---- golang-migrate sets: g1 (1), g2 (1-2), g4 (1-4) -----------------------
 G=$TMP/g4

@@ -140,7 +140,8 @@ ALTER TABLE users ADD COLUMN email text;
 EOF
 echo 'ALTER TABLE users DROP COLUMN email;' >"$TMP/gm/000002_email.down.sql"
 pg_fresh_appdb
-pgf "$TMP/gm" migrate
+# [migrations] ledger = ferry: ferry's own ledger, not migrate's (t3720)
+FERRY_MIGRATIONS_LEDGER=ferry pgf "$TMP/gm" migrate
 expect_status 0 "golang-migrate .up.sql files"
 is "$(ledger_versions)" "1 2" "ledger 1 2"
 is "$(qa "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'email'")" 1 \

@@ -8,6 +8,8 @@
 # semicolons; down sections never run on the way up.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/pg-lib.sh"
+# the formats alone, on ferry's own ledger (their tools' ledgers: t3720)
+export FERRY_MIGRATIONS_LEDGER=ferry
 unset FERRY_MIGRATIONS_FORMAT
 
 # up DESC DIR: ferry migrate of appdb with DIR succeeds

@@ -14,6 +14,7 @@
 #include "postgres.h"
 #include "store.h"
 #include "ledger.h"
+#include "ledger_shape.h"
 #include "util.h"
 #include "version.h"
 
@@ -131,7 +132,7 @@ static void plans(const char *shipped, const char *applied, const char *target,
 		memset(rows[i].sha256, 'a', 64);
 	}
 	versions_of(target, &to, 1);
-	plan_make(&p, &set, &l, true, &to);
+	plan_make(&p, &set, &l, true, &to, false);
 	for (size_t i = 0; i < p.n_pending; i++) {
 		size_t len = strlen(pending);
 		snprintf(pending + len, sizeof(pending) - len, "%s%s", i ? " " : "",
@@ -1061,6 +1062,18 @@ int main(void)
 		"host=db PASSWORD=*** sslpassword=***");
 	redacts("postgres://db/app?sslpassword=k", "postgres://db/app?sslpassword=***");
 	redacts("/data/password=x.db", "/data/password=x.db");
+
+	/* Flyway's checksum: CRC-32 of the lines without their ends, the BOM
+	 * dropped; CRC-32("abc") is 0x352441c2 */
+	ok(ledger_flyway_checksum("abc", 3) == 0x352441c2, "flyway checksum of one line");
+	ok(ledger_flyway_checksum("a\nb\r\nc\n", 7) == 0x352441c2,
+	   "flyway checksum: LF, CRLF and the last line end do not count");
+	ok(ledger_flyway_checksum("\xEF\xBB\xBF"
+				  "a\rbc",
+				  7) == 0x352441c2,
+	   "flyway checksum: BOM and CR dropped");
+	ok(ledger_flyway_checksum("\xff", 1) == -16777216,
+	   "flyway checksum: CRC-32 0xff000000 comes out negative, as Java's int");
 
 	ok(config_parse_status_list(st, "143, 130") && st[143] && st[130] && !st[0],
 	   "status list parses");
