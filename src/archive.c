@@ -15,6 +15,7 @@
  * named.
  */
 #include "archive.h"
+#include "dump.h"
 #include "exits.h"
 #include "log.h"
 #include "progress.h"
@@ -103,6 +104,8 @@ char *manifest_format(const struct manifest *mf, size_t *len)
 		mf->format, mf->engine, mf->schema_version);
 	sb_addf(&b, "ferry_version = %s\ncreated_at = %s\n", mf->ferry_version,
 		mf->created_at);
+	if (mf->rows[0])
+		sb_addf(&b, "rows = %s\n", mf->rows);
 	for (size_t i = 0; i < mf->npaths; i++)
 		sb_addf(&b, "path.%zu = %s\n", i, mf->paths[i]);
 	sb_addf(&b, "[members]\n# type size mode mtime sha256 name\n");
@@ -139,6 +142,7 @@ static int set_header(struct manifest *mf, const char *k, const char *v)
 	FIELD(schema_version)
 	FIELD(ferry_version)
 	FIELD(created_at)
+	FIELD(rows)
 #undef FIELD
 	if (!dst || strlen(v) >= size)
 		return -1;
@@ -369,6 +373,93 @@ out:
 		close(fd);
 	EVP_MD_CTX_free(h);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Staging a member whose bytes are made, not read (the PostgreSQL dump) */
+
+struct member_sink {
+	struct dump_sink sink; /* first: the sink is the struct */
+	struct arc_member *m;
+	EVP_MD_CTX *h;
+	int fd;
+	size_t used;
+	char *buf;
+};
+
+static int member_flush(struct member_sink *ms)
+{
+	if (ms->used && write_all(ms->fd, ms->buf, ms->used) < 0)
+		return -1;
+	ms->used = 0;
+	return 0;
+}
+
+static int member_write(struct dump_sink *sink, const void *data, size_t len)
+{
+	struct member_sink *ms = (struct member_sink *)sink;
+
+	EVP_DigestUpdate(ms->h, data, len);
+	ms->m->size += len;
+	if (ms->used + len > BUF_SIZE && member_flush(ms) < 0)
+		return -1;
+	if (len >= BUF_SIZE)
+		return write_all(ms->fd, data, len);
+	memcpy(ms->buf + ms->used, data, len);
+	ms->used += len;
+	return 0;
+}
+
+static void member_free(struct member_sink *ms)
+{
+	int e = errno;
+
+	EVP_MD_CTX_free(ms->h);
+	free(ms->buf);
+	free(ms);
+	errno = e;
+}
+
+static int member_close(struct dump_sink *sink)
+{
+	struct member_sink *ms = (struct member_sink *)sink;
+	unsigned char md[32];
+	int rc = member_flush(ms);
+
+	if (close(ms->fd) < 0)
+		rc = -1;
+	EVP_DigestFinal_ex(ms->h, md, NULL);
+	hex32(md, ms->m->sha256);
+	member_free(ms);
+	return rc;
+}
+
+static void member_abort(struct dump_sink *sink)
+{
+	struct member_sink *ms = (struct member_sink *)sink;
+
+	close(ms->fd);
+	member_free(ms);
+}
+
+struct dump_sink *arc_member_sink(int fd, struct arc_member *m)
+{
+	struct member_sink *ms = xcalloc(1, sizeof(*ms));
+
+	ms->sink.write = member_write;
+	ms->sink.close = member_close;
+	ms->sink.abort = member_abort;
+	ms->m = m;
+	ms->fd = fd;
+	ms->buf = xmalloc(BUF_SIZE);
+	ms->h = EVP_MD_CTX_new();
+	if (!ms->h) { /* as xmalloc does */
+		log_error("out of memory");
+		exit(EXIT_OSERR);
+	}
+	EVP_DigestInit_ex(ms->h, EVP_sha256(), NULL);
+	m->size = 0;
+	return &ms->sink;
 }
 
 int arc_writer_close(struct arc_writer *w)

@@ -14,6 +14,7 @@
 #define ARC_FORMAT    1
 #define ARC_MANIFEST  "manifest.ini"
 #define ARC_DB_MEMBER "database.sqlite"
+#define ARC_PG_MEMBER "database.pgdump" /* pgdump.c's stream, uncompressed */
 
 struct arc_member {
 	char *name;
@@ -29,7 +30,8 @@ struct arc_member {
 struct manifest {
 	long long format;
 	char engine[32], schema_version[128], ferry_version[64], created_at[32];
-	char **paths; /* the data paths backed up, member prefix "paths/<i>/" */
+	char rows[24]; /* PostgreSQL: the rows the dump holds ("" unknown) */
+	char **paths;  /* the data paths backed up, member prefix "paths/<i>/" */
 	size_t npaths;
 	struct arc_member *m;
 	size_t n, cap;
@@ -42,6 +44,15 @@ char *manifest_format(const struct manifest *mf, size_t *len);
 int manifest_parse(struct manifest *mf, const char *text, size_t len, char *why,
 		   size_t size);
 void manifest_free(struct manifest *mf);
+
+struct dump_sink;
+/*
+ * A dump_sink that stages member m: the bytes go to fd (owned by the sink)
+ * through one buffer, hashed as they pass; the close fills m->size and
+ * m->sha256 and closes fd (no fsync: the staging is read back at once and
+ * removed, the archive is what is made durable).
+ */
+struct dump_sink *arc_member_sink(int fd, struct arc_member *m);
 
 struct arc_writer;
 /* threads: zstd worker threads (0: none); refuses (NULL, logged) when
