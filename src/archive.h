@@ -25,6 +25,11 @@ struct arc_member {
 	char sha256[65];
 	unsigned uid, gid; /* the tar header's owners (not in the manifest) */
 	bool seen;	   /* reader: met in the stream */
+	/* writer: the file as it was hashed, to tell whether it changed */
+	struct arc_ident {
+		unsigned long long dev, ino, size;
+		long long mtime_ns, ctime_ns;
+	} id;
 };
 
 struct manifest {
@@ -59,8 +64,9 @@ struct arc_writer;
  * libarchive does not take the level or the thread count */
 struct arc_writer *arc_writer_open(int fd, int level, int threads);
 int arc_write_mem(struct arc_writer *w, const char *name, const void *data, size_t len);
-/* Streams the file at path as member m, checking it still hashes to
- * m->sha256; -1 logged */
+/* Streams the file at path as member m, checking that it is still the
+ * file arc_hash_member saw, unchanged (its identity before and after, and
+ * its length): each file is hashed once, in the first pass; -1 logged */
 int arc_write_file(struct arc_writer *w, const struct arc_member *m, const char *path);
 int arc_write_dir(struct arc_writer *w, const struct arc_member *m);
 int arc_writer_close(struct arc_writer *w); /* frees; -1 logged */
@@ -86,8 +92,9 @@ struct arc_sink {
  */
 int arc_read(int fd, const struct arc_limits *lim, struct manifest *mf,
 	     const struct arc_sink *sink);
-/* sha256 and size of the file at path (no symlinks); -1 with errno */
-int arc_hash_file(const char *path, char out[65], unsigned long long *size);
+/* m->sha256, m->size and m->id of the file at path (no symlinks); -1
+ * with errno */
+int arc_hash_member(struct arc_member *m, const char *path);
 struct progress;
 void arc_set_progress(struct progress *p); /* fed by reader and writer */
 /* Fuzzing: the same over bytes in memory, nothing written. */

@@ -109,7 +109,7 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
 	m->mtime = (long long)st->st_mtime;
 	m->uid = (unsigned)st->st_uid;
 	m->gid = (unsigned)st->st_gid;
-	if (flag == FTW_F && arc_hash_file(path, m->sha256, &m->size) < 0) {
+	if (flag == FTW_F && arc_hash_member(m, path) < 0) {
 		log_error("backup: cannot read '%s': %s", path, strerror(errno));
 		return walk.failed = 1;
 	}
@@ -222,7 +222,7 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 		}
 	}
 	m->mtime = (long long)now;
-	if (arc_hash_file(db_copy, m->sha256, &m->size) < 0) {
+	if (arc_hash_member(m, db_copy) < 0) {
 		log_error("backup: cannot read the copy '%s': %s", db_copy,
 			  strerror(errno));
 		return EXIT_CANTCREAT;
