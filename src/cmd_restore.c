@@ -315,8 +315,8 @@ static int load_database(struct extract *x, const struct manifest *mf)
 	in = dump_source_plain_file(fd);
 	rc = st->ops->archive_load(st, name, in, &rows);
 	dump_source_close(in);
-	if (rc < 0)
-		return st->status ? st->status : EXIT_RESTORE_FAILED;
+	if (rc < 0) /* the copy is dropped: nothing changed */
+		return st->status ? st->status : EXIT_DATA;
 	if (want >= 0 && rows != (unsigned long long)want) {
 		log_error("restore: %s took %llu rows, the manifest says %lld", name,
 			  rows, want);

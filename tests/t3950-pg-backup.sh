@@ -5,6 +5,7 @@
 # archived (to a file and to stdout), verified, and restored by
 # --mode replace: every table, the sequence and the tree come back as they
 # were, with no <db>_restore, <db>_pre_restore, staging or journal left.
+# [backup] before_upgrade takes one before an upgrade.
 # Refused with nothing changed: a corrupted member (verify and replace),
 # an archive newer than the image, a database another session keeps.
 # kill -9 at each phase of the replace: the next boot finds the old state
@@ -181,6 +182,19 @@ MIG=b2 bf migrate
 expect_status 0 "then the normal upgrade runs"
 is "$(db_version)" "2" "to the image's version"
 is "$(qa 'SELECT count(*) FROM authors')" "3" "with the restored data"
+
+# ---- [backup] before_upgrade -------------------------------------------------------------
+setup
+printf '[backup]\npaths = %s\nbefore_upgrade = true\ndir = %s/pre\n' "$UP" "$TMP" >"$TMP/pre.ini"
+pgf "$TMP/b2" -c "$TMP/pre.ini" migrate
+expect_status 0 "an upgrade with before_upgrade = true succeeds"
+like "$err" "before_upgrade: writing $TMP/pre/pre-upgrade-[0-9TZ]+\.ferry" "it takes an archive first"
+is "$(db_version)" "2" "the upgrade ran after it"
+pre=$(ls "$TMP"/pre/pre-upgrade-*.ferry 2>/dev/null | head -1)
+like "$(zstd -dc "$pre" | tar xOf - manifest.ini 2>/dev/null)" "^schema_version = 1$" "the archive holds version 1"
+pgf "$TMP/b2" -c "$TMP/pre.ini" restore "$pre" --mode replace
+expect_status 0 "the pre-upgrade archive restores"
+is "$(tables)" "$want_tables" "to the data as it was before the upgrade"
 
 # ---- another session on the database ---------------------------------------------------
 setup
