@@ -66,6 +66,9 @@ sync
 dbsz=$(stat -c %s "$D/app.db")
 upsz=$(du -sb "$D/uploads" | cut -f1)
 nfiles=$(find "$D/uploads" -type f | wc -l)
+threads=$(nproc)
+# ferry's zstd workers as many as the zstd -T peer's (the README sets
+# [backup] threads the same way: the container's CPUs)
 cat >"$T/ferry.ini" <<EOI
 [database]
 url = sqlite://$D/app.db
@@ -73,9 +76,9 @@ url = sqlite://$D/app.db
 dir = $M/v1
 [backup]
 paths = $D/uploads
+threads = $threads
 EOI
 export FERRY_CONFIG=$T/ferry.ini
-threads=$(nproc)
 
 say "backup of $(human "$dbsz") + $(human "$upsz") ($nfiles files)"
 ab archive-backup <<EOB
@@ -97,7 +100,7 @@ sh cd $D && tar --zstd -cf $T/b.tar.zst app.db uploads && sync $T/b.tar.zst
 case tar + zstd -T$threads
 setup rm -f $T/b.tar.zst && sync
 sh cd $D && tar -cf - app.db uploads | zstd -q -T$threads -o $T/b.tar.zst && sync $T/b.tar.zst
-note The database is at rest (the app stopped), as a \`tar\` of the volume needs. \`ferry backup\` writes manifest.ini with the size and sha256 of every member, the database through SQLite's online backup API, then the files; it writes to a temporary name, fsyncs and renames. The peers end with \`sync FILE\`. Sizes: @SIZES@
+note The database is at rest (the app stopped), as a \`tar\` of the volume needs. \`ferry backup\` writes manifest.ini with the size and sha256 of every member, the database through SQLite's online backup API, then the files, compressing with \`[backup] threads = $threads\` zstd workers; it writes to a temporary name, fsyncs and renames. The peers end with \`sync FILE\`. Sizes: @SIZES@
 EOB
 "$FERRY" backup -o "$T/b.ferry" >/dev/null 2>&1
 (cd "$D" && tar -cf - app.db uploads | zstd -q -T"$threads" -o "$T/b.tar.zst" -f)

@@ -2,19 +2,23 @@
  * archive: the .ferry file. Layout of the tar (pax, zstd):
  *   manifest.ini        always the first member
  *   database.sqlite     SQLite: a consistent copy from the backup API
+ *   database.pgdump     PostgreSQL: the logical dump (pgdump.c's stream)
  *   paths/<i>/...       the tree of [backup] paths entry i
  * The manifest has to come first yet carries every member's sha256, so the
  * writer works in two passes: the caller stages the database copy (it is a
  * file anyway) and hashes every data file first, then this file streams
- * them, hashing again, and fails when a file changed between the passes
- * (it was not stopped). Memory is flat in the data's size: one buffer per
- * stream, the manifest grows with the number of members only.
+ * them (hashed once: the second pass checks each file's identity and
+ * length instead) and fails when a file changed between or during the
+ * passes (it was not stopped). Memory is flat in the data's size: one
+ * buffer per stream, zstd's jobs of 1 MiB, the manifest grows with the
+ * number of members only.
  * The reader enables only the zstd filter and the tar format, accepts
  * regular files and directories named in the manifest, and checks size and
  * sha256 of each as it streams past; any surprise stops it with the member
  * named.
  */
 #include "archive.h"
+#include "dump.h"
 #include "exits.h"
 #include "log.h"
 #include "progress.h"
@@ -29,8 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #define BUF_SIZE     (256 * 1024)
 #define MAX_MANIFEST (256LL * 1024 * 1024)
@@ -103,6 +109,8 @@ char *manifest_format(const struct manifest *mf, size_t *len)
 		mf->format, mf->engine, mf->schema_version);
 	sb_addf(&b, "ferry_version = %s\ncreated_at = %s\n", mf->ferry_version,
 		mf->created_at);
+	if (mf->rows[0])
+		sb_addf(&b, "rows = %s\n", mf->rows);
 	for (size_t i = 0; i < mf->npaths; i++)
 		sb_addf(&b, "path.%zu = %s\n", i, mf->paths[i]);
 	sb_addf(&b, "[members]\n# type size mode mtime sha256 name\n");
@@ -139,6 +147,7 @@ static int set_header(struct manifest *mf, const char *k, const char *v)
 	FIELD(schema_version)
 	FIELD(ferry_version)
 	FIELD(created_at)
+	FIELD(rows)
 #undef FIELD
 	if (!dst || strlen(v) >= size)
 		return -1;
@@ -214,37 +223,101 @@ int manifest_parse(struct manifest *mf, const char *text, size_t len, char *why,
 	return rc;
 }
 
+/*
+ * The writer: libarchive makes the tar (pax) and hands its blocks to
+ * zwrite(), which compresses them with libzstd itself. libarchive's own
+ * zstd filter cannot set the job size, and its multithreaded mode then
+ * holds several 8 MiB jobs in and out (a 60 MiB peak RSS on any input);
+ * with 1 MiB jobs the workers still compress in parallel with the reading
+ * and hashing here, in a few MiB.
+ */
+#define ZSTD_JOB (1024 * 1024)
+
 struct arc_writer {
 	struct archive *a;
 	char *buf;
+	ZSTD_CCtx *z;
+	int fd;
+	char *zbuf;
+	size_t zcap;
 };
 
-static int zstd_option(struct archive *a, const char *key, int value)
+/* Compresses what libarchive gives (mode ZSTD_e_continue) or the end of
+ * the frame (ZSTD_e_end), writing the output to the archive's fd */
+static int zpush(struct arc_writer *w, const void *p, size_t n, ZSTD_EndDirective how)
 {
-	char v[32];
-	int r;
+	ZSTD_inBuffer in = { p, n, 0 };
+	size_t left;
 
-	snprintf(v, sizeof(v), "%d", value);
-	r = archive_write_set_filter_option(a, "zstd", key, v);
-	if (r != ARCHIVE_OK) {
-		log_error("backup: libarchive refused zstd %s=%s: %s", key, v,
-			  archive_error_string(a) ? archive_error_string(a)
-						  : "not supported");
+	do {
+		ZSTD_outBuffer out = { w->zbuf, w->zcap, 0 };
+
+		left = ZSTD_compressStream2(w->z, &out, &in, how);
+		if (ZSTD_isError(left)) {
+			archive_set_error(w->a, EIO, "zstd: %s", ZSTD_getErrorName(left));
+			return -1;
+		}
+		if (out.pos && write_all(w->fd, w->zbuf, out.pos) < 0) {
+			archive_set_error(w->a, errno, "%s", strerror(errno));
+			return -1;
+		}
+	} while (how == ZSTD_e_end ? left != 0 : in.pos < in.size);
+	return 0;
+}
+
+static la_ssize_t zwrite(struct archive *a, void *arg, const void *p, size_t n)
+{
+	(void)a;
+	return zpush(arg, p, n, ZSTD_e_continue) < 0 ? -1 : (la_ssize_t)n;
+}
+
+/* libzstd refuses (rather than clamps) what it does not take as given */
+static int zparam(ZSTD_CCtx *z, ZSTD_cParameter p, int v, const char *what)
+{
+	size_t r = ZSTD_CCtx_setParameter(z, p, v);
+
+	if (ZSTD_isError(r)) {
+		log_error("backup: zstd refused %s = %d: %s", what, v,
+			  ZSTD_getErrorName(r));
 		return -1;
 	}
-	log_debug("backup: zstd %s=%s", key, v);
+	log_debug("backup: zstd %s = %d", what, v);
 	return 0;
+}
+
+/* Level, worker threads and their job size, each checked as taken */
+static int zstd_setup(ZSTD_CCtx *z, int level, int threads)
+{
+	if (zparam(z, ZSTD_c_compressionLevel, level, "level") < 0 ||
+	    zparam(z, ZSTD_c_checksumFlag, 1, "checksum") < 0)
+		return -1;
+	if (!threads)
+		return 0;
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_nbWorkers, threads))) {
+		log_warn("backup: this ferry's zstd has no worker threads ([backup] "
+			 "threads = %d not taken): compressing in ferry's own thread",
+			 threads);
+		return 0;
+	}
+	return zparam(z, ZSTD_c_nbWorkers, threads, "threads") < 0 ||
+			       zparam(z, ZSTD_c_jobSize, ZSTD_JOB, "job size") < 0
+		       ? -1
+		       : 0;
 }
 
 struct arc_writer *arc_writer_open(int fd, int level, int threads)
 {
 	struct arc_writer *w = xcalloc(1, sizeof(*w));
 
+	w->fd = fd;
 	w->a = archive_write_new();
 	w->buf = xmalloc(BUF_SIZE);
-	if (!w->a || archive_write_add_filter_zstd(w->a) != ARCHIVE_OK ||
+	w->z = ZSTD_createCCtx();
+	w->zcap = ZSTD_CStreamOutSize();
+	w->zbuf = xmalloc(w->zcap);
+	if (!w->a || !w->z ||
 	    archive_write_set_format_pax_restricted(w->a) != ARCHIVE_OK) {
-		log_error("backup: libarchive has no zstd or tar writer");
+		log_error("backup: libarchive has no tar writer");
 		goto fail;
 	}
 	/* names are bytes: stored as they are, whatever the locale */
@@ -253,17 +326,22 @@ struct arc_writer *arc_writer_open(int fd, int level, int threads)
 		log_error("backup: libarchive: %s", archive_error_string(w->a));
 		goto fail;
 	}
-	if (zstd_option(w->a, "compression-level", level) < 0 ||
-	    zstd_option(w->a, "threads", threads) < 0)
+	if (zstd_setup(w->z, level, threads) < 0)
 		goto fail;
+	/* blocks as large as the read buffer: fewer calls into zstd */
+	archive_write_set_bytes_per_block(w->a, BUF_SIZE);
 	archive_write_set_bytes_in_last_block(w->a, 1);
-	if (archive_write_open_fd(w->a, fd) != ARCHIVE_OK) {
+	/* no close callback: libarchive ignores what it returns; the frame
+	 * ends in arc_writer_close */
+	if (archive_write_open(w->a, w, NULL, zwrite, NULL) != ARCHIVE_OK) {
 		log_error("backup: %s", archive_error_string(w->a));
 		goto fail;
 	}
 	return w;
 fail:
 	archive_write_free(w->a);
+	ZSTD_freeCCtx(w->z);
+	free(w->zbuf);
 	free(w->buf);
 	free(w);
 	return NULL;
@@ -324,60 +402,178 @@ static void hex32(const unsigned char *md, char out[65])
 	out[64] = 0;
 }
 
+/* The identity of the open file fd: -1 with errno */
+static int ident_of(int fd, struct arc_ident *id)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	id->dev = (unsigned long long)st.st_dev;
+	id->ino = (unsigned long long)st.st_ino;
+	id->size = (unsigned long long)st.st_size;
+	id->mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	id->ctime_ns = (long long)st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec;
+	return 0;
+}
+
+static bool same_file(int fd, const struct arc_ident *was)
+{
+	struct arc_ident now;
+
+	return ident_of(fd, &now) == 0 && !memcmp(&now, was, sizeof(now));
+}
+
+/*
+ * One read of the file, no second hash: any write to it moves its ctime
+ * (and a replacement its inode), so the identity taken before the hash
+ * pass, checked again before and after this one, tells a changed file as
+ * the second hash did, at the cost of a stat instead of a SHA-256 pass.
+ */
 int arc_write_file(struct arc_writer *w, const struct arc_member *m, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	EVP_MD_CTX *h = EVP_MD_CTX_new();
 	unsigned long long left = m->size;
-	unsigned char md[32];
-	char hex[65];
 	int rc = -1;
 
-	if (fd < 0 || !h) {
+	if (fd < 0) {
 		log_error("backup: cannot open '%s': %s", path, strerror(errno));
-		goto out;
+		return -1;
 	}
-	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
+	if (!same_file(fd, &m->id))
+		goto changed;
 	if (write_header(w, m, m->name, 'f', m->size, m->mode, m->mtime) < 0)
 		goto out;
 	while (left) {
 		ssize_t n = read(fd, w->buf, left < BUF_SIZE ? left : BUF_SIZE);
 
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0) {
 			log_error("backup: '%s' %s while being read", path,
 				  n < 0 ? strerror(errno) : "shrank");
 			goto out;
 		}
-		EVP_DigestUpdate(h, w->buf, (size_t)n);
 		if (progress)
 			progress_add(progress, (unsigned long long)n);
 		if (write_data(w, m->name, w->buf, (size_t)n) < 0)
 			goto out;
 		left -= (unsigned long long)n;
 	}
-	EVP_DigestFinal_ex(h, md, NULL);
-	hex32(md, hex);
-	if (strcmp(hex, m->sha256) || read(fd, w->buf, 1) != 0) {
-		log_error("backup: '%s' changed while being backed up (stop the app, or "
-			  "retry)",
-			  path);
+	if (read(fd, w->buf, 1) == 0 && same_file(fd, &m->id)) {
+		rc = 0;
 		goto out;
 	}
-	rc = 0;
+changed:
+	log_error("backup: '%s' changed while being backed up (stop the app, or retry)",
+		  path);
 out:
-	if (fd >= 0)
-		close(fd);
-	EVP_MD_CTX_free(h);
+	close(fd);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Staging a member whose bytes are made, not read (the PostgreSQL dump) */
+
+struct member_sink {
+	struct dump_sink sink; /* first: the sink is the struct */
+	struct arc_member *m;
+	EVP_MD_CTX *h;
+	int fd;
+	size_t used;
+	char *buf;
+};
+
+static int member_flush(struct member_sink *ms)
+{
+	if (ms->used && write_all(ms->fd, ms->buf, ms->used) < 0)
+		return -1;
+	ms->used = 0;
+	return 0;
+}
+
+static int member_write(struct dump_sink *sink, const void *data, size_t len)
+{
+	struct member_sink *ms = (struct member_sink *)sink;
+
+	EVP_DigestUpdate(ms->h, data, len);
+	ms->m->size += len;
+	if (ms->used + len > BUF_SIZE && member_flush(ms) < 0)
+		return -1;
+	if (len >= BUF_SIZE)
+		return write_all(ms->fd, data, len);
+	memcpy(ms->buf + ms->used, data, len);
+	ms->used += len;
+	return 0;
+}
+
+static void member_free(struct member_sink *ms)
+{
+	int e = errno;
+
+	EVP_MD_CTX_free(ms->h);
+	free(ms->buf);
+	free(ms);
+	errno = e;
+}
+
+static int member_close(struct dump_sink *sink)
+{
+	struct member_sink *ms = (struct member_sink *)sink;
+	unsigned char md[32];
+	int rc = member_flush(ms);
+
+	if (rc == 0 && ident_of(ms->fd, &ms->m->id) < 0)
+		rc = -1;
+	if (close(ms->fd) < 0)
+		rc = -1;
+	EVP_DigestFinal_ex(ms->h, md, NULL);
+	hex32(md, ms->m->sha256);
+	member_free(ms);
+	return rc;
+}
+
+static void member_abort(struct dump_sink *sink)
+{
+	struct member_sink *ms = (struct member_sink *)sink;
+
+	close(ms->fd);
+	member_free(ms);
+}
+
+struct dump_sink *arc_member_sink(int fd, struct arc_member *m)
+{
+	struct member_sink *ms = xcalloc(1, sizeof(*ms));
+
+	ms->sink.write = member_write;
+	ms->sink.close = member_close;
+	ms->sink.abort = member_abort;
+	ms->m = m;
+	ms->fd = fd;
+	ms->buf = xmalloc(BUF_SIZE);
+	ms->h = EVP_MD_CTX_new();
+	if (!ms->h) { /* as xmalloc does */
+		log_error("out of memory");
+		exit(EXIT_OSERR);
+	}
+	EVP_DigestInit_ex(ms->h, EVP_sha256(), NULL);
+	m->size = 0;
+	return &ms->sink;
 }
 
 int arc_writer_close(struct arc_writer *w)
 {
-	int rc = archive_write_close(w->a) == ARCHIVE_OK ? 0 : -1;
+	int rc = archive_write_close(w->a) == ARCHIVE_OK &&
+				 zpush(w, NULL, 0, ZSTD_e_end) == 0
+			 ? 0
+			 : -1;
 
 	if (rc)
 		log_error("backup: %s", archive_error_string(w->a));
 	archive_write_free(w->a);
+	ZSTD_freeCCtx(w->z);
+	free(w->zbuf);
 	free(w->buf);
 	free(w);
 	return rc;
@@ -639,29 +835,41 @@ int arc_read_mem(const void *data, size_t len, const struct arc_limits *lim)
 	return rc;
 }
 
-int arc_hash_file(const char *path, char out[65], unsigned long long *size)
+int arc_hash_member(struct arc_member *m, const char *path)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), e;
 	EVP_MD_CTX *h;
 	unsigned char md[32];
 	char *buf;
 	ssize_t n;
 
-	*size = 0;
-	if (fd < 0)
+	m->size = 0;
+	if (fd < 0 || ident_of(fd, &m->id) < 0) {
+		e = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = e;
 		return -1;
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); /* a hint only */
 	h = EVP_MD_CTX_new();
 	buf = xmalloc(BUF_SIZE);
 	EVP_DigestInit_ex(h, EVP_sha256(), NULL);
-	while ((n = read(fd, buf, BUF_SIZE)) > 0) {
+	while ((n = read(fd, buf, BUF_SIZE)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
 		EVP_DigestUpdate(h, buf, (size_t)n);
-		*size += (unsigned long long)n;
+		m->size += (unsigned long long)n;
 	}
+	e = errno;
 	EVP_DigestFinal_ex(h, md, NULL);
 	EVP_MD_CTX_free(h);
 	free(buf);
 	close(fd);
-	hex32(md, out);
+	hex32(md, m->sha256);
+	errno = e;
 	return n < 0 ? -1 : 0;
 }
 

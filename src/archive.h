@@ -14,6 +14,7 @@
 #define ARC_FORMAT    1
 #define ARC_MANIFEST  "manifest.ini"
 #define ARC_DB_MEMBER "database.sqlite"
+#define ARC_PG_MEMBER "database.pgdump" /* pgdump.c's stream, uncompressed */
 
 struct arc_member {
 	char *name;
@@ -24,12 +25,18 @@ struct arc_member {
 	char sha256[65];
 	unsigned uid, gid; /* the tar header's owners (not in the manifest) */
 	bool seen;	   /* reader: met in the stream */
+	/* writer: the file as it was hashed, to tell whether it changed */
+	struct arc_ident {
+		unsigned long long dev, ino, size;
+		long long mtime_ns, ctime_ns;
+	} id;
 };
 
 struct manifest {
 	long long format;
 	char engine[32], schema_version[128], ferry_version[64], created_at[32];
-	char **paths; /* the data paths backed up, member prefix "paths/<i>/" */
+	char rows[24]; /* PostgreSQL: the rows the dump holds ("" unknown) */
+	char **paths;  /* the data paths backed up, member prefix "paths/<i>/" */
 	size_t npaths;
 	struct arc_member *m;
 	size_t n, cap;
@@ -43,13 +50,23 @@ int manifest_parse(struct manifest *mf, const char *text, size_t len, char *why,
 		   size_t size);
 void manifest_free(struct manifest *mf);
 
+struct dump_sink;
+/*
+ * A dump_sink that stages member m: the bytes go to fd (owned by the sink)
+ * through one buffer, hashed as they pass; the close fills m->size and
+ * m->sha256 and closes fd (no fsync: the staging is read back at once and
+ * removed, the archive is what is made durable).
+ */
+struct dump_sink *arc_member_sink(int fd, struct arc_member *m);
+
 struct arc_writer;
 /* threads: zstd worker threads (0: none); refuses (NULL, logged) when
  * libarchive does not take the level or the thread count */
 struct arc_writer *arc_writer_open(int fd, int level, int threads);
 int arc_write_mem(struct arc_writer *w, const char *name, const void *data, size_t len);
-/* Streams the file at path as member m, checking it still hashes to
- * m->sha256; -1 logged */
+/* Streams the file at path as member m, checking that it is still the
+ * file arc_hash_member saw, unchanged (its identity before and after, and
+ * its length): each file is hashed once, in the first pass; -1 logged */
 int arc_write_file(struct arc_writer *w, const struct arc_member *m, const char *path);
 int arc_write_dir(struct arc_writer *w, const struct arc_member *m);
 int arc_writer_close(struct arc_writer *w); /* frees; -1 logged */
@@ -75,8 +92,9 @@ struct arc_sink {
  */
 int arc_read(int fd, const struct arc_limits *lim, struct manifest *mf,
 	     const struct arc_sink *sink);
-/* sha256 and size of the file at path (no symlinks); -1 with errno */
-int arc_hash_file(const char *path, char out[65], unsigned long long *size);
+/* m->sha256, m->size and m->id of the file at path (no symlinks); -1
+ * with errno */
+int arc_hash_member(struct arc_member *m, const char *path);
 struct progress;
 void arc_set_progress(struct progress *p); /* fed by reader and writer */
 /* Fuzzing: the same over bytes in memory, nothing written. */

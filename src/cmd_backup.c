@@ -7,9 +7,17 @@
  * FILE.tmp-<pid>, which is fsynced and renamed. A data file changing
  * between the passes fails the backup: stop the app (before_upgrade does)
  * or retry.
+ * PostgreSQL: the database member is the logical dump (one consistent
+ * view, store op archive_dump), staged uncompressed in that same temp
+ * file and hashed as it is written (archive.h's arc_member_sink), then
+ * streamed. A tar header needs the size before the data, and the manifest
+ * the sha256; staging once costs one sequential write and read of the
+ * dump, where dumping twice would read the database twice and need the
+ * view held open in between.
  */
 #include "archive.h"
 #include "commands.h"
+#include "dump.h"
 #include "exits.h"
 #include "log.h"
 #include "progress.h"
@@ -101,7 +109,7 @@ static int visit(const char *path, const struct stat *st, int flag, struct FTW *
 	m->mtime = (long long)st->st_mtime;
 	m->uid = (unsigned)st->st_uid;
 	m->gid = (unsigned)st->st_gid;
-	if (flag == FTW_F && arc_hash_file(path, m->sha256, &m->size) < 0) {
+	if (flag == FTW_F && arc_hash_member(m, path) < 0) {
 		log_error("backup: cannot read '%s': %s", path, strerror(errno));
 		return walk.failed = 1;
 	}
@@ -147,6 +155,37 @@ static int collect_paths(const struct config *c, struct manifest *mf)
 	return 0;
 }
 
+/* PostgreSQL: the dump staged at db_copy as member m; 0 or exit status */
+static int stage_dump(struct session *s, struct manifest *mf, const char *db_copy,
+		      const struct version *top)
+{
+	struct arc_member *m = manifest_add(mf, ARC_PG_MEMBER, 'f');
+	struct dump_sink *out;
+	unsigned long long rows = 0;
+	int fd = open(db_copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+	m->mode = 0600;
+	m->uid = (unsigned)getuid();
+	m->gid = (unsigned)getgid();
+	m->mtime = (long long)time(NULL);
+	if (fd < 0) {
+		log_error("backup: cannot create '%s': %s", db_copy, strerror(errno));
+		return EXIT_CANTCREAT;
+	}
+	s->store.snapshot_version = *top; /* the dump's V record */
+	out = arc_member_sink(fd, m);
+	if (s->store.ops->archive_dump(&s->store, out, &rows) < 0) {
+		dump_sink_abort(out);
+		return s->store.status ? s->store.status : EXIT_DATA;
+	}
+	if (dump_sink_close(out) < 0) {
+		log_error("backup: cannot write '%s': %s", db_copy, strerror(errno));
+		return EXIT_CANTCREAT;
+	}
+	snprintf(mf->rows, sizeof(mf->rows), "%llu", rows);
+	return 0;
+}
+
 /* The header and the staged database copy at db_copy; 0 or exit status */
 static int stage_database(struct session *s, struct manifest *mf, const char *db_copy,
 			  bool opened)
@@ -166,6 +205,8 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 	snprintf(mf->ferry_version, sizeof(mf->ferry_version), "%s", FERRY_VERSION);
 	strftime(mf->created_at, sizeof(mf->created_at), "%Y-%m-%dT%H:%M:%SZ",
 		 gmtime(&now));
+	if (s->store.ops->archive_dump)
+		return stage_dump(s, mf, db_copy, &top);
 	if (s->store.ops->snapshot(&s->store, db_copy, &info) < 0)
 		return EXIT_CANTCREAT;
 	m = manifest_add(mf, ARC_DB_MEMBER, 'f');
@@ -181,7 +222,7 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 		}
 	}
 	m->mtime = (long long)now;
-	if (arc_hash_file(db_copy, m->sha256, &m->size) < 0) {
+	if (arc_hash_member(m, db_copy) < 0) {
 		log_error("backup: cannot read the copy '%s': %s", db_copy,
 			  strerror(errno));
 		return EXIT_CANTCREAT;
@@ -207,7 +248,7 @@ static int write_members(struct arc_writer *w, const struct manifest *mf,
 			rc = arc_write_dir(w, m);
 			continue;
 		}
-		if (!strcmp(m->name, ARC_DB_MEMBER)) {
+		if (!strcmp(m->name, ARC_DB_MEMBER) || !strcmp(m->name, ARC_PG_MEMBER)) {
 			rc = arc_write_file(w, m, db_copy);
 			continue;
 		}
@@ -257,7 +298,7 @@ static int finish_file(int fd, const char *tmp, const char *out)
 static int backup_run(struct session *s, const char *out, bool opened)
 {
 	bool to_stdout = !strcmp(out, "-");
-	const char *dir = to_stdout ? s->c->snapshot_dir : NULL;
+	const char *dir = to_stdout ? s->store.snapshot_dir : NULL;
 	char *db_copy = dir ? xasprintf("%s/.ferry-backup-%d.db", dir, (int)getpid())
 			    : xasprintf("%s.tmp-%d.db", out, (int)getpid());
 	char *tmp = xasprintf("%s.tmp-%d", out, (int)getpid());
@@ -307,12 +348,6 @@ int backup_before_upgrade(struct session *s)
 
 	if (!s->c->backup_before_upgrade)
 		return free(d), 0;
-	if (strcmp(s->store.ops->engine, "sqlite")) {
-		log_warn("backup: before_upgrade: %s archives are not supported yet, "
-			 "skipped",
-			 s->store.ops->engine);
-		return free(d), 0;
-	}
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", gmtime(&now));
 	out = xasprintf("%s/pre-upgrade-%s.ferry", d, stamp);
 	log_info("backup: [backup] before_upgrade: writing %s", out);
@@ -331,11 +366,6 @@ int cmd_backup(struct session *s, const struct cmd_args *a)
 	if (!s->db_exists) {
 		log_error("backup: no database at '%s'", s->store.path);
 		return EXIT_DATA;
-	}
-	if (strcmp(s->store.ops->engine, "sqlite")) {
-		log_error("backup: %s archives are not supported yet (SQLite only)",
-			  s->store.ops->engine);
-		return EXIT_CONFIG;
 	}
 	return backup_write(s, a->output);
 }

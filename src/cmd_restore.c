@@ -7,9 +7,14 @@
  * it is in and fsynced does restore.c swap them in by renames, journalled.
  * Files are written by hand with O_CREAT|O_EXCL|O_NOFOLLOW: modes without
  * setuid/setgid/sticky, no ACLs or xattrs, owned by [run] user.
+ * PostgreSQL: the dump member is staged as a file in the state dir (the
+ * archive streams past once; the load reads it after the whole archive
+ * checked out) and loaded into the database <db>_restore, whose rows are
+ * counted against the manifest's before the swap renames it to <db>.
  */
 #include "archive.h"
 #include "commands.h"
+#include "dump.h"
 #include "exits.h"
 #include "log.h"
 #include "pid1.h"
@@ -20,6 +25,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +37,7 @@ struct extract {
 	struct swap_pair *pairs; /* [0]: the database, [1 + i]: paths[i] */
 	size_t npairs;
 	struct run_user owner;
+	bool db;		 /* the database is no file: pairs[0] is "db:" */
 	bool chown, keep_owners; /* to owner / to the archive's owners */
 	int status;		 /* why the extraction stopped, when it was ours */
 };
@@ -42,8 +49,10 @@ static char *staged_path(struct extract *x, const struct manifest *mf,
 	size_t idx;
 	int off = 0;
 
-	if (!strcmp(m->name, ARC_DB_MEMBER) && m->type == 'f')
+	if (!x->db && !strcmp(m->name, ARC_DB_MEMBER) && m->type == 'f')
 		return xstrdup(x->pairs[0].staged);
+	if (x->db && !strcmp(m->name, ARC_PG_MEMBER) && m->type == 'f')
+		return xstrdup(x->pairs[x->npairs - 1].staged); /* the scratch */
 	if (sscanf(m->name, "paths/%zu%n", &idx, &off) == 1 && idx < mf->npaths &&
 	    (m->name[off] == 0 || m->name[off] == '/'))
 		return xasprintf("%s%s", x->pairs[1 + idx].staged, m->name + off);
@@ -175,6 +184,28 @@ static void add_pair(struct extract *x, char *staged, char *target)
 	x->pairs[x->npairs++] = (struct swap_pair){ staged, target };
 }
 
+/* The database pair: a file beside the database, or a database beside it */
+static int database_pair(struct extract *x, const char *dir, int pid)
+{
+	const char *db = x->s->store.path;
+	struct store *st = &x->s->store;
+
+	if (!x->db) {
+		add_pair(x, xasprintf("%s/.ferry-restore-%d.db", dir, pid), xstrdup(db));
+		return 0;
+	}
+	db = st->ops->archive_name(st);
+	/* PostgreSQL names have at most 63 bytes */
+	if (strlen(db) > 63 - strlen("_pre_restore")) {
+		log_error("restore: the database name '%s' is too long for the names "
+			  "of its restore copies (%s_pre_restore)",
+			  db, db);
+		return EXIT_CONFIG;
+	}
+	add_pair(x, xasprintf("db:%s_restore", db), xasprintf("db:%s", db));
+	return 0;
+}
+
 /* The staging names, journalled before anything is created; 0 or status */
 static int init_pairs(struct extract *x, const struct manifest *mf)
 {
@@ -188,7 +219,8 @@ static int init_pairs(struct extract *x, const struct manifest *mf)
 		log_error("restore: cannot create '%s': %s", dir, strerror(errno));
 		return free(dir), EXIT_CANTCREAT;
 	}
-	add_pair(x, xasprintf("%s/.ferry-restore-%d.db", dir, pid), xstrdup(db));
+	if ((rc = database_pair(x, dir, pid)))
+		return free(dir), rc;
 	for (size_t i = 0; i < mf->npaths; i++) {
 		char *parent = dir_of(mf->paths[i]);
 
@@ -213,8 +245,14 @@ static int init_pairs(struct extract *x, const struct manifest *mf)
 			 xstrdup(mf->paths[i]));
 		free(parent);
 	}
-	add_pair(x, xstrdup("-"), xasprintf("%s-wal", db));
-	add_pair(x, xstrdup("-"), xasprintf("%s-shm", db));
+	if (x->db) { /* the scratch, last */
+		add_pair(x,
+			 xasprintf("%s/.ferry-restore-%d.pgdump", x->s->state.dir, pid),
+			 xstrdup("-"));
+	} else {
+		add_pair(x, xstrdup("-"), xasprintf("%s-wal", db));
+		add_pair(x, xstrdup("-"), xasprintf("%s-shm", db));
+	}
 	free(dir);
 	return restore_journal_staging(x->s->state.dir, x->pairs, x->npairs) < 0
 		       ? EXIT_CANTCREAT
@@ -252,9 +290,48 @@ static int read_archive(struct session *s, const char *file, struct manifest *mf
 	return rc;
 }
 
+/* The staged dump loaded into <db>_restore and its rows counted; 0 or status */
+static int load_database(struct extract *x, const struct manifest *mf)
+{
+	struct store *st = &x->s->store;
+	const char *dump = x->pairs[x->npairs - 1].staged, *name = x->pairs[0].staged + 3;
+	unsigned long long rows = 0;
+	long long want = -1;
+	int fd = open(dump, O_RDONLY | O_CLOEXEC);
+	struct dump_source *in;
+	int rc;
+
+	if (fd < 0) {
+		log_error("restore: the archive holds no %s (cannot open '%s': %s)",
+			  ARC_PG_MEMBER, dump, strerror(errno));
+		return EXIT_DATA;
+	}
+	if (mf->rows[0] && !parse_ll(mf->rows, 0, LLONG_MAX, &want)) {
+		close(fd);
+		log_error("restore: manifest.ini: bad rows '%s'", mf->rows);
+		return EXIT_DATA;
+	}
+	log_info("restore: loading the database into %s", name);
+	in = dump_source_plain_file(fd);
+	rc = st->ops->archive_load(st, name, in, &rows);
+	dump_source_close(in);
+	if (rc < 0) /* the copy is dropped: nothing changed */
+		return st->status ? st->status : EXIT_DATA;
+	if (want >= 0 && rows != (unsigned long long)want) {
+		log_error("restore: %s took %llu rows, the manifest says %lld", name,
+			  rows, want);
+		return EXIT_DATA;
+	}
+	log_info("restore: %s loaded and checked: %llu rows, as the manifest says", name,
+		 rows);
+	if (unlink(dump) < 0) /* its room back before the swap */
+		log_warn("restore: cannot remove '%s': %s", dump, strerror(errno));
+	return 0;
+}
+
 static int replace(struct session *s, const struct cmd_args *a, struct manifest *mf)
 {
-	struct extract x = { .s = s };
+	struct extract x = { .s = s, .db = s->store.ops->archive_load != NULL };
 	struct arc_sink sink = { open_first, member_done, &x };
 	int rc;
 
@@ -273,13 +350,17 @@ static int replace(struct session *s, const struct cmd_args *a, struct manifest 
 		rc = x.status;
 	if (rc == 0)
 		rc = finish_dirs(&x, mf) < 0 ? EXIT_CANTCREAT : 0;
+	if (rc == 0 && x.db)
+		rc = load_database(&x, mf);
 	if (rc == 0) {
 		crash_point("restore-staged");
-		rc = restore_swap(s->state.dir, x.pairs, x.npairs) < 0
-			     ? EXIT_RESTORE_FAILED
-			     : 0;
+		rc = restore_swap(&s->store, s->state.dir, x.pairs, x.npairs);
+		if (rc > 0) /* nothing changed */
+			rc = s->store.status ? s->store.status : EXIT_RESTORE_FAILED;
+		else if (rc < 0)
+			rc = EXIT_RESTORE_FAILED;
 	} else if (x.pairs) {
-		restore_abandon(s->state.dir, x.pairs, x.npairs);
+		restore_abandon(&s->store, s->state.dir, x.pairs, x.npairs);
 	}
 	for (size_t i = 0; i < x.npairs; i++)
 		free(x.pairs[i].staged), free(x.pairs[i].target);
@@ -303,11 +384,7 @@ int cmd_restore(struct session *s, const struct cmd_args *a)
 		if (rc == 0)
 			rc = check_compatible(s, &mf);
 	} else if (!strcmp(mode, "replace")) {
-		rc = strcmp(s->store.ops->engine, "sqlite") ? EXIT_CONFIG : 0;
-		if (rc)
-			log_error("restore: --mode replace supports SQLite only so far");
-		else
-			rc = replace(s, a, &mf);
+		rc = replace(s, a, &mf);
 	} else {
 		log_error("restore: --mode must be verify or replace, not '%s'", mode);
 		return EXIT_USAGE;

@@ -198,3 +198,49 @@ struct dump_source *dump_source_zstd_file(int fd)
 	z->obuf = xmalloc(z->ocap);
 	return &z->source;
 }
+
+/* ------------------------------------------------------------------ */
+/* The plain file source (a dump staged uncompressed, as a restore of an
+ * archive does) */
+
+#define PLAIN_BUF (256 * 1024)
+
+struct plain_source {
+	struct dump_source source; /* first: the source is the struct */
+	int fd;
+	char *buf;
+};
+
+static ssize_t plain_source_read(struct dump_source *source, const void **data)
+{
+	struct plain_source *p = (struct plain_source *)source;
+	ssize_t n;
+
+	do
+		n = read(p->fd, p->buf, PLAIN_BUF);
+	while (n < 0 && errno == EINTR);
+	*data = p->buf;
+	return n;
+}
+
+static void plain_source_close(struct dump_source *source)
+{
+	struct plain_source *p = (struct plain_source *)source;
+	int e = errno;
+
+	close(p->fd);
+	free(p->buf);
+	free(p);
+	errno = e;
+}
+
+struct dump_source *dump_source_plain_file(int fd)
+{
+	struct plain_source *p = xcalloc(1, sizeof(*p));
+
+	p->source.read = plain_source_read;
+	p->source.close = plain_source_close;
+	p->fd = fd;
+	p->buf = xmalloc(PLAIN_BUF);
+	return &p->source;
+}

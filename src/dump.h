@@ -1,7 +1,7 @@
 /*
  * dump: where a database dump is written and where a restore reads it
- * back, without saying what is behind: a zstd-compressed snapshot file
- * today, a member of a backup archive tomorrow. The dump code of a
+ * back, without saying what is behind: a zstd-compressed snapshot file,
+ * or a member of a backup archive (archive.h's arc_member_sink). The dump code of a
  * backend writes only to a dump_sink and reads only from a dump_source;
  * nothing here knows SQL, libpq or zstd.
  */
@@ -44,5 +44,7 @@ void dump_source_close(struct dump_source *source);
  */
 struct dump_sink *dump_sink_zstd_file(int fd);
 struct dump_source *dump_source_zstd_file(int fd);
+/* The dump as plain bytes in the file on fd (owned by the source). */
+struct dump_source *dump_source_plain_file(int fd);
 
 #endif

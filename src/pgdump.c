@@ -469,6 +469,7 @@ struct reader {
 	struct dump_source *in;
 	const char *buf;
 	size_t pos, len;
+	unsigned long long rows; /* the server's count of rows copied in */
 };
 
 /* Refills the buffer; 0 at the end of the dump, -1 error. */
@@ -577,6 +578,8 @@ static int restore_copy(struct store *s, struct reader *in, const char *stmt, ch
 	while ((r = PQgetResult(pg_conn(s)))) {
 		if (PQresultStatus(r) != PGRES_COMMAND_OK && rc == 0)
 			rc = error("restore: %s: %s", stmt, PQresultErrorMessage(r));
+		else if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			in->rows += strtoull(PQcmdTuples(r), NULL, 10);
 		PQclear(r);
 	}
 	return rc;
@@ -627,7 +630,7 @@ out:
 	return rc;
 }
 
-int pg_dump_replay(struct store *s, struct dump_source *in)
+int pg_dump_replay(struct store *s, struct dump_source *in, unsigned long long *rows)
 {
 	struct reader r = { .in = in };
 	PGresult *drops = NULL;
@@ -653,6 +656,8 @@ int pg_dump_replay(struct store *s, struct dump_source *in)
 	crash_point("restore:before-rename");
 	if (exec_sql(s, "COMMIT") < 0)
 		goto out;
+	if (rows)
+		*rows = r.rows;
 	rc = 0;
 out:
 	if (rc < 0)
@@ -672,7 +677,7 @@ int pg_logical_restore(struct store *s, const char *path)
 	if (fd < 0)
 		return error_errno("cannot read snapshot '%s'", path);
 	in = dump_source_zstd_file(fd);
-	rc = pg_dump_replay(s, in);
+	rc = pg_dump_replay(s, in, NULL);
 	dump_source_close(in);
 	return rc;
 }

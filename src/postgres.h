@@ -78,6 +78,17 @@ void pg_scratch_drop(struct store *s, struct store *scratch);
 int pg_describe_schema(struct store *s, store_row_fn row, void *arg);
 int pg_run_checks(struct store *s, const char *sql, store_row_fn row, void *arg);
 
+/* pgarchive.c: a backup archive's database (store.h's archive ops) */
+struct dump_sink;
+struct dump_source;
+int pg_archive_dump(struct store *s, struct dump_sink *out, unsigned long long *rows);
+const char *pg_archive_name(struct store *s);
+int pg_archive_load(struct store *s, const char *name, struct dump_source *in,
+		    unsigned long long *rows);
+int pg_archive_swap(struct store *s, const char *staged, const char *target,
+		    const char *old);
+int pg_archive_drop(struct store *s, const char *name);
+
 /* pgrebuild.c: rebuild mode (store.h's rebuild ops) */
 int pg_rebuild_build(struct store *s, const struct rebuild_job *job);
 int pg_rebuild_swap(struct store *s);
@@ -106,8 +117,8 @@ int pg_dump_check(struct store *s);
  * counts the rows. The caller closes or aborts out. */
 int pg_dump_write(struct store *s, struct dump_sink *out, unsigned long long *rows);
 /* Drops the schema's objects and replays the dump from in, in one
- * transaction. */
-int pg_dump_replay(struct store *s, struct dump_source *in);
+ * transaction; *rows (if not NULL): the rows the server copied in. */
+int pg_dump_replay(struct store *s, struct dump_source *in, unsigned long long *rows);
 /* The logical snapshot file: the dump in one zstd frame at path. */
 int pg_logical_snapshot(struct store *s, const char *path);
 int pg_logical_restore(struct store *s, const char *path);

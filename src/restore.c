@@ -4,6 +4,11 @@
  *   phase staging|swap
  *   pid N
  *   pair <staged> <target>     one per line, "-" for nothing staged
+ * A target "db:<name>" is a database that is no file (PostgreSQL): its
+ * staged copy is the database "db:<name>_restore", swapped in by the
+ * store's archive_swap (both renames in one transaction), the old one
+ * kept as <name>_pre_restore until the end. A target "-" is scratch (the
+ * staged dump it was loaded from): removed at the end, never swapped.
  * staging: the staged trees may be incomplete, nothing else was touched;
  * recovery removes them. swap: every staged tree is whole and fsynced;
  * recovery rolls forward: each target not yet swapped is moved to
@@ -13,6 +18,7 @@
  */
 #include "restore.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 #include <errno.h>
@@ -87,9 +93,51 @@ int restore_journal_staging(const char *state_dir, const struct swap_pair *p, si
 	return write_journal(state_dir, "staging", p, n);
 }
 
+static bool is_db(const struct swap_pair *p)
+{
+	return !strncmp(p->target, "db:", 3) && !strncmp(p->staged, "db:", 3);
+}
+
+static bool is_scratch(const struct swap_pair *p)
+{
+	return !strcmp(p->target, "-");
+}
+
+/* Where the target goes while the staged copy takes its place */
+static char *old_of(const struct swap_pair *p)
+{
+	return is_db(p) ? xasprintf("%s_pre_restore", p->target + 3)
+			: xasprintf("%s.pre-restore", p->target);
+}
+
+static int swap_db(struct store *st, const struct swap_pair *p)
+{
+	char *old = old_of(p);
+	int rc = st->ops->archive_swap
+			 ? st->ops->archive_swap(st, p->staged + 3, p->target + 3, old)
+			 : error("restore: %s has no database to swap", st->ops->engine);
+
+	free(old);
+	return rc;
+}
+
+/* The old copy of a swapped pair, or the scratch, removed */
+static void remove_old(struct store *st, const struct swap_pair *p)
+{
+	char *old = is_scratch(p) ? xstrdup(p->staged) : old_of(p);
+
+	if (is_db(p)) {
+		if (st->ops->archive_drop && st->ops->archive_drop(st, old) < 0)
+			log_warn("restore: drop database '%s' by hand", old);
+	} else if (remove_tree(old) < 0) {
+		log_warn("restore: cannot remove '%s': %s", old, strerror(errno));
+	}
+	free(old);
+}
+
 static int swap_one(const struct swap_pair *p)
 {
-	char *old = xasprintf("%s.pre-restore", p->target);
+	char *old = old_of(p);
 	bool staged = p->staged && strcmp(p->staged, "-");
 	int rc = 0;
 
@@ -112,7 +160,8 @@ out:
 	return rc;
 }
 
-int restore_swap(const char *state_dir, const struct swap_pair *p, size_t n)
+int restore_swap(struct store *st, const char *state_dir, const struct swap_pair *p,
+		 size_t n)
 {
 	char *path;
 
@@ -120,17 +169,20 @@ int restore_swap(const char *state_dir, const struct swap_pair *p, size_t n)
 		return -1;
 	crash_point("restore-swap-journalled");
 	for (size_t i = 0; i < n; i++) {
-		if (swap_one(&p[i]) < 0)
-			return -1;
+		if (is_scratch(&p[i]))
+			continue;
+		if (is_db(&p[i]) ? swap_db(st, &p[i]) < 0 : swap_one(&p[i]) < 0) {
+			if (i > 0 || !is_db(&p[i]))
+				return -1;
+			/* the database comes first and swaps in one step:
+			 * nothing has moved yet, the staging goes */
+			restore_abandon(st, state_dir, p, n);
+			return 1;
+		}
 		crash_point("restore-swapped-one");
 	}
-	for (size_t i = 0; i < n; i++) {
-		char *old = xasprintf("%s.pre-restore", p[i].target);
-
-		if (remove_tree(old) < 0)
-			log_warn("restore: cannot remove '%s': %s", old, strerror(errno));
-		free(old);
-	}
+	for (size_t i = 0; i < n; i++)
+		remove_old(st, &p[i]);
 	path = journal_path(state_dir);
 	if (unlink(path) < 0 && errno != ENOENT)
 		log_warn("restore: cannot remove '%s': %s", path, strerror(errno));
@@ -139,15 +191,23 @@ int restore_swap(const char *state_dir, const struct swap_pair *p, size_t n)
 	return 0;
 }
 
-void restore_abandon(const char *state_dir, const struct swap_pair *p, size_t n)
+void restore_abandon(struct store *st, const char *state_dir, const struct swap_pair *p,
+		     size_t n)
 {
 	char *path = journal_path(state_dir);
 
-	for (size_t i = 0; i < n; i++)
-		if (p[i].staged && strcmp(p[i].staged, "-") &&
-		    remove_tree(p[i].staged) < 0)
+	for (size_t i = 0; i < n; i++) {
+		if (is_db(&p[i])) {
+			if (st->ops->archive_drop &&
+			    st->ops->archive_drop(st, p[i].staged + 3) < 0)
+				log_warn("restore: drop database '%s' by hand",
+					 p[i].staged + 3);
+		} else if (p[i].staged && strcmp(p[i].staged, "-") &&
+			   remove_tree(p[i].staged) < 0) {
 			log_warn("restore: cannot remove '%s': %s", p[i].staged,
 				 strerror(errno));
+		}
+	}
 	unlink(path);
 	free(path);
 }
@@ -186,7 +246,7 @@ bool restore_pending(const char *state_dir)
 	return there;
 }
 
-int restore_recover(const char *state_dir)
+int restore_recover(struct store *st, const char *state_dir)
 {
 	char *path = journal_path(state_dir), *text = NULL, *phase;
 	struct swap_pair *p = NULL;
@@ -203,12 +263,17 @@ int restore_recover(const char *state_dir)
 		rc = -1;
 	} else if (!strcmp(phase, "swap")) {
 		log_warn("restore: an interrupted restore is being finished");
-		rc = restore_swap(state_dir, p, n);
+		rc = restore_swap(st, state_dir, p, n);
 		if (rc == 0)
 			log_info("restore: finished the interrupted restore");
+		else if (rc > 0)
+			log_error("restore: the interrupted restore could not be "
+				  "finished: its staging was removed, the state before "
+				  "it stands; run the restore again");
+		rc = rc ? -1 : 0;
 	} else {
 		log_warn("restore: removing the staging of an interrupted restore");
-		restore_abandon(state_dir, p, n);
+		restore_abandon(st, state_dir, p, n);
 	}
 	free(p);
 	free(text);

@@ -139,7 +139,7 @@ static int recover_restore(struct session *s, unsigned flags)
 		log_debug("restore: the journal's restore still holds the lock");
 		return 0;
 	}
-	rc = restore_recover(s->state.dir) < 0 ? EXIT_RESTORE_FAILED : 0;
+	rc = restore_recover(&s->store, s->state.dir) < 0 ? EXIT_RESTORE_FAILED : 0;
 	if (!(flags & TAKE_LOCK))
 		state_unlock(&s->state);
 	return rc;

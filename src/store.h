@@ -14,6 +14,8 @@
 struct migration;
 struct migration_set;
 struct rebuild_job;
+struct dump_sink;
+struct dump_source;
 
 /* How a snapshot was taken, for the log line. */
 struct snapshot_info {
@@ -138,6 +140,28 @@ struct store_ops {
 	int (*rebuild_swap)(struct store *s);
 	/* Removes what a build left beside the database */
 	void (*rebuild_discard)(struct store *s);
+	/*
+	 * Optional, a backup archive of a database that is no file
+	 * (PostgreSQL; SQLite's is its snapshot file). All -1 logged, with
+	 * s->status saying why where it is not the default.
+	 * archive_dump: the schema and its data to out, one consistent view,
+	 * *rows the rows written. archive_name: the database's name.
+	 * archive_load: creates the database name beside the live one (same
+	 * owner and encoding) and replays a dump into it, *rows the rows the
+	 * server took. archive_swap: renames target to old and staged to
+	 * target in one step (0 at once when staged is gone: done before),
+	 * waiting up to lock_timeout for other sessions on target to leave
+	 * (then s->status 75, nothing renamed). archive_drop: drops name if
+	 * it is there.
+	 */
+	int (*archive_dump)(struct store *s, struct dump_sink *out,
+			    unsigned long long *rows);
+	const char *(*archive_name)(struct store *s);
+	int (*archive_load)(struct store *s, const char *name, struct dump_source *in,
+			    unsigned long long *rows);
+	int (*archive_swap)(struct store *s, const char *staged, const char *target,
+			    const char *old);
+	int (*archive_drop)(struct store *s, const char *name);
 	/* Bytes a snapshot will need; -1 logged */
 	int (*size)(struct store *s, unsigned long long *bytes);
 	/* Optional: bytes a restore needs beside the database (its journal) */

@@ -352,7 +352,11 @@ static int one_transaction(struct session *b)
 	const struct migration *failed = NULL;
 	double t0 = now_seconds();
 	char why[1200];
+	int brc;
 
+	/* no snapshot, but the archive [backup] before_upgrade asks for */
+	if ((brc = backup_before_upgrade(b)))
+		return brc;
 	log_event(LOG_INFO, LOG_FIELDS(EV_PLAN("upgrade_started", p)),
 		  "schema version mismatch: database has %s, image expects %s "
 		  "(%zu pending) — upgrading in one transaction (no snapshot needed: "
