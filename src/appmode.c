@@ -94,8 +94,8 @@ static int identity_usable(const char *what, const char *v)
 /* The image's identity into out: 0, or 78 logged. */
 static int image_identity(const struct config *c, char *out, size_t size)
 {
-	char hex[65], what[256], *real;
-	unsigned long long bytes;
+	char what[256], *real;
+	struct arc_member m = { 0 };
 	const char *v = c->app_version;
 
 	snprintf(what, sizeof(what), "[app] version");
@@ -112,14 +112,14 @@ static int image_identity(const struct config *c, char *out, size_t size)
 	}
 	if (c->app_version_from_file) {
 		real = realpath(c->app_version_from_file, NULL);
-		if (!real || arc_hash_file(real, hex, &bytes) < 0) {
+		if (!real || arc_hash_member(&m, real) < 0) {
 			error_errno("[app] version_from_file '%s': cannot read it",
 				    c->app_version_from_file);
 			free(real);
 			return EXIT_CONFIG;
 		}
 		free(real);
-		snprintf(out, size, "sha256:%s", hex);
+		snprintf(out, size, "sha256:%s", m.sha256);
 		return 0;
 	}
 	if (identity_usable(what, v) < 0)
