@@ -254,16 +254,18 @@ build_sqlite() {
 }
 
 build_zstd() {
-	built libzstd && return 0
+	built libzstd-mt && return 0
 	fetch libzstd || die "cannot download the source of libzstd"
 	say "building libzstd $ver"
-	# single-threaded, no legacy formats, no dictionary builder
+	# with worker threads (archives compress with [backup] threads; musl
+	# has pthreads in libc), no legacy formats, no dictionary builder
 	step libzstd "$logdir/libzstd.log" make -C "$dir/lib" -j"$jobs" libzstd.a-release \
-		CC="$mcc" AR="$AR" CFLAGS="$dep_cflags" ZSTD_LEGACY_SUPPORT=0 \
+		CC="$mcc" AR="$AR" CFLAGS="$dep_cflags -DZSTD_MULTITHREAD -pthread" ZSTD_LEGACY_SUPPORT=0 \
 		ZSTD_LIB_DICTBUILDER=0 ZSTD_LIB_DEPRECATED=0
 	cp "$dir/lib/libzstd.a" "$prefix/lib/"
 	cp "$dir/lib/zstd.h" "$dir/lib/zstd_errors.h" "$dir/lib/zdict.h" "$prefix/include/"
 	mark_built libzstd "$ver"
+	mark_built libzstd-mt "$ver" # caches of the single-threaded build are rebuilt
 }
 
 build_libarchive() {
