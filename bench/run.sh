@@ -3,7 +3,7 @@
 # `make bench` runs it after building build/ferry.
 #
 #   BENCH_QUICK=1 sh bench/run.sh     small sizes, few rounds (a smoke run)
-#   BENCH_ONLY="pid1 sqlite"          run only these scripts (pid1 sqlite pg archive)
+#   BENCH_ONLY="pid1 sqlite"          run only these scripts (pid1 sqlite speed pg archive)
 #   BENCH_STATIC=1                    also time a static binary built from this tree
 #                                     (bench/static.sh; otherwise build/static/ferry
 #                                     is timed only when it is newer than src/)
@@ -61,6 +61,9 @@ fi
 
 failed=
 if [ "$render_only" != 1 ]; then
+# ---- the peers (installed when missing) ------------------------------------------
+sh "$BENCH_DIR/peers.sh"
+
 # ---- the machine ------------------------------------------------------------------
 ver() { "$@" 2>&1 | head -1; }
 {
@@ -84,7 +87,7 @@ ver() { "$@" 2>&1 | head -1; }
 
 # ---- the benchmarks -----------------------------------------------------------------
 t0=$(date +%s)
-for s in ${BENCH_ONLY:-pid1 sqlite pg archive}; do
+for s in ${BENCH_ONLY:-pid1 sqlite speed pg archive}; do
 	echo "bench: === $s" >&2
 	# the output also goes to results/run-NAME.log (a failure's explanation)
 	{ sh "$BENCH_DIR/$s.sh" 2>&1; echo $? >"$RES/run-$s.rc"; } | tee "$RES/run-$s.log" >&2
