@@ -81,7 +81,7 @@ ver() { "$@" 2>&1 | head -1; }
 	[ "$dirty" -gt 0 ] && rev="$rev, with $dirty uncommitted file(s) in src/"
 	echo "| ferry | $("$FERRY" version 2>&1 | head -1) (commit $rev) |"
 	echo "| static binary | $static_desc |"
-	echo "| peers | $(ver tini --version), $(ver dumb-init --version | tr -d '\n'), sqlite3 $(sqlite3 --version 2>/dev/null | cut -d' ' -f1), $(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 | sed 's/^./PostgreSQL &/'), $(ver zstd --version | sed 's/ \*\*\*//g; s/\*\*\* //; s/, by.*//') |"
+	echo "| peers | $(ver tini --version), $(ver dumb-init --version | tr -d '\n'), sqlite3 $(sqlite3 --version 2>/dev/null | cut -d' ' -f1), $(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 | sed 's/^./PostgreSQL &/'), $(ver zstd --version | sed 's/ \*\*\*//g; s/\*\*\* //; s/, by.*//'), dbmate $(ver "${BENCH_PEERS:-$ROOT/build/bench-peers}/node_modules/@dbmate/linux-x64/bin/dbmate" --version | sed 's/.*version //') |"
 	echo "| mode | $([ "${BENCH_QUICK:-0}" = 1 ] && echo 'BENCH_QUICK=1 (small sizes, few rounds: not for comparison)' || echo full) |"
 } >"$RES/machine.md"
 

@@ -262,25 +262,25 @@ else
 		warmup 1
 		minrounds 2
 		maxtime 240
-		ref cp + sync, $xg
-		subject ferry snapshot, $xg
-		case ferry snapshot, $xg
+		ref cp + sync, large
+		subject ferry snapshot, large
+		case ferry snapshot, large
 		setup $FERRY cleanup --database-url sqlite://$XG/app.db --migrations $P1 && sync
 		exec $FERRY snapshot --database-url sqlite://$XG/app.db --migrations $P1
-		case ferry snapshot, $xs
+		case ferry snapshot, small
 		setup $FERRY cleanup --database-url sqlite://$XS/app.db --migrations $P1 && sync
 		exec $FERRY snapshot --database-url sqlite://$XS/app.db --migrations $P1
-		case ferry migrate, $xg
+		case ferry migrate, large
 		setup $(undo "$XG")
 		exec $FERRY migrate --database-url sqlite://$XG/app.db --migrations $P2
 		check $(at2 "$XG")
-		case cp --reflink + sync, $xg
+		case cp --reflink + sync, large
 		setup rm -f $XG/peer.db && sync
 		sh cp --reflink=always $XG/app.db $XG/peer.db && sync $XG/peer.db
-		case cp + sync, $xg
+		case cp + sync, large
 		setup rm -f $XG/peer.db && sync
 		sh cp --reflink=never $XG/app.db $XG/peer.db && sync $XG/peer.db
-		note A $((GMIB * 3 + 1024)) MiB file in the scratch directory made into XFS (\`mkfs.xfs -m reflink=1\`) and loop-mounted. ferry's snapshot takes a reflink (FICLONE) when the file system has them: the copy shares the blocks, so its time does not grow with the size; ferry migrate is the same upgrade as in the 1 GiB table (the quick_check before it still reads the whole file). "cp + sync" makes a full copy (\`--reflink=never\`). ferry's log line (first timed run): @HOW@
+		note "large" is a database of $xg, "small" one of $xs. A $((GMIB * 3 + 1024)) MiB file in the scratch directory made into XFS (\`mkfs.xfs -m reflink=1\`) and loop-mounted. ferry's snapshot takes a reflink (FICLONE) when the file system has them: the copy shares the blocks, so its time does not grow with the size; ferry migrate is the same upgrade as in the 1 GiB table (the quick_check before it still reads the whole file). "cp + sync" makes a full copy (\`--reflink=never\`). ferry's log line (first timed run): @HOW@
 		EOF
 		how=$(grep -h 'snapshot written' "$RES/sqlite-reflink".*.stderr 2>/dev/null | head -1 | sed 's|.*snapshot written: [^ ]* ||')
 		sed -i "s|@HOW@|\`$how\`|" "$RES/sqlite-reflink.md"
