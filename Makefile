@@ -7,6 +7,9 @@ CFLAGS ?= -O2 -g
 WARNINGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wvla -Wwrite-strings -Wformat=2
 CPPFLAGS += -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -I/usr/include/postgresql
+# --as-needed: a library whose symbols ferry does not use is not loaded
+# at every start (the loader's cost is most of the dynamic build's start-up)
+LDFLAGS += -Wl,--as-needed
 LDLIBS = -lsqlite3 -lpq -larchive -lzstd -linih -lcrypto
 
 ifeq ($(SANITIZE),1)

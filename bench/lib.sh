@@ -69,6 +69,10 @@ ab() {
 	if [ -n "${BENCH_MASK:-}" ]; then sed -i "s|$BENCH_MASK|:***@|g" "$RES/$1.md"; fi
 }
 
+# dbmate, as bench/peers.sh installs it (empty: not installed)
+DBMATE=${BENCH_PEERS:-$ROOT/build/bench-peers}/node_modules/@dbmate/linux-x64/bin/dbmate
+[ -x "$DBMATE" ] || DBMATE=$(command -v dbmate || true)
+
 # free_mib DIR: free space in MiB
 free_mib() { df -Pm "$1" | awk 'NR == 2 { print $4 }'; }
 

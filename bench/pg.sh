@@ -4,6 +4,7 @@
 #                 and ferry snapshot when it takes the template path
 #   pg-logical    ferry snapshot when another session is connected (logical,
 #                 COPY + zstd) vs pg_dump -Fc and pg_dump | zstd
+#   pg-batch      1000 small migrations vs psql -1 -f and dbmate
 # Skipped cleanly when the server binaries are not installed.
 BENCH_NAME=pg
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +20,7 @@ if [ -z "$PGBIN" ]; then
 	skip pg-template "the PostgreSQL server is not installed (apt-get install postgresql)"
 	skip pg-template-busy "the PostgreSQL server is not installed (apt-get install postgresql)"
 	skip pg-logical "the PostgreSQL server is not installed (apt-get install postgresql)"
+	skip pg-batch "the PostgreSQL server is not installed (apt-get install postgresql)"
 	exit 0
 fi
 command -v python3 >/dev/null || { echo "bench: python3 is needed" >&2; exit 1; }
@@ -33,6 +35,7 @@ if [ "$(id -u)" = 0 ]; then
 		skip pg-template "running as root and there is no postgres user to run the server"
 		skip pg-template-busy "running as root and there is no postgres user to run the server"
 		skip pg-logical "running as root and there is no postgres user to run the server"
+		skip pg-batch "running as root and there is no postgres user to run the server"
 		exit 0
 	fi
 fi
@@ -109,6 +112,54 @@ mkdir -p "$FERRY_SNAPSHOT_DIR" "$FERRY_DATABASE_STATE_DIR"
 	cat "$T/pg-migrate.log" >&2
 	exit 1
 }
+# ---- 1000 small migrations in one batch ----------------------------------------------
+# (before appdb is filled: a quiet server)
+PB=$T/pg-batch PBD=$T/pg-batch-dbmate
+mkdir -p "$PB" "$PBD"
+i=1
+while [ $i -le 1000 ]; do
+	body=$(printf "CREATE TABLE t%d (id bigint PRIMARY KEY, v text NOT NULL);\nINSERT INTO t%d VALUES (1, 'row %d');" $i $i $i)
+	printf '%s\n' "$body" >"$PB/$(printf '%04d' $i)_t$i.sql"
+	printf -- '-- migrate:up\n%s\n\n-- migrate:down\nDROP TABLE t%d;\n' "$body" $i \
+		>"$PBD/$((20240101000000 + i))_t$i.sql"
+	i=$((i + 1))
+done
+cat "$PB"/*.sql >"$T/pg-batch-all.sql"
+BURL="postgres://app:$PASS@127.0.0.1:$PORT/batchdb"
+brounds=10
+[ "$QUICK" = 1 ] && brounds=2
+bsetup="$PGBIN/psql -X -q -v ON_ERROR_STOP=1 -h $P/sock -p $PORT -U postgres -d postgres -c 'DROP DATABASE IF EXISTS batchdb' -c 'CREATE DATABASE batchdb OWNER app'"
+bcount() { echo "test \"\$($PGBIN/psql -X -At -h $P/sock -p $PORT -U postgres -d batchdb -c 'SELECT count(*) FROM $1')\" = 1000"; }
+dbmate_v=
+[ -n "$DBMATE" ] && dbmate_v=$("$DBMATE" --version | sed 's/.*version //')
+say "1000 migrations in one batch"
+{
+	echo "title PostgreSQL: 1000 small migrations onto an empty database"
+	echo "rounds $brounds"
+	echo "warmup 1"
+	echo "minrounds 3"
+	echo "maxtime 240"
+	echo "ref psql -1 -f all.sql"
+	echo "subject ferry migrate"
+	echo "env PGPASSWORD=$PASS"
+	echo "case ferry migrate"
+	echo "setup $bsetup"
+	echo "exec $FERRY migrate --database-url $BURL --migrations $PB"
+	echo "check $(bcount ferry_migrations)"
+	echo "case psql -1 -f all.sql"
+	echo "setup $bsetup"
+	echo "exec $PGBIN/psql -X -q -1 -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $PORT -U app -d batchdb -f $T/pg-batch-all.sql"
+	echo "check test \"\$($PGBIN/psql -X -At -h $P/sock -p $PORT -U postgres -d batchdb -c 'SELECT v FROM t1000')\" = 'row 1000'"
+	if [ -n "$DBMATE" ]; then
+		echo "case dbmate $dbmate_v"
+		echo "setup $bsetup"
+		echo "exec $DBMATE --url $BURL?sslmode=disable --migrations-dir $PBD --no-dump-schema up"
+		echo "check $(bcount schema_migrations)"
+	fi
+	echo "note Each migration: \`CREATE TABLE tN (id bigint PRIMARY KEY, v text NOT NULL)\` and one \`INSERT\`, fsync on, all three over TCP as the role app (scram-sha-256). ferry runs them in one transaction (all are transactional), pipelined: each round trip carries the ledger row of the migration before and the statements of the next one (libpq pipeline mode), one COMMIT at the end. \`psql -1 -f\` sends the 2000 statements one by one in one transaction, with no ledger. dbmate${dbmate_v:+ $dbmate_v} (bench/peers.sh) commits each migration with its ledger row on its own (1000 commits, each flushing the WAL).$([ -z "$DBMATE" ] && echo ' dbmate was not measured: bench/peers.sh could not install it (npm).') Setup (untimed) drops and creates the database."
+} | ab pg-batch
+pgsu "DROP DATABASE IF EXISTS batchdb" >/dev/null
+
 # about 235 bytes a row with its two indexes, and 8 MiB of catalogs
 ROWS=$(((MIB - 8) * 1048576 / 235))
 say "filling appdb with $ROWS rows"

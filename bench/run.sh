@@ -3,7 +3,7 @@
 # `make bench` runs it after building build/ferry.
 #
 #   BENCH_QUICK=1 sh bench/run.sh     small sizes, few rounds (a smoke run)
-#   BENCH_ONLY="pid1 sqlite"          run only these scripts (pid1 sqlite pg archive scale)
+#   BENCH_ONLY="pid1 sqlite"          run only these scripts (pid1 sqlite speed pg archive scale)
 #   BENCH_STATIC=1                    also time a static binary built from this tree
 #                                     (bench/static.sh; otherwise build/static/ferry
 #                                     is timed only when it is newer than src/)
@@ -61,6 +61,9 @@ fi
 
 failed=
 if [ "$render_only" != 1 ]; then
+# ---- the peers (installed when missing) ------------------------------------------
+sh "$BENCH_DIR/peers.sh"
+
 # ---- the machine ------------------------------------------------------------------
 ver() { "$@" 2>&1 | head -1; }
 {
@@ -78,13 +81,13 @@ ver() { "$@" 2>&1 | head -1; }
 	[ "$dirty" -gt 0 ] && rev="$rev, with $dirty uncommitted file(s) in src/"
 	echo "| ferry | $("$FERRY" version 2>&1 | head -1) (commit $rev) |"
 	echo "| static binary | $static_desc |"
-	echo "| peers | $(ver tini --version), $(ver dumb-init --version | tr -d '\n'), sqlite3 $(sqlite3 --version 2>/dev/null | cut -d' ' -f1), $(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 | sed 's/^./PostgreSQL &/'), $(ver zstd --version | sed 's/ \*\*\*//g; s/\*\*\* //; s/, by.*//') |"
+	echo "| peers | $(ver tini --version), $(ver dumb-init --version | tr -d '\n'), sqlite3 $(sqlite3 --version 2>/dev/null | cut -d' ' -f1), $(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 | sed 's/^./PostgreSQL &/'), $(ver zstd --version | sed 's/ \*\*\*//g; s/\*\*\* //; s/, by.*//'), dbmate $(ver "${BENCH_PEERS:-$ROOT/build/bench-peers}/node_modules/@dbmate/linux-x64/bin/dbmate" --version | sed 's/.*version //') |"
 	echo "| mode | $([ "${BENCH_QUICK:-0}" = 1 ] && echo 'BENCH_QUICK=1 (small sizes, few rounds: not for comparison)' || echo full) |"
 } >"$RES/machine.md"
 
 # ---- the benchmarks -----------------------------------------------------------------
 t0=$(date +%s)
-for s in ${BENCH_ONLY:-pid1 sqlite pg archive scale}; do
+for s in ${BENCH_ONLY:-pid1 sqlite speed pg archive scale}; do
 	echo "bench: === $s" >&2
 	# the output also goes to results/run-NAME.log (a failure's explanation)
 	{ sh "$BENCH_DIR/$s.sh" 2>&1; echo $? >"$RES/run-$s.rc"; } | tee "$RES/run-$s.log" >&2

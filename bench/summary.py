@@ -29,6 +29,17 @@ PAIRS = [
     ("pg-template-busy", "PostgreSQL template copy, busy server", "ferry snapshot (template)", "STRATEGY FILE_COPY"),
     ("pg-logical", "PostgreSQL logical snapshot", "ferry snapshot (logical)", "pg_dump -Fc"),
     ("pg-logical", "PostgreSQL logical snapshot", "ferry snapshot (logical)", "pg_dump + zstd"),
+    ("sqlite-fastpath-200", "boot, SQLite, 200 migrations", "ferry run (static)", "tini-static"),
+    ("sqlite-fastpath-200", "boot, SQLite, 200 migrations", "ferry run", "tini-static"),
+    ("sqlite-batch", "1000 migrations, new SQLite db", "ferry migrate", "dbmate 2.36.0"),
+    ("sqlite-batch", "1000 migrations, new SQLite db", "ferry migrate", "sqlite3, one transaction"),
+    ("sqlite-upgrade-1g", "SQLite upgrade, 1 GiB, 1 migration", "ferry migrate", "cp + sync"),
+    ("sqlite-upgrade-1g", "SQLite upgrade, 1 GiB, 1 migration", "ferry migrate", "careful shell script"),
+    ("sqlite-reflink", "SQLite on XFS (reflink), 1 GiB", "ferry snapshot, large", "cp + sync, large"),
+    ("sqlite-reflink", "SQLite on XFS (reflink)", "ferry snapshot, large", "ferry snapshot, small"),
+    ("sqlite-reflink", "SQLite on XFS (reflink), 1 GiB", "ferry migrate, large", "cp + sync, large"),
+    ("pg-batch", "1000 migrations, PostgreSQL", "ferry migrate", "psql -1 -f all.sql"),
+    ("pg-batch", "1000 migrations, PostgreSQL", "ferry migrate", "dbmate 2.36.0"),
 ]
 
 

@@ -4,6 +4,7 @@
  * streaming compressor and read back through a streaming decompressor.
  */
 #include "dump.h"
+#include "log.h"
 #include "util.h"
 
 #include <errno.h>
@@ -109,6 +110,24 @@ static void zstd_sink_abort(struct dump_sink *sink)
 	errno = e;
 }
 
+/*
+ * Compression in zstd's worker threads, so that reading COPY and
+ * compressing overlap as in `pg_dump | zstd`: one worker, two with more
+ * than two CPUs (each holds a few MiB of jobs: the peak RSS stays flat). A libzstd built
+ * without threads refuses the setting: then the one thread compresses, as before.
+ */
+static void zstd_workers(ZSTD_CCtx *cctx)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int n = cpus > 2 ? 2 : 1;
+	size_t rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, n);
+
+	if (ZSTD_isError(rc))
+		log_debug("zstd compresses in this thread (%s)", ZSTD_getErrorName(rc));
+	else
+		log_debug("zstd compresses in %d worker thread(s)", n);
+}
+
 struct dump_sink *dump_sink_zstd_file(int fd)
 {
 	struct zstd_sink *z = xcalloc(1, sizeof(*z));
@@ -121,6 +140,7 @@ struct dump_sink *dump_sink_zstd_file(int fd)
 	z->cap = ZSTD_CStreamOutSize();
 	z->buf = xmalloc(z->cap);
 	ZSTD_CCtx_setParameter(z->cctx, ZSTD_c_compressionLevel, 3);
+	zstd_workers(z->cctx);
 	return &z->sink;
 }
 

@@ -412,8 +412,23 @@ bool ledger_rep_current(const struct ledger *l, const char *name)
 	return false;
 }
 
+/* Rows come ORDER BY version: a binary search first (as migrations_find),
+ * the linear scan when a shape's order is not version_cmp's. */
 const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v)
 {
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = version_cmp(&l->rows[mid].version, v);
+
+		if (c == 0)
+			return &l->rows[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	for (size_t i = 0; i < l->n; i++)
 		if (version_cmp(&l->rows[i].version, v) == 0)
 			return &l->rows[i];

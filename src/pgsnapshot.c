@@ -144,11 +144,25 @@ static int forget_journal_in_copy(struct store *s)
 	return rc;
 }
 
+/* Has the database a journal table of ferry's (which a copy would keep)?
+ * When in doubt, yes. */
+static bool has_journal(struct store *s)
+{
+	PGresult *r =
+		pg_query(s, pg_conn(s),
+			 "SELECT to_regclass('" JOURNAL_TABLE "') IS NOT NULL", 0, NULL);
+	bool yes = !r || PQntuples(r) != 1 || PQgetvalue(r, 0, 0)[0] != 'f';
+
+	PQclear(r);
+	return yes;
+}
+
 static int template_snapshot(struct store *s, const char *path, char *why, size_t size)
 {
 	char *copy = db_ident(s, "_pre_upgrade"), *orig = db_ident(s, "");
 	char *sql = NULL, text[400];
 	int rc = -1, n;
+	bool journal;
 
 	/* FILE_COPY: one checkpoint and a file copy, instead of WAL-logging
 	 * every block (bench/ measures both) */
@@ -156,6 +170,7 @@ static int template_snapshot(struct store *s, const char *path, char *why, size_
 			PQserverVersion(pg_priv(s)->maint) >= 150000
 				? " STRATEGY FILE_COPY"
 				: "");
+	journal = has_journal(s);
 	pg_disconnect(s); /* the template must have no session, ours included */
 	{
 		char *drop = xasprintf("DROP DATABASE IF EXISTS %s", copy);
@@ -172,8 +187,9 @@ static int template_snapshot(struct store *s, const char *path, char *why, size_
 		goto out;
 	}
 	crash_point("snapshot:mid");
-	/* the copy is the state before the upgrade: no journal of it */
-	if (forget_journal_in_copy(s) < 0) {
+	/* the copy is the state before the upgrade: no journal of it (one
+	 * more connection, with its authentication, only when there is one) */
+	if (journal && forget_journal_in_copy(s) < 0) {
 		snprintf(why, size, "cannot clean the copy: %.300s", s->err);
 		goto out;
 	}

@@ -375,6 +375,10 @@ static int pg_sql_query(struct store *s, const char *sql, int n,
 
 	if (pg_open(s) < 0)
 		return -1;
+	if (pg_priv(s)->piping) { /* rows cannot be read before the sync */
+		snprintf(s->err, sizeof(s->err), "a ledger query inside a pipeline");
+		return -1;
+	}
 	r = pg_query(s, pg_conn(s), sql, n, params);
 	if (!r)
 		return -1;
@@ -394,6 +398,8 @@ static int pg_sql_query(struct store *s, const char *sql, int n,
 
 static int pg_sql_exec(struct store *s, const char *sql, int n, const char *const *params)
 {
+	if (pg_priv(s)->piping)
+		return pg_pipe_send(s, sql, n, params);
 	return pg_sql_query(s, sql, n, params, NULL, NULL);
 }
 
@@ -436,7 +442,7 @@ static int pg_check(struct store *s)
 /* Migrations */
 
 /* "near line N: message" for a statement of a script that failed */
-static void statement_error(struct store *s, const struct sql_statement *st, PGresult *r)
+void pg_statement_error(struct store *s, const struct sql_statement *st, PGresult *r)
 {
 	const char *pos = r ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : NULL;
 	const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -479,7 +485,7 @@ static int run_statement(struct store *s, const struct sql_statement *st,
 		const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 
 		snprintf(sqlstate, 6, "%s", code ? code : "");
-		statement_error(s, st, r);
+		pg_statement_error(s, st, r);
 		rc = -1;
 	}
 	PQclear(r);
@@ -544,6 +550,11 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 		    pg_run(s, pg_conn(s), set, sqlstate) < 0 ||
 		    s->recorder->prepare(s) < 0)
 			goto fail;
+		if (pg_pipe_fits(m, n)) {
+			if (pg_pipe_apply(s, m, n, &i, sqlstate) < 0)
+				goto fail;
+			i = n;
+		}
 		for (; i < n; i++) {
 			double t1 = now_seconds();
 

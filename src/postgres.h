@@ -27,6 +27,8 @@ struct pg {
 	PGconn *maint; /* to the maintenance database: lock, templates */
 	long long lock_key;
 	char dbname[256];
+	bool piping; /* a pipeline is open (pgpipe.c): sql_exec only sends */
+	int queued;  /* commands sent by sql_exec whose results are unread */
 };
 
 struct pg *pg_priv(struct store *s);
@@ -42,6 +44,16 @@ PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
 void pg_rollback(PGconn *c);
 /* Server notices go to the log (debug), like every other line. */
 void pg_on_notice(void *arg, const char *msg);
+
+/* "near line N: message" in s->err for a statement that failed */
+struct sql_statement;
+void pg_statement_error(struct store *s, const struct sql_statement *st, PGresult *r);
+
+/* pgpipe.c: transactional migrations pipelined in the open transaction */
+bool pg_pipe_fits(const struct migration *const *m, size_t n);
+int pg_pipe_send(struct store *s, const char *sql, int n, const char *const *params);
+int pg_pipe_apply(struct store *s, const struct migration *const *m, size_t n, size_t *at,
+		  char sqlstate[6]);
 
 /* pgurl.c: which URLs are PostgreSQL's, checked before libpq sees them */
 bool pg_claims(const char *url);

@@ -168,6 +168,7 @@ int sq_hold(struct store *s, bool exclusive)
 	}
 	p->held = true;
 	p->exclusive = exclusive;
+	sq_written_reset(p, false); /* the check after sees what comes now */
 	return 0;
 }
 

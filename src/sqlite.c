@@ -140,6 +140,7 @@ void sq_close(struct store *s)
 			close(p->shm_fd);
 		p->live_fd = p->shm_fd = -1;
 		p->held = p->exclusive = false;
+		sq_written_reset(p, false);
 	}
 }
 
@@ -245,7 +246,7 @@ static int sq_list_tables(struct store *s, store_table_fn fn, void *arg)
 }
 
 /* First row of a PRAGMA check must be "ok"; else msg gets what it said. */
-static int pragma_ok(struct store *s, const char *sql, char *msg, size_t size)
+int sq_pragma_ok(struct store *s, const char *sql, char *msg, size_t size)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
@@ -278,7 +279,7 @@ static int sq_check(struct store *s)
 {
 	char msg[512];
 
-	if (pragma_ok(s, "PRAGMA quick_check", msg, sizeof(msg)) < 0)
+	if (sq_pragma_ok(s, "PRAGMA quick_check", msg, sizeof(msg)) < 0)
 		return error("database '%s' is corrupt: %s", s->path, msg);
 	return 0;
 }
@@ -376,28 +377,36 @@ static int ledger_prepare(struct store *s, char *msg, size_t size)
  * statement is not even prepared. Savepoints of the migration's own are
  * fine; ferry's is left alone.
  */
+struct guard {
+	const char *denied;
+	struct sq *p; /* notes what is written, for the check after */
+};
+
 static int no_transaction_control(void *arg, int action, const char *a, const char *b,
 				  const char *c, const char *d)
 {
-	(void)c;
+	struct guard *g = arg;
+
 	(void)d;
 	if (action == SQLITE_TRANSACTION ||
 	    (action == SQLITE_SAVEPOINT && b && !sqlite3_stricmp(b, "ferry_migration"))) {
-		*(const char **)arg =
-			action == SQLITE_TRANSACTION ? a : "a savepoint of ferry's";
+		g->denied = action == SQLITE_TRANSACTION ? a : "a savepoint of ferry's";
 		return SQLITE_DENY;
 	}
+	sq_written_note(g->p, action, a, b, c);
 	return SQLITE_OK;
 }
 
 static int run_guarded(struct store *s, const char *sql, char *msg, size_t size)
 {
-	const char *denied = NULL;
+	struct guard g = { NULL, sq_priv(s) };
+	const char *denied;
 	int rc;
 
-	sqlite3_set_authorizer(handle(s), no_transaction_control, &denied);
+	sqlite3_set_authorizer(handle(s), no_transaction_control, &g);
 	rc = run_script(s, sql, msg, size);
 	sqlite3_set_authorizer(handle(s), NULL, NULL);
+	denied = g.denied;
 	if (rc < 0 && denied) {
 		int line = 0;
 
@@ -445,6 +454,7 @@ static int apply_outside(struct store *s, const struct migration *m, long long *
 	double t0 = now_seconds();
 	char point[96];
 
+	sq_priv(s)->written_all = true; /* commits on its own: check it all */
 	if (sq_exec(s, "BEGIN IMMEDIATE", msg, size) < 0 ||
 	    ledger_prepare(s, msg, size) < 0 ||
 	    ledger_write(s, m, 0, true, msg, size) < 0 ||
@@ -521,7 +531,8 @@ static int sq_verify(struct store *s)
 {
 	char msg[512];
 
-	if (pragma_ok(s, "PRAGMA quick_check", msg, sizeof(msg)) < 0) {
+	if (sq_written_check(s, s->recorder ? s->recorder->table : NULL, msg,
+			     sizeof(msg)) < 0) {
 		snprintf(s->err, sizeof(s->err), "integrity check: %s", msg);
 		return -1;
 	}
@@ -549,7 +560,7 @@ static int sq_size(struct store *s, unsigned long long *bytes)
 /* PRAGMA quick_check of this connection; msg gets what it found. */
 int sq_quick_check(struct store *s, char *msg, size_t size)
 {
-	return pragma_ok(s, "PRAGMA quick_check", msg, size);
+	return sq_pragma_ok(s, "PRAGMA quick_check", msg, size);
 }
 
 /*

@@ -25,6 +25,10 @@ struct sq {
 	int shm_fd;
 	bool held;	/* the upgrade's write transaction is open */
 	bool exclusive; /* locking_mode EXCLUSIVE: the lock outlives commits */
+	/* what the held migrations wrote (sqverify.c) */
+	char **written;
+	size_t n_written;
+	bool written_all; /* ... or anything: the whole file is checked */
 };
 
 static inline sqlite3 *handle(struct store *s)
@@ -41,6 +45,14 @@ int sq_hold(struct store *s, bool exclusive);
 int sq_settle(struct store *s, bool commit);
 /* PRAGMA quick_check of this connection; msg gets what it found. */
 int sq_quick_check(struct store *s, char *msg, size_t size);
+/* The first row of a PRAGMA check must be "ok"; else msg says what it was. */
+int sq_pragma_ok(struct store *s, const char *sql, char *msg, size_t size);
+
+/* sqverify.c: the check after an upgrade, of what it wrote */
+void sq_written_reset(struct sq *p, bool all);
+void sq_written_note(struct sq *p, int action, const char *a, const char *b,
+		     const char *db);
+int sq_written_check(struct store *s, const char *ledger, char *msg, size_t size);
 
 int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info);
 int sq_restore(struct store *s, const char *snap);

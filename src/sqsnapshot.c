@@ -433,11 +433,29 @@ static int owned_like_dir(const char *path, const char *final)
 	return rc;
 }
 
+/*
+ * A database being created is built under a temporary name that no one
+ * else opens and that the next boot deletes unread (sq_unlink_files
+ * below) if ferry dies before the rename: a power cut or a kill -9 in the
+ * middle can leave a torn file only there. So its commits need neither an
+ * fsync each (synchronous = OFF) nor a journal on disk (journal_mode =
+ * MEMORY: a failed migration still rolls back to its savepoint, in
+ * memory). Nothing else may open it either (locking_mode = EXCLUSIVE:
+ * one lock for the whole build, and a page cache that stays valid
+ * between the migrations). Durability comes once, at the end: the file is fsynced before
+ * the rename, the directory after it, and only then does ferry say the
+ * database was created. 4000 fdatasync calls for 1000 migrations become one.
+ */
+static const char create_pragmas[] = "PRAGMA synchronous = OFF; "
+				     "PRAGMA journal_mode = MEMORY; "
+				     "PRAGMA locking_mode = EXCLUSIVE";
+
 int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 {
 	char *final = s->path;
 	char *tmp = xasprintf("%s.ferry-new", final);
 	char *wal = xasprintf("%s-wal", tmp);
+	char why[256];
 	int rc = -1;
 
 	if (sq_unlink_files(tmp, false) < 0) /* logged */
@@ -445,7 +463,10 @@ int sq_create(struct store *s, int (*fn)(struct store *, void *), void *arg)
 	if (sq_open_handle(s, tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) < 0)
 		goto out;
 	s->path = tmp;
-	rc = fn(s, arg);
+	if (sq_exec(s, create_pragmas, why, sizeof(why)) < 0)
+		rc = error("cannot set up '%s': %s", tmp, why);
+	else
+		rc = fn(s, arg);
 	sq_close(s);
 	s->path = final;
 	if (rc == 0 && path_exists(wal))
