@@ -207,6 +207,7 @@ static int stage_database(struct session *s, struct manifest *mf, const char *db
 		 gmtime(&now));
 	if (s->store.ops->archive_dump)
 		return stage_dump(s, mf, db_copy, &top);
+	info.scratch = true; /* read into the archive, then deleted */
 	if (s->store.ops->snapshot(&s->store, db_copy, &info) < 0)
 		return EXIT_CANTCREAT;
 	m = manifest_add(mf, ARC_DB_MEMBER, 'f');

@@ -116,7 +116,7 @@ static int backup_pages(struct store *s, sqlite3 *dst, sqlite3 *src, const char 
  * write transaction (which keeps the content as it is until then), or
  * through the first when an exclusive hold keeps everyone else out.
  */
-static int backup_to(struct store *s, const char *dst_path)
+static int backup_to(struct store *s, const char *dst_path, bool durable)
 {
 	struct store src = { .path = s->path, .busy_ms = s->busy_ms };
 	sqlite3 *dst = NULL;
@@ -145,7 +145,7 @@ static int backup_to(struct store *s, const char *dst_path)
 	sqlite3_close(src.db);
 	if (sqlite3_close(dst) != SQLITE_OK)
 		return error("cannot close snapshot '%s'", dst_path);
-	return fsync_path(dst_path);
+	return durable ? fsync_path(dst_path) : 0;
 fail:
 	sqlite3_close(dst);
 	sqlite3_close(src.db);
@@ -187,7 +187,7 @@ int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 	if (wal_size(s) > 0) {
 		/* a reader keeps frames in the WAL: copy through SQLite */
 		how = "backup API";
-		if (backup_to(s, tmp) < 0)
+		if (backup_to(s, tmp, !info->scratch) < 0)
 			goto out_unlink;
 		goto out_check;
 	}
@@ -203,7 +203,7 @@ int sq_snapshot(struct store *s, const char *path, struct snapshot_info *info)
 	}
 	if (copy_fd(in, out, (unsigned long long)st.st_size, "snapshot", "snapshot:mid",
 		    &how) < 0 ||
-	    fsync(out) < 0) {
+	    (!info->scratch && fsync(out) < 0)) {
 		error_errno("cannot write snapshot '%s'", tmp);
 		goto out_unlink;
 	}
@@ -222,7 +222,7 @@ out_check:
 		error_errno("cannot rename '%s' to '%s'", tmp, path);
 		goto out_unlink;
 	}
-	rc = fsync_dir_of(path);
+	rc = info->scratch ? 0 : fsync_dir_of(path);
 	goto out;
 out_unlink:
 	saved = errno;

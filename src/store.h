@@ -22,6 +22,10 @@ struct snapshot_info {
 	char how[1400]; /* "copy_file_range", "template database app_pre_upgrade" ... */
 	bool is_file;	/* the snapshot is the file at its path (its size means
 			 * something); else a marker of a copy kept elsewhere */
+	/* in, set by the caller: a scratch copy, read once and deleted (a
+	 * backup's staged database), so it needs no fsync; what must last is
+	 * what is made of it, made durable on its own */
+	bool scratch;
 };
 
 /* The engines' SQL dialects, for the few statements that differ. */
