@@ -379,7 +379,8 @@ static int ledger_prepare(struct store *s, char *msg, size_t size)
  */
 struct guard {
 	const char *denied;
-	struct sq *p; /* notes what is written, for the check after */
+	bool raw_schema; /* denied: PRAGMA writable_schema */
+	struct sq *p;	 /* notes what is written, for the check after */
 };
 
 static int no_transaction_control(void *arg, int action, const char *a, const char *b,
@@ -393,13 +394,20 @@ static int no_transaction_control(void *arg, int action, const char *a, const ch
 		g->denied = action == SQLITE_TRANSACTION ? a : "a savepoint of ferry's";
 		return SQLITE_DENY;
 	}
+	/* Raw edits of sqlite_schema can corrupt the file in ways no check on
+	 * this connection sees (it keeps the schema it parsed): never run. */
+	if (action == SQLITE_PRAGMA && a && !sqlite3_stricmp(a, "writable_schema") && b) {
+		g->denied = "PRAGMA writable_schema";
+		g->raw_schema = true;
+		return SQLITE_DENY;
+	}
 	sq_written_note(g->p, action, a, b, c);
 	return SQLITE_OK;
 }
 
 static int run_guarded(struct store *s, const char *sql, char *msg, size_t size)
 {
-	struct guard g = { NULL, sq_priv(s) };
+	struct guard g = { NULL, false, sq_priv(s) };
 	const char *denied;
 	int rc;
 
@@ -412,11 +420,21 @@ static int run_guarded(struct store *s, const char *sql, char *msg, size_t size)
 
 		if (sscanf(msg, "near line %d", &line) != 1)
 			line = 0;
-		snprintf(msg, size,
-			 "line %d: %s inside a migration would end the "
-			 "transaction ferry runs it in: remove it, or make the file's "
-			 "first line -- ferry:no-transaction",
-			 line, denied);
+		if (g.raw_schema)
+			snprintf(
+				msg, size,
+				"line %d: PRAGMA writable_schema edits sqlite_schema by "
+				"hand, which ferry cannot verify: change the schema with "
+				"CREATE, ALTER and DROP (a table rebuild: create, copy, "
+				"drop, rename)",
+				line);
+		else
+			snprintf(
+				msg, size,
+				"line %d: %s inside a migration would end the "
+				"transaction ferry runs it in: remove it, or make the file's "
+				"first line -- ferry:no-transaction",
+				line, denied);
 	}
 	return rc;
 }

@@ -93,6 +93,13 @@ static bool harmless_pragma(const char *name)
 void sq_written_note(struct sq *p, int action, const char *a, const char *b,
 		     const char *db)
 {
+	/* a pragma's schema is the prefix written (temp.x): many act on the
+	 * whole connection whatever it says */
+	if (action == SQLITE_PRAGMA) {
+		if (!harmless_pragma(a))
+			p->written_all = true;
+		return;
+	}
 	if (db && sqlite3_stricmp(db, "main"))
 		return; /* temp or attached: not the database being upgraded */
 	switch (action) {
@@ -119,11 +126,7 @@ void sq_written_note(struct sq *p, int action, const char *a, const char *b,
 	case SQLITE_CREATE_VIEW:
 	case SQLITE_CREATE_TRIGGER:
 		break; /* nothing, or sqlite_schema only */
-	case SQLITE_PRAGMA:
-		if (!harmless_pragma(a))
-			p->written_all = true;
-		break;
-	default: /* drops, VACUUM, REINDEX, ANALYZE, virtual tables, ATTACH ... */
+	default:       /* drops, VACUUM, REINDEX, ANALYZE, virtual tables, ATTACH ... */
 		p->written_all = true;
 	}
 }
@@ -147,6 +150,10 @@ int sq_written_check(struct store *s, const char *ledger, char *msg, size_t size
 	/* AUTOINCREMENT's counters change without an authorizer call */
 	if (has_table(s, "sqlite_sequence"))
 		note(p, "sqlite_sequence");
+	if (p->written_all) { /* those three took it past the cheap bound */
+		log_debug("integrity check after the upgrade: the whole file");
+		return sq_quick_check(s, msg, size);
+	}
 	log_debug("integrity check after the upgrade: the %zu b-tree(s) it wrote, "
 		  "first '%s'",
 		  p->n_written, p->written[0]);

@@ -99,4 +99,37 @@ like "$err" "integrity check after the upgrade: the whole file" \
 	"a DROP frees pages: the whole file is checked"
 is "$(q "$DB" 'PRAGMA integrity_check')" ok "integrity_check ok"
 
+# A pragma under another schema's prefix still acts on the database:
+# temp.writable_schema is refused like the plain one, nothing changed.
+mkdir -p "$TMP/s4"
+cp "$TMP/s1"/* "$TMP/s4/"
+printf "PRAGMA temp.writable_schema = ON;\nUPDATE sqlite_schema SET rootpage = 2 WHERE name = 'items';\nPRAGMA temp.writable_schema = OFF;\n" \
+	>"$TMP/s4/0003_raw.sql"
+rm -rf "$DBDIR"/app.db* "$DBDIR/.ferry"
+cp "$TMP/scoped.db" "$DB"
+fy "$DB" "$TMP/s4" migrate
+expect_status 70 "in place: PRAGMA temp.writable_schema"
+like "$err" "line 1: PRAGMA writable_schema edits sqlite_schema by hand" \
+	"writable_schema refused, naming the line"
+is "$(q "$DB" 'PRAGMA integrity_check')" ok "integrity_check ok after the refusal"
+is "$(ledger_versions "$DB")" "1 2" "still at version 2"
+
+# Many tables written: past the bound of named b-trees, the whole file.
+mkdir -p "$TMP/m1" "$TMP/m2"
+i=1
+: >"$TMP/m1/0001_t.sql"
+: >"$TMP/m2/0002_w.sql"
+while [ $i -le 63 ]; do
+	echo "CREATE TABLE w$i (x);" >>"$TMP/m1/0001_t.sql"
+	echo "INSERT INTO w$i VALUES ($i);" >>"$TMP/m2/0002_w.sql"
+	i=$((i + 1))
+done
+cp "$TMP/m1/0001_t.sql" "$TMP/m2/"
+rm -rf "$DBDIR"/app.db* "$DBDIR/.ferry"
+fy "$DB" "$TMP/m1" migrate
+fy "$DB" "$TMP/m2" -v migrate
+expect_status 0 "in place: 63 tables written"
+like "$err" "integrity check after the upgrade: the whole file" \
+	"63 tables + schema + ledger: the whole file is checked"
+
 done_testing
