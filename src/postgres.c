@@ -65,7 +65,8 @@ void pg_on_notice(void *arg, const char *msg)
 	log_debug("postgres: %s", one_line(msg, line, sizeof(line)));
 }
 
-/* Errors no waiting will cure: wrong password, no such database or role. */
+/* Errors no waiting will cure: wrong password, no such database or role,
+ * no right to connect (REVOKE CONNECT, NOLOGIN, pg_hba.conf). */
 static bool permanent(PGconn *c)
 {
 	const char *m = PQerrorMessage(c);
@@ -75,7 +76,10 @@ static bool permanent(PGconn *c)
 	       strstr(m, "invalid connection option") || strstr(m, "invalid value for") ||
 	       strstr(m, "invalid ") == m ||
 	       (strstr(m, "database \"") && strstr(m, "does not exist")) ||
-	       (strstr(m, "role \"") && strstr(m, "does not exist"));
+	       (strstr(m, "role \"") && strstr(m, "does not exist")) ||
+	       strstr(m, "permission denied for database") ||
+	       strstr(m, "is not permitted to log in") ||
+	       strstr(m, "no pg_hba.conf entry");
 }
 
 /*

@@ -119,6 +119,12 @@ URL="postgres://app:$APP_PASSWORD@127.0.0.1:$PGPORT/nosuchdb" FERRY_DATABASE_WAI
 check "a database that does not exist fails (exit $rc)" test "$rc" != 0
 like "$err" "nosuchdb" "and names it"
 is "$(db_list)" appdb "ferry did not create it"
+# no right to connect is not cured by waiting: refused at once, 78
+psql_su postgres "CREATE ROLE nologin_app PASSWORD '$APP_PASSWORD' NOLOGIN" >/dev/null
+URL="postgres://nologin_app:$APP_PASSWORD@127.0.0.1:$PGPORT/appdb" FERRY_DATABASE_WAIT_SECONDS=60 \
+	pgf "$TMP/p3" migrate
+expect_status 78 "a role that may not log in: 78, not waited for"
+like "$err" "nologin_app" "names the role"
 
 # ---- configuration errors --------------------------------------------------------------------
 v1_appdb
