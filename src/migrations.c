@@ -321,6 +321,29 @@ static const struct format *claimer(const struct format *forced, const char *nam
 }
 
 /*
+ * The formats claim files by their text as the loader will read it (no
+ * BOM, LF line ends): a dbmate file written on Windows is still dbmate's,
+ * not a ferry file whose down section would run with its up. A copy only
+ * when the text has something to normalise.
+ */
+static const struct format *claim_file(const struct format *forced, const char *name,
+				       const char *text, size_t len)
+{
+	const struct format *f;
+	char *copy;
+
+	if (!text ||
+	    (!memchr(text, '\r', len) && (len < 3 || memcmp(text, "\xEF\xBB\xBF", 3))))
+		return claimer(forced, name, text, false);
+	copy = xmalloc(len + 1);
+	memcpy(copy, text, len);
+	migrations_normalise(copy, len);
+	f = claimer(forced, name, copy, false);
+	free(copy);
+	return f;
+}
+
+/*
  * Offers one entry to the formats: a regular file (read first when it is
  * a *.sql file), or a directory to the formats whose migrations are
  * directories. Kept: what a format claims, and unclaimed *.sql files
@@ -339,7 +362,7 @@ static void collect_one(struct entries *es, const struct format *forced, const c
 	if (S_ISREG(st.st_mode)) {
 		if (sql)
 			e.read_errno = read_text(e.path, &e.text, &e.len);
-		e.f = claimer(forced, name, e.text, false);
+		e.f = claim_file(forced, name, e.text, e.len);
 		if (!e.f && !sql)
 			goto skip;
 	} else if (S_ISDIR(st.st_mode) && (e.f = claimer(forced, name, NULL, true))) {

@@ -200,6 +200,7 @@ int pg_pipe_apply(struct store *s, const struct migration *const *m, size_t n, s
 		}
 		if (s->recorder->record(s, m[i], (long long)((now_seconds() - t1) * 1000),
 					false) < 0) {
+			pg_record_failed(s);
 			*at = i;
 			rc = -1;
 			break;

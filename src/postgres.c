@@ -83,6 +83,24 @@ static bool permanent(PGconn *c)
 }
 
 /*
+ * The ledger row of a migration that ran could not be written: say so,
+ * for the error is the ledger's, not the migration's SQL (a migration
+ * that empties search_path, as pg_dump's output does, hides the ledger).
+ */
+void pg_record_failed(struct store *s)
+{
+	char why[sizeof(s->err)];
+
+	snprintf(why, sizeof(why), "%s", s->err);
+	snprintf(s->err, sizeof(s->err),
+		 "it ran, but its row in the ledger (%s) could not be written: %.700s%s",
+		 s->recorder->table, why,
+		 strstr(why, "does not exist") ? " (did it change search_path? the "
+						 "ledger is found through it)"
+					       : "");
+}
+
+/*
  * The session that migrates holds a second advisory lock, the migrator's
  * mark, for as long as it lives: a ferry killed mid-statement leaves that
  * session running until its statement ends, and the mark tells the next
@@ -562,11 +580,14 @@ static int apply_in_transaction(struct store *s, const struct migration *const *
 		for (; i < n; i++) {
 			double t1 = now_seconds();
 
-			if (run_script(s, m[i], sqlstate) < 0 ||
-			    s->recorder->record(s, m[i],
-						(long long)((now_seconds() - t1) * 1000),
-						false) < 0)
+			if (run_script(s, m[i], sqlstate) < 0)
 				goto fail;
+			if (s->recorder->record(s, m[i],
+						(long long)((now_seconds() - t1) * 1000),
+						false) < 0) {
+				pg_record_failed(s);
+				goto fail;
+			}
 			snprintf(point, sizeof(point), "migration:%s:before-commit",
 				 version_str(&m[i]->version));
 			crash_point(point);

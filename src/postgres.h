@@ -44,6 +44,8 @@ PGresult *pg_query(struct store *s, PGconn *c, const char *sql, int n,
 void pg_rollback(PGconn *c);
 /* Server notices go to the log (debug), like every other line. */
 void pg_on_notice(void *arg, const char *msg);
+/* s->err said as the failure of a migration's ledger row */
+void pg_record_failed(struct store *s);
 
 /* "near line N: message" in s->err for a statement that failed */
 struct sql_statement;

@@ -262,4 +262,27 @@ expect_status 78 "[migrations] format = sqitch: not a format"
 like "$err" "expected auto, ferry, golang-migrate, dbmate, goose, flyway or diesel" "says which formats there are"
 unset FERRY_MIGRATIONS_FORMAT
 
+# ---- files written on Windows: CRLF line ends and a BOM --------------------------
+# The markers are read as the loader reads the text: a CRLF dbmate file is
+# dbmate's (its down section must not run with its up), a goose file with
+# a BOM before its first marker is goose's.
+mkdir -p "$TMP/m-crlf"
+printf -- '-- migrate:up\r\nCREATE TABLE users (x);\r\n-- migrate:down\r\nDROP TABLE users;\r\n' \
+	>"$TMP/m-crlf/20240101120000_a.sql"
+printf -- '-- migrate:up\r\nCREATE TABLE posts (x);\r\n-- migrate:down\r\nDROP TABLE users;\r\n' \
+	>"$TMP/m-crlf/20240201120000_b.sql"
+new_db crlf
+fy "$DB" "$TMP/m-crlf" migrate
+expect_status 0 "dbmate files with CRLF line ends"
+is "$(q "$DB" "SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema WHERE type = 'table' AND name IN ('users', 'posts') ORDER BY name)")" \
+	"posts users" "both up sections ran, no down section"
+fy "$DB" "$TMP/m-crlf" status
+like "$out" "dbmate format" "status names the dbmate format"
+mkdir -p "$TMP/m-bom"
+printf '\357\273\277-- +goose Up\nCREATE TABLE g (x);\n-- +goose Down\nDROP TABLE g;\n' >"$TMP/m-bom/00001_g.sql"
+new_db bom
+fy "$DB" "$TMP/m-bom" migrate
+expect_status 0 "a goose file with a BOM before its first marker"
+is "$(q "$DB" "SELECT count(*) FROM sqlite_schema WHERE name = 'g'")" 1 "its up section ran, not its down"
+
 done_testing
