@@ -365,9 +365,17 @@ static void collect_one(struct entries *es, const struct format *forced, const c
 		e.f = claim_file(forced, name, e.text, e.len);
 		if (!e.f && !sql)
 			goto skip;
-	} else if (S_ISDIR(st.st_mode) && (e.f = claimer(forced, name, NULL, true))) {
-		char *up = xasprintf("%s/%s", e.path, e.f->member);
+	} else if (S_ISDIR(st.st_mode)) {
+		/* a directory holding an up.sql that no format claims (a diesel
+		 * one without its 14-digit stamp) is refused, not skipped */
+		char *up;
 
+		e.f = claimer(forced, name, NULL, true);
+		up = xasprintf("%s/%s", e.path, e.f ? e.f->member : "up.sql");
+		if (!e.f && access(up, F_OK) < 0) {
+			free(up);
+			goto skip;
+		}
 		free(e.path);
 		e.path = up;
 	} else {

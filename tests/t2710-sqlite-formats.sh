@@ -285,4 +285,15 @@ fy "$DB" "$TMP/m-bom" migrate
 expect_status 0 "a goose file with a BOM before its first marker"
 is "$(q "$DB" "SELECT count(*) FROM sqlite_schema WHERE name = 'g'")" 1 "its up section ran, not its down"
 
+# A directory with an up.sql that no format reads (a diesel stamp of 13
+# digits) is refused, naming it, not skipped with its SQL.
+mkdir -p "$TMP/m-dz/2024-01-01-120000_a" "$TMP/m-dz/2024-01-02-12000_b"
+echo 'CREATE TABLE a (x);' >"$TMP/m-dz/2024-01-01-120000_a/up.sql"
+echo 'CREATE TABLE b (x);' >"$TMP/m-dz/2024-01-02-12000_b/up.sql"
+new_db dz
+fy "$DB" "$TMP/m-dz" migrate
+expect_status 65 "a diesel directory without its 14-digit stamp"
+like "$err" "2024-01-02-12000_b/up.sql': cannot read a version from the name" "names it"
+check "no database was created" test ! -e "$DB"
+
 done_testing
