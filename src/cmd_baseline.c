@@ -21,7 +21,7 @@ static int check(struct session *s, const struct version *v)
 	const struct ledger *l = &s->ledger;
 	struct version top = ledger_top(l);
 
-	if (l->exists) {
+	if (l->exists && !ledger_tracks_nothing(l)) {
 		log_error("baseline refused: the database already has a ledger (%s's "
 			  "%s, at version %s): nothing to adopt, nothing changed",
 			  l->shape, l->table, version_str(&top));

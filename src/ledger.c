@@ -435,6 +435,14 @@ const struct ledger_row *ledger_find(const struct ledger *l, const struct versio
 	return NULL;
 }
 
+bool ledger_tracks_nothing(const struct ledger *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!version_is_zero(&l->rows[i].version) || l->rows[i].dirty)
+			return false;
+	return true;
+}
+
 struct version ledger_top(const struct ledger *l)
 {
 	struct version top = VERSION_ZERO;

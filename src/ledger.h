@@ -68,6 +68,9 @@ void ledger_release(struct ledger *l);
 const struct ledger_row *ledger_find(const struct ledger *l, const struct version *v);
 /* Is the repeatable called name applied as shipped? */
 bool ledger_rep_current(const struct ledger *l, const char *name);
+/* No version applied: no ledger, an empty one, or only rows of version 0
+ * that did not fail (goose's table starts with one): nothing tracked. */
+bool ledger_tracks_nothing(const struct ledger *l);
 /* The highest version applied, zero for an empty ledger. */
 struct version ledger_top(const struct ledger *l);
 

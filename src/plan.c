@@ -35,13 +35,14 @@ static bool refuse(struct plan *p, const char *fmt, ...)
 static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 			  const struct ledger *l)
 {
-	if (!l->exists && l->has_user_tables)
+	if (l->has_user_tables && ledger_tracks_nothing(l))
 		return refuse(
 			p,
-			"the database has tables but no %s ledger, so its schema "
+			"the database has tables but %s %s ledger, so its schema "
 			"version is unknown: refusing to migrate it. If its schema is "
 			"that of version V of the image's migrations, adopt it with "
 			"`ferry baseline --version V`",
+			l->exists ? "an empty" : "no",
 			l->table ? l->table : "ferry_migrations");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct ledger_row *r = &l->rows[i];

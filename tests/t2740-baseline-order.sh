@@ -128,4 +128,25 @@ is "$(q "$TMP/rep-flyway/app.db" "SELECT installed_rank, quote(version), descrip
 is "$(q "$TMP/rep-ferry/app.db" "SELECT name, sha256 FROM ferry_repeatables")" \
 	"user_names|$(filesum "$TMP/fw-ferry/R__user_names.sql")" "ferry's ledger: the last checksum in ferry_repeatables"
 
+# An empty tool ledger beside the app's tables (a first `migrate up` that
+# failed, or a table made by hand) tracks nothing: refused with the
+# baseline hint, then adopted into that same table.
+mkdir -p "$TMP/m-gm"
+echo 'CREATE TABLE users (x);' >"$TMP/m-gm/000001_a.up.sql"
+echo 'CREATE TABLE posts (x);' >"$TMP/m-gm/000002_b.up.sql"
+new_db emptyledger
+sqlite3 "$DB" "CREATE TABLE users (x); INSERT INTO users VALUES ('kept');
+	CREATE TABLE schema_migrations (version uint64, dirty bool);"
+fy "$DB" "$TMP/m-gm" migrate
+expect_status 65 "tables beside an empty schema_migrations"
+like "$err" "an empty schema_migrations ledger.*ferry baseline --version V" \
+	"the refusal says the ledger is empty and points to baseline"
+fy "$DB" "$TMP/m-gm" baseline --version 1
+expect_status 0 "baseline into the empty schema_migrations"
+fy "$DB" "$TMP/m-gm" migrate
+expect_status 0 "then the boot applies what comes after"
+is "$(sqlite3 "$DB" 'SELECT version, dirty FROM schema_migrations')" "2|0" \
+	"golang-migrate's ledger at 2, clean"
+is "$(sqlite3 "$DB" 'SELECT x FROM users')" kept "the app's data is untouched"
+
 done_testing
