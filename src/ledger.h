@@ -24,6 +24,9 @@ struct ledger_row {
 	long long duration_ms;
 	bool dirty;
 	bool trusted; /* applied by another tool, no checksum of ferry's yet */
+	/* a baseline mark (Flyway's BASELINE row): versions up to it count as
+	 * applied; it need not be a version the image ships */
+	bool baseline;
 };
 
 struct ledger {

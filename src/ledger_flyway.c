@@ -164,7 +164,7 @@ static void add_baseline(struct reading *rd, const struct version *v)
 			ledger_add(rd->s, rd->l, &set->items[i].version, NULL, NULL,
 				   false);
 	if (!ledger_find(rd->l, v))
-		ledger_add(rd->s, rd->l, v, NULL, NULL, false);
+		ledger_add(rd->s, rd->l, v, NULL, NULL, false)->baseline = true;
 }
 
 static int add_row(void *arg, int ncols, const char *const *v)

@@ -75,6 +75,8 @@ static bool refuse_ledger(struct plan *p, const struct migration_set *set,
 		const struct ledger_row *r = &l->rows[i];
 		const struct migration *m = migrations_find(set, &r->version);
 
+		if (!m && r->baseline)
+			continue; /* the floor the tool's baseline set, no migration */
 		if (!m)
 			return refuse(
 				p,

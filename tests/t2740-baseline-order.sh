@@ -149,4 +149,23 @@ is "$(sqlite3 "$DB" 'SELECT version, dirty FROM schema_migrations')" "2|0" \
 	"golang-migrate's ledger at 2, clean"
 is "$(sqlite3 "$DB" 'SELECT x FROM users')" kept "the app's data is untouched"
 
+# Flyway's own baseline (baselineOnMigrate, baselineVersion 1) with
+# scripts that start at V2: the BASELINE row is a floor, not a migration
+# the image must ship.
+mkdir -p "$TMP/m-fw1" "$TMP/m-fwb"
+echo 'CREATE TABLE t1 (x);' >"$TMP/m-fw1/V1__a.sql"
+new_db fwddl
+FERRY_MIGRATIONS_LEDGER=flyway fy "$DB" "$TMP/m-fw1" migrate
+ddl=$(sqlite3 "$DB" .schema | grep -i flyway_schema_history)
+echo 'CREATE TABLE t2 (x);' >"$TMP/m-fwb/V2__b.sql"
+echo 'CREATE TABLE t3 (x);' >"$TMP/m-fwb/V3__c.sql"
+new_db fwbase
+sqlite3 "$DB" "$ddl CREATE TABLE legacy (x);
+	INSERT INTO flyway_schema_history VALUES (1, '1', '<< Flyway Baseline >>', 'BASELINE',
+	'<< Flyway Baseline >>', NULL, 'me', '2024-01-01 00:00:00.000', 0, 1);"
+fy "$DB" "$TMP/m-fwb" migrate
+expect_status 0 "a Flyway BASELINE row at 1, scripts from V2"
+is "$(sqlite3 "$DB" "SELECT group_concat(version || ':' || type, ' ') FROM (SELECT * FROM flyway_schema_history ORDER BY installed_rank)")" \
+	"1:BASELINE 2:SQL 3:SQL" "V2 and V3 applied after the baseline, in Flyway's shape"
+
 done_testing
