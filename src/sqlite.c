@@ -103,8 +103,10 @@ static int sq_exists(struct store *s)
 
 	if (resolve_path(s) < 0)
 		return -1;
+	/* an empty file (touch app.db) is an empty database to SQLite: none
+	 * yet, created as a new one is (built aside, renamed over it) */
 	if (stat(s->path, &st) == 0)
-		return 1;
+		return !S_ISREG(st.st_mode) || st.st_size > 0;
 	if (errno == ENOENT)
 		return 0;
 	return error_errno("database '%s'", s->path);

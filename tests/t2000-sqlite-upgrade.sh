@@ -284,4 +284,13 @@ cp "$DB.pre-upgrade" "$TMP/walsnap.db"
 is "$(q "$TMP/walsnap.db" "SELECT count(*) FROM users")" 5 "the snapshot file alone holds them too"
 is "$(q "$TMP/walsnap.db" "PRAGMA integrity_check")" ok "the snapshot alone is a sound database"
 
+# An empty file where the database goes (touch app.db before mounting it)
+# is an empty database to SQLite: created as a new one.
+new_db emptyfile
+: >"$DB"
+fy "$DB" "$TMP/m1" migrate
+expect_status 0 "a 0-byte database file"
+like "$err" "no database yet: creating" "is created as a new database"
+is "$(ledger_versions "$DB")" "1" "at version 1"
+
 done_testing
