@@ -194,6 +194,15 @@ static int add_row(void *arg, int ncols, const char *const *v)
 	else
 		snprintf(sha, sizeof(sha), "%s", m ? m->sha256 : "");
 	ledger_add(rd->s, rd->l, &ver, NULL, sha, v[2] && !strcmp(v[2], "0"));
+	if (v[2] && !strcmp(v[2], "0") && !rd->l->dirty_hint[0])
+		snprintf(
+			rd->l->dirty_hint, sizeof(rd->l->dirty_hint),
+			"flyway_schema_history has a failed row for version %s "
+			"(success = false): a run failed half-way, and ferry has no "
+			"snapshot of it. Fix the schema by hand, then remove the failed "
+			"row (`flyway repair`, or DELETE FROM flyway_schema_history WHERE "
+			"NOT success)",
+			v[0]);
 	return 0;
 }
 

@@ -103,6 +103,14 @@ static int add_row(void *arg, int ncols, const char *const *v)
 	else
 		snprintf(sha, sizeof(sha), "%s", m ? m->sha256 : "");
 	ledger_add(rd->s, rd->l, &ver, NULL, sha, v[2] && !strcmp(v[2], "0"));
+	if (v[2] && !strcmp(v[2], "0") && !rd->l->dirty_hint[0])
+		snprintf(
+			rd->l->dirty_hint, sizeof(rd->l->dirty_hint),
+			"_sqlx_migrations has a failed row for version %s (success = "
+			"false): a run failed half-way, and ferry has no snapshot of it. "
+			"Fix the schema by hand, then remove that row (DELETE FROM "
+			"_sqlx_migrations WHERE version = %s) to run it again",
+			v[0], v[0]);
 	return 0;
 }
 

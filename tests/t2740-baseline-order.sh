@@ -168,4 +168,14 @@ expect_status 0 "a Flyway BASELINE row at 1, scripts from V2"
 is "$(sqlite3 "$DB" "SELECT group_concat(version || ':' || type, ' ') FROM (SELECT * FROM flyway_schema_history ORDER BY installed_rank)")" \
 	"1:BASELINE 2:SQL 3:SQL" "V2 and V3 applied after the baseline, in Flyway's shape"
 
+# A failed row Flyway left (success = false): the refusal says how to
+# repair, not to roll back to a snapshot ferry never took.
+new_db fwfail
+sqlite3 "$DB" "$ddl CREATE TABLE t2 (x);
+	INSERT INTO flyway_schema_history VALUES (1, '2', 'b', 'SQL', 'V2__b.sql', NULL, 'me',
+	'2024-01-01 00:00:00.000', 0, 0);"
+fy "$DB" "$TMP/m-fwb" migrate
+expect_status 65 "a failed Flyway row"
+like "$err" "failed row for version 2.*flyway repair" "names the version and flyway repair"
+
 done_testing
