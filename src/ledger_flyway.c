@@ -194,15 +194,10 @@ static int add_row(void *arg, int ncols, const char *const *v)
 	else
 		snprintf(sha, sizeof(sha), "%s", m ? m->sha256 : "");
 	ledger_add(rd->s, rd->l, &ver, NULL, sha, v[2] && !strcmp(v[2], "0"));
-	if (v[2] && !strcmp(v[2], "0") && !rd->l->dirty_hint[0])
-		snprintf(
-			rd->l->dirty_hint, sizeof(rd->l->dirty_hint),
-			"flyway_schema_history has a failed row for version %s "
-			"(success = false): a run failed half-way, and ferry has no "
-			"snapshot of it. Fix the schema by hand, then remove the failed "
-			"row (`flyway repair`, or DELETE FROM flyway_schema_history WHERE "
-			"NOT success)",
-			v[0]);
+	if (v[2] && !strcmp(v[2], "0"))
+		ledger_failed_row(rd->l, "flyway_schema_history", v[0],
+				  "remove the failed row (`flyway repair`, or DELETE "
+				  "FROM flyway_schema_history WHERE NOT success)");
 	return 0;
 }
 

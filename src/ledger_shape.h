@@ -36,6 +36,11 @@ extern const struct ledger_shape ledger_golang_migrate, ledger_dbmate, ledger_go
  * version; sha256 NULL: the shipped file's (the tool checked it). */
 struct ledger_row *ledger_add(struct store *s, struct ledger *l, const struct version *v,
 			      const char *name, const char *sha256, bool dirty);
+/* A row the tool marked failed (success = false) for version text v: its
+ * hint, the first one only, says how to repair it with that tool (remedy:
+ * what to run once the schema is fixed by hand). */
+void ledger_failed_row(struct ledger *l, const char *table, const char *v,
+		       const char *remedy);
 /* Reads the versions of sql's first column, one row each; a row that is no
  * version is named (table) in s->err. */
 int ledger_read_versions(struct store *s, struct ledger *l, const char *sql,

@@ -20,6 +20,18 @@
 #include <time.h>
 #include <unistd.h>
 
+void ledger_failed_row(struct ledger *l, const char *table, const char *v,
+		       const char *remedy)
+{
+	if (l->dirty_hint[0])
+		return;
+	snprintf(l->dirty_hint, sizeof(l->dirty_hint),
+		 "%s has a failed row for version %s (success = false): a run "
+		 "failed half-way, and ferry has no snapshot of it. Fix the schema "
+		 "by hand, then %s",
+		 table, v, remedy);
+}
+
 struct ledger_row *ledger_add(struct store *s, struct ledger *l, const struct version *v,
 			      const char *name, const char *sha256, bool dirty)
 {

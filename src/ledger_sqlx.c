@@ -103,14 +103,15 @@ static int add_row(void *arg, int ncols, const char *const *v)
 	else
 		snprintf(sha, sizeof(sha), "%s", m ? m->sha256 : "");
 	ledger_add(rd->s, rd->l, &ver, NULL, sha, v[2] && !strcmp(v[2], "0"));
-	if (v[2] && !strcmp(v[2], "0") && !rd->l->dirty_hint[0])
-		snprintf(
-			rd->l->dirty_hint, sizeof(rd->l->dirty_hint),
-			"_sqlx_migrations has a failed row for version %s (success = "
-			"false): a run failed half-way, and ferry has no snapshot of it. "
-			"Fix the schema by hand, then remove that row (DELETE FROM "
-			"_sqlx_migrations WHERE version = %s) to run it again",
-			v[0], v[0]);
+	if (v[2] && !strcmp(v[2], "0")) {
+		char remedy[160];
+
+		snprintf(remedy, sizeof(remedy),
+			 "remove that row (DELETE FROM _sqlx_migrations WHERE "
+			 "version = %.40s) to run it again",
+			 v[0]);
+		ledger_failed_row(rd->l, "_sqlx_migrations", v[0], remedy);
+	}
 	return 0;
 }
 

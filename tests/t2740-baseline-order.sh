@@ -178,4 +178,17 @@ fy "$DB" "$TMP/m-fwb" migrate
 expect_status 65 "a failed Flyway row"
 like "$err" "failed row for version 2.*flyway repair" "names the version and flyway repair"
 
+# The same for a failed row sqlx left: named, with sqlx's way out.
+mkdir -p "$TMP/m-sq"
+echo 'CREATE TABLE s1 (x);' >"$TMP/m-sq/0001_s1.sql"
+echo 'CREATE TABLE s2 (x);' >"$TMP/m-sq/0002_s2.sql"
+new_db sqlxddl
+FERRY_MIGRATIONS_LEDGER=sqlx fy "$DB" "$TMP/m-sq" migrate
+expect_status 0 "a database with sqlx's ledger"
+sqlite3 "$DB" "UPDATE _sqlx_migrations SET success = 0 WHERE version = 2"
+fy "$DB" "$TMP/m-sq" migrate
+expect_status 65 "a failed sqlx row"
+like "$err" "_sqlx_migrations has a failed row for version 2.*DELETE FROM _sqlx_migrations WHERE version = 2" \
+	"names the version and how to remove the row"
+
 done_testing
